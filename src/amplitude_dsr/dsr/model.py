@@ -1,0 +1,227 @@
+"""Domain records of a privacy request: what was asked, how it was resolved, what was found.
+
+These are plain data (pydantic, JSON-serialisable) shared by the workflows, the store and the
+reports. They hold identifiers of the data subject, so they are written only to our own
+database and to the reports meant for the data subject, never to logs.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from amplitude_dsr.errors import UsageError
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class IdentifierKind(StrEnum):
+    """The identifier categories a request may carry."""
+
+    EMAIL = "email"
+    USER_ID = "user_id"
+    AMPLITUDE_ID = "amplitude_id"
+    DEVICE_ID = "device_id"
+
+
+class Identifier(BaseModel):
+    """One identifier of the data subject, validated on construction via :meth:`parse`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: IdentifierKind
+    value: str
+
+    @classmethod
+    def parse(cls, kind: str, value: str) -> Identifier:
+        """Validate ``value`` for ``kind``; raise :class:`UsageError` (no value echoed) if bad."""
+        try:
+            k = IdentifierKind(kind.strip().lower().replace("-", "_"))
+        except ValueError:
+            allowed = ", ".join(k.value for k in IdentifierKind)
+            raise UsageError(f"unknown identifier kind {kind!r} (expected one of: {allowed})") from None
+        v = value.strip()
+        if not v:
+            raise UsageError(f"empty {k.value}")
+        if k is IdentifierKind.EMAIL and not _EMAIL.match(v):
+            raise UsageError("malformed email address")
+        if k is IdentifierKind.AMPLITUDE_ID and not (v.isdigit() and 0 < int(v) < 2**63):
+            raise UsageError("an Amplitude ID must be a positive integer")
+        return cls(kind=k, value=v)
+
+    def redacted(self) -> str:
+        """A log-safe label: the kind only, never the value."""
+        return f"<{self.kind.value}>"
+
+
+Regulation = Literal["gdpr", "ccpa"]
+REGULATION_DAYS: dict[str, int] = {"gdpr": 30, "ccpa": 45}
+
+
+class Candidate(BaseModel):
+    """One match returned by User Search, and what we decided about it."""
+
+    amplitude_id: int
+    user_id: str | None = None
+    accepted: bool
+    reason: str
+
+
+class SearchAttempt(BaseModel):
+    """One User Search call made for one identifier in one project."""
+
+    identifier: Identifier
+    project: str
+    term_kind: str  # what the searched term is: the identifier itself or a mapped user_id
+    via: Literal["identifier", "identity_map"] = "identifier"
+    term: str
+    match_type: str
+    candidates: list[Candidate] = Field(default_factory=list)
+
+
+class Subject(BaseModel):
+    """One Amplitude user (a canonical Amplitude ID in one project) found for the request."""
+
+    project: str
+    amplitude_id: int
+    merged_amplitude_ids: list[int] = Field(default_factory=list)
+    user_id: str | None = None
+    device_ids: list[str] = Field(default_factory=list)
+    matched_by: list[Identifier] = Field(default_factory=list)
+
+    @property
+    def all_amplitude_ids(self) -> list[int]:
+        """The canonical ID followed by every merged ID, without duplicates."""
+        seen: dict[int, None] = {self.amplitude_id: None}
+        for merged in self.merged_amplitude_ids:
+            seen.setdefault(merged, None)
+        return list(seen)
+
+    @property
+    def key(self) -> str:
+        return f"{self.project}:{self.amplitude_id}"
+
+
+class Resolution(BaseModel):
+    """How every identifier was resolved: the searches made and the subjects accepted."""
+
+    attempts: list[SearchAttempt] = Field(default_factory=list)
+    subjects: list[Subject] = Field(default_factory=list)
+
+    def unresolved(self) -> list[Identifier]:
+        """Identifiers for which no candidate was accepted in any project."""
+        found = {a.identifier for a in self.attempts if any(c.accepted for c in a.candidates)}
+        seen: dict[Identifier, None] = {}
+        for attempt in self.attempts:
+            if attempt.identifier not in found:
+                seen.setdefault(attempt.identifier, None)
+        return list(seen)
+
+
+class SessionSummary(BaseModel):
+    """One session of a subject, as shown in reports."""
+
+    session_id: int
+    start: str | None = None
+    end: str | None = None
+    event_count: int
+
+
+class DsarInfo(BaseModel):
+    """What happened to the DSAR export of one subject (org keys only)."""
+
+    request_id: int | None = None
+    status: str
+    fail_reason: str | None = None
+    files: int = 0
+    events: int = 0
+    fell_back_to_project_keys: bool = False
+
+
+class SubjectData(BaseModel):
+    """What was collected for one subject. Events live in a JSON-lines file (``events_path``) so
+    that a large export never sits in memory."""
+
+    subject: Subject
+    summary: dict[str, Any] = Field(default_factory=dict)
+    sources: list[str] = Field(default_factory=list)
+    event_count: int = 0
+    events_by_type: dict[str, int] = Field(default_factory=dict)
+    sessions: list[SessionSummary] = Field(default_factory=list)
+    most_recent_session_complete: bool = True
+    events_path: str | None = None
+    dsar: DsarInfo | None = None
+
+
+class AccessResult(BaseModel):
+    """Everything the access report needs."""
+
+    request_id: str
+    created_at: datetime
+    completed_at: datetime
+    regulation: Regulation = "gdpr"
+    identifiers: list[Identifier]
+    resolution: Resolution
+    subjects: list[SubjectData] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class Receipt(BaseModel):
+    """Amplitude's answer to one deletion submission, for one project job."""
+
+    project: str
+    batch_id: str
+    job_day: str
+    status: str
+    amplitude_ids: list[int]
+    requested_on_day: str | None = None
+    invalid_ids: list[str] = Field(default_factory=list)
+    app: int | None = None
+    recorded_at: datetime
+    reconciled: bool = False  # True when rebuilt from a job listing after an uncertain POST
+
+
+class StatusChange(BaseModel):
+    """One status change of a deletion request or one of its jobs."""
+
+    at: datetime
+    scope: str  # "request" or "job <project> <day>"
+    status: str
+    detail: str = ""
+
+
+VerificationOutcome = Literal["verified", "recollected"]
+
+
+class Verification(BaseModel):
+    """The result of searching an identifier again after its deletion job is done."""
+
+    identifier: Identifier
+    project: str
+    outcome: VerificationOutcome
+    checked_at: datetime
+    deleted_amplitude_ids: list[int] = Field(default_factory=list)
+    found_amplitude_ids: list[int] = Field(default_factory=list)
+    detail: str = ""
+
+
+class DeletionResult(BaseModel):
+    """Everything the deletion certificate needs."""
+
+    request_id: str
+    created_at: datetime
+    completed_at: datetime | None = None
+    regulation: Regulation = "gdpr"
+    requester: str
+    org_wide: bool = False
+    status: str
+    identifiers: list[Identifier]
+    resolution: Resolution
+    receipts: list[Receipt] = Field(default_factory=list)
+    history: list[StatusChange] = Field(default_factory=list)
+    verifications: list[Verification] = Field(default_factory=list)
+    audit_head: str | None = None
