@@ -1,0 +1,242 @@
+"""Append-only, hash-chained audit trail of every privacy request (table ``dsr_audit``).
+
+Each row stores ``hash = sha256(canonical_json([prev_hash, request_id, at, kind, detail]))`` where
+``prev_hash`` is the hash of the row before it (``"0" * 64`` for the first row). There is one chain
+for the whole database, ordered by ``id``. Editing a row breaks its own hash; deleting or
+re-ordering rows breaks the ``prev_hash`` link of the row after the gap; :func:`verify` walks the
+chain and raises :class:`AuditTamperDetected` at the first row that does not check out. Removing
+rows from the *end* is only visible against a head hash recorded elsewhere (the deletion
+certificate records it), so compare :func:`verify`'s result with such an anchor.
+
+Appenders never fork the chain: the previous hash is read inside the same write transaction that
+inserts the new row, after taking the database's writer lock (PostgreSQL: a transaction-scoped
+advisory lock; SQLite: the INSERT itself takes the single write lock, and the previous row is read
+after it). The lock is held until the caller commits, so keep audit transactions short. On
+PostgreSQL use the default READ COMMITTED isolation for audit transactions.
+
+``detail`` is evidence for the data subject, so it may name identifiers, but prefer
+:func:`identifier_digest` (an unkeyed SHA-256 a data subject can recompute from their own
+identifier) over clear values. Keys that look like secrets are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from amplitude_dsr.errors import AuditTamperDetected
+
+__all__ = [
+    "AUDIT_METADATA",
+    "GENESIS_HASH",
+    "AuditEntry",
+    "append",
+    "canonical_json",
+    "chain_hash",
+    "create_audit_tables",
+    "dsr_audit",
+    "entries",
+    "head",
+    "identifier_digest",
+    "verify",
+]
+
+GENESIS_HASH = "0" * 64
+# Arbitrary constant key of the PostgreSQL advisory lock that serialises audit appenders.
+_PG_LOCK_KEY = 0x414D_5044_5352_4155  # "AMPDSRAU"
+_SECRET_WORDS = ("secret", "password", "api_key", "apikey", "token", "authorization")
+
+AUDIT_METADATA = MetaData()
+
+dsr_audit = Table(
+    "dsr_audit",
+    AUDIT_METADATA,
+    Column(
+        "id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("request_id", String(200), nullable=False, index=True),
+    Column("at", String(40), nullable=False),  # ISO 8601 UTC, hashed exactly as stored
+    Column("kind", String(100), nullable=False),
+    Column("detail", Text, nullable=False),  # canonical JSON of the detail object
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the audit trail."""
+
+    id: int
+    request_id: str
+    at: datetime
+    kind: str
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise ``value`` deterministically: sorted keys, no spaces, UTF-8, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def chain_hash(
+    prev_hash: str, request_id: str, at: str, kind: str, detail: Mapping[str, Any]
+) -> str:
+    """The hash of one audit row: SHA-256 over the canonical JSON of its linked fields."""
+    payload = canonical_json([prev_hash, request_id, at, kind, detail])
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def identifier_digest(kind: str, value: str) -> str:
+    """A pseudonymous form of an identifier for audit details: ``sha256:<hex>`` of ``kind:value``.
+
+    Unkeyed on purpose, so the data subject (or a regulator) can recompute it from the identifier
+    and find their entries. Emails are guessable, so this is pseudonymisation, not anonymisation.
+    """
+    return "sha256:" + hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
+
+
+def create_audit_tables(engine: Engine) -> None:
+    """Create ``dsr_audit`` (and its index) if it does not exist."""
+    AUDIT_METADATA.create_all(engine)
+
+
+def append(
+    conn_or_session: Connection | Session,
+    request_id: str,
+    kind: str,
+    detail: Mapping[str, Any],
+    *,
+    at: datetime | None = None,
+) -> AuditEntry:
+    """Append one entry to the chain inside the caller's transaction (the caller commits).
+
+    Raises ``ValueError`` if ``detail`` is not JSON-serialisable or has a secret-looking key.
+    """
+    conn = conn_or_session.connection() if isinstance(conn_or_session, Session) else conn_or_session
+    clean: dict[str, Any] = json.loads(canonical_json(dict(detail)))
+    _refuse_secrets(clean)
+    stamp = _iso(at or datetime.now(UTC))
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+    # Insert first: on SQLite this takes the write lock, so the previous row read below is final.
+    new_id = conn.execute(
+        insert(dsr_audit)
+        .values(
+            request_id=request_id,
+            at=stamp,
+            kind=kind,
+            detail=canonical_json(clean),
+            prev_hash="",
+            hash="",
+        )
+        .returning(dsr_audit.c.id)
+    ).scalar_one()
+    prev = conn.execute(
+        select(dsr_audit.c.hash)
+        .where(dsr_audit.c.id < new_id)
+        .order_by(dsr_audit.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    prev_hash = prev or GENESIS_HASH
+    digest = chain_hash(prev_hash, request_id, stamp, kind, clean)
+    conn.execute(
+        update(dsr_audit).where(dsr_audit.c.id == new_id).values(prev_hash=prev_hash, hash=digest)
+    )
+    return AuditEntry(
+        new_id, request_id, datetime.fromisoformat(stamp), kind, clean, prev_hash, digest
+    )
+
+
+def entries(conn: Connection, request_id: str | None = None) -> list[AuditEntry]:
+    """Every entry (or those of one request) in chain order. Does not verify; see :func:`verify`."""
+    query = select(dsr_audit).order_by(dsr_audit.c.id)
+    if request_id is not None:
+        query = query.where(dsr_audit.c.request_id == request_id)
+    return [
+        AuditEntry(
+            row.id,
+            row.request_id,
+            datetime.fromisoformat(row.at),
+            row.kind,
+            json.loads(row.detail),
+            row.prev_hash,
+            row.hash,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def verify(conn: Connection) -> str:
+    """Walk the whole chain; return the head hash, or raise :class:`AuditTamperDetected` at the
+    first row whose link or content does not match (an edited, deleted or re-ordered row)."""
+    expected_prev = GENESIS_HASH
+    query = select(dsr_audit).order_by(dsr_audit.c.id).execution_options(yield_per=1000)
+    for row in conn.execute(query):
+        try:
+            detail = json.loads(row.detail)
+        except ValueError:
+            raise AuditTamperDetected(row.id) from None
+        if row.prev_hash != expected_prev:
+            raise AuditTamperDetected(row.id)
+        if chain_hash(row.prev_hash, row.request_id, row.at, row.kind, detail) != row.hash:
+            raise AuditTamperDetected(row.id)
+        expected_prev = row.hash
+    return expected_prev
+
+
+def head(conn: Connection) -> str:
+    """The hash of the last row (``GENESIS_HASH`` when the trail is empty). Does not verify."""
+    last = conn.execute(
+        select(dsr_audit.c.hash).order_by(dsr_audit.c.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    return last or GENESIS_HASH
+
+
+def _iso(at: datetime) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _refuse_secrets(value: Any) -> None:
+    items: Iterable[Any]
+    if isinstance(value, dict):
+        for key in value:
+            lowered = str(key).lower()
+            if any(word in lowered for word in _SECRET_WORDS):
+                raise ValueError(
+                    f"audit detail key {key!r} looks like a secret; never audit secrets"
+                )
+        items = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return
+    for item in items:
+        _refuse_secrets(item)
