@@ -1,0 +1,376 @@
+"""A rate and concurrency budget shared by every process that uses the same database.
+
+Why not DBOS queues: DESIGN.md measured that a DBOS queue rate limit does not hold across two
+processes on SQLite. So the budget keeps its own two tables and changes them atomically, one
+short transaction per step (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on
+PostgreSQL):
+
+``<prefix>_bucket(pool, scope, tokens, updated_at, paused_until, last_fire)``
+    A token bucket per pool and scope (project or org). Tokens refill at
+    ``fraction x documented rate x rate_scale`` up to a small capacity (see
+    :func:`~amplitude_dsr.amplitude.limits.bucket_capacity`). A caller *reserves* its tokens
+    (the balance may go negative) and sleeps until they would have existed, so waiting callers
+    are served in order without polling. ``paused_until`` is set after a 429 and stops every
+    process from spending that pool until then. ``last_fire`` enforces the documented spacing
+    of a one-per-window pool (deletions: 1 per second) at the moment a call really starts.
+``<prefix>_slot(pool, scope, slot, holder, expires_at)``
+    One row per concurrency slot. A call claims a free (or expired) row for each pool it holds
+    and releases it afterwards; a crashed process's lease expires after ``lease_seconds``.
+
+Time is epoch seconds from the injectable ``clock``; tests use a fake clock and sleep.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from amplitude_dsr.amplitude.limits import (
+    bucket_capacity,
+    bucket_rate,
+    min_call_cost,
+    min_interval,
+    pool_spec,
+    slot_count,
+)
+from amplitude_dsr.errors import BudgetExhausted
+
+SLOT_POLL_MIN = 0.02  # seconds between attempts to claim a busy concurrency slot
+SLOT_POLL_MAX = 0.25
+SQLITE_BUSY_TIMEOUT = 60.0  # seconds SQLite waits for the write lock before failing
+
+
+def normalize_database_url(url: str) -> str:
+    """The SQLAlchemy URL for ``url``: ``postgresql://`` and ``postgres://`` use psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _make_engine(url: str) -> Engine:
+    url = normalize_database_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+
+        @event.listens_for(engine, "connect")
+        def _autocommit_driver(dbapi_connection: object, _record: object) -> None:
+            # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE itself.
+            dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Budget:
+    """Token buckets and concurrency slots per pool and scope, held in the database.
+
+    ``acquire`` waits for rate tokens and for a slot in each concurrency pool the call holds;
+    when the wait would exceed ``max_inline_wait`` seconds it raises
+    :class:`~amplitude_dsr.errors.BudgetExhausted` with ``resume_at`` so a durable workflow
+    can sleep instead of blocking a worker.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        fraction: float = 0.75,
+        rate_scale: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        max_inline_wait: float = 30.0,
+        lease_seconds: float = 90.0,
+        table_prefix: str = "amplitude_budget",
+    ) -> None:
+        if not 0 < fraction <= 1:
+            raise ValueError("fraction must be in (0, 1]")
+        if rate_scale <= 0:
+            raise ValueError("rate_scale must be positive")
+        self.fraction = fraction
+        self.rate_scale = rate_scale
+        self.clock = clock
+        self.sleep = sleep
+        self.max_inline_wait = max_inline_wait
+        self.lease_seconds = lease_seconds
+        self._engine = _make_engine(database_url)
+        self._is_pg = self._engine.dialect.name == "postgresql"
+        self._metadata = sa.MetaData()
+        self.bucket = sa.Table(
+            f"{table_prefix}_bucket",
+            self._metadata,
+            sa.Column("pool", sa.String(32), primary_key=True),
+            sa.Column("scope", sa.String(128), primary_key=True),
+            sa.Column("tokens", sa.Float, nullable=False),
+            sa.Column("updated_at", sa.Float, nullable=False),
+            sa.Column("paused_until", sa.Float, nullable=False),
+            sa.Column("last_fire", sa.Float, nullable=False),
+        )
+        self.slot = sa.Table(
+            f"{table_prefix}_slot",
+            self._metadata,
+            sa.Column("pool", sa.String(32), primary_key=True),
+            sa.Column("scope", sa.String(128), primary_key=True),
+            sa.Column("slot", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("holder", sa.String(32), nullable=True),
+            sa.Column("expires_at", sa.Float, nullable=False),
+        )
+        self._ready: set[tuple[str, str]] = set()
+        self._tables_ready = False
+        self._lock = threading.Lock()
+        self._rng = random.Random()
+
+    # --- setup -------------------------------------------------------------------------
+
+    def create_tables(self) -> None:
+        """Create the budget tables if missing (safe to call from several processes)."""
+        try:
+            self._metadata.create_all(self._engine, checkfirst=True)
+        except sa.exc.DBAPIError:
+            # Another process created them between the check and the CREATE.
+            self._metadata.create_all(self._engine, checkfirst=True)
+        self._tables_ready = True
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+    def _ensure_tables(self) -> None:
+        if not self._tables_ready:
+            with self._lock:
+                if not self._tables_ready:
+                    self.create_tables()
+
+    def _ensure(self, conn: Connection, pools: tuple[str, ...], scope: str) -> None:
+        for pool in pools:
+            if (pool, scope) in self._ready:
+                continue
+            insert = postgresql.insert if self._is_pg else sqlite.insert
+            spec = pool_spec(pool)
+            capacity = bucket_capacity(spec, self.fraction, min_call_cost(pool))
+            conn.execute(
+                insert(self.bucket)
+                .values(
+                    pool=pool,
+                    scope=scope,
+                    tokens=capacity,
+                    updated_at=self.clock(),
+                    paused_until=0.0,
+                    last_fire=0.0,
+                )
+                .on_conflict_do_nothing()
+            )
+            slots = max(spec.concurrency or 0, slot_count(spec, self.fraction))
+            if slots:
+                conn.execute(
+                    insert(self.slot)
+                    .values(
+                        [
+                            {
+                                "pool": pool,
+                                "scope": scope,
+                                "slot": i,
+                                "holder": None,
+                                "expires_at": 0.0,
+                            }
+                            for i in range(slots)
+                        ]
+                    )
+                    .on_conflict_do_nothing()
+                )
+            self._ready.add((pool, scope))
+
+    # --- public API ----------------------------------------------------------------------
+
+    def acquire(self, pool: str, scope: str, cost: int = 1) -> AbstractContextManager[None]:
+        """Wait for ``cost`` tokens of ``pool`` and a concurrency slot in every pool the call
+        holds (``rest`` for every Dashboard/privacy call), for ``scope`` (a project or org key
+        hash, never a secret). Use as ``with budget.acquire("user", scope): ...``.
+
+        Raises :class:`~amplitude_dsr.errors.BudgetExhausted` when the wait would exceed
+        ``max_inline_wait``; nothing is spent then.
+        """
+        spec = pool_spec(pool)
+        if cost < 1:
+            raise ValueError("cost must be at least 1")
+        capacity = bucket_capacity(spec, self.fraction, min_call_cost(pool))
+        if cost > capacity:
+            raise ValueError(f"cost {cost} exceeds the {pool} bucket capacity {capacity}")
+        return self._acquire(pool, scope, cost)
+
+    def pause(self, pool: str, scope: str, until: float) -> None:
+        """After a 429: no process spends ``pool`` for ``scope`` before ``until`` (epoch
+        seconds), and the bucket restarts empty then, so the pool resumes without a burst."""
+        pool_spec(pool)
+        self._ensure_tables()
+        with self._engine.begin() as conn:
+            self._ensure(conn, (pool,), scope)
+            row = self._lock_bucket(conn, pool, scope)
+            conn.execute(
+                self.bucket.update()
+                .where(self.bucket.c.pool == pool, self.bucket.c.scope == scope)
+                .values(
+                    paused_until=max(row.paused_until, until),
+                    tokens=min(row.tokens, 0.0),
+                    updated_at=max(row.updated_at, until),
+                )
+            )
+
+    def paused_until(self, pool: str, scope: str) -> float:
+        """The epoch second until which ``pool`` is paused for ``scope`` (0 when never)."""
+        self._ensure_tables()
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                sa.select(self.bucket.c.paused_until).where(
+                    self.bucket.c.pool == pool, self.bucket.c.scope == scope
+                )
+            ).scalar()
+            conn.rollback()
+        return float(value or 0.0)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _lock_bucket(self, conn: Connection, pool: str, scope: str) -> Any:
+        """The bucket row of ``pool``/``scope``, locked until the transaction ends."""
+        query = sa.select(
+            self.bucket.c.tokens,
+            self.bucket.c.updated_at,
+            self.bucket.c.paused_until,
+            self.bucket.c.last_fire,
+        ).where(self.bucket.c.pool == pool, self.bucket.c.scope == scope)
+        return conn.execute(query.with_for_update()).one()
+
+    @contextmanager
+    def _acquire(self, pool: str, scope: str, cost: int) -> Iterator[None]:
+        holder = uuid.uuid4().hex
+        claimed = self._wait_and_claim(pool, scope, cost, holder)
+        try:
+            yield
+        finally:
+            if claimed:
+                self._release(scope, holder, claimed)
+
+    def _exhausted(self, pool: str, resume_at: float) -> BudgetExhausted:
+        when = datetime.fromtimestamp(resume_at, UTC)
+        return BudgetExhausted(
+            f"the {pool} budget has no room within {self.max_inline_wait:g} s",
+            resume_at=when,
+            pool=pool,
+        )
+
+    def _wait_and_claim(self, pool: str, scope: str, cost: int, holder: str) -> list[str]:
+        spec = pool_spec(pool)
+        rate = bucket_rate(spec, self.fraction, self.rate_scale)
+        capacity = bucket_capacity(spec, self.fraction, min_call_cost(pool))
+        gap = min_interval(spec, self.rate_scale)
+        holds = tuple(p for p in spec.holds if slot_count(pool_spec(p), self.fraction))
+        started = self.clock()
+        reserved = False
+        self._ensure_tables()
+        while True:
+            with self._engine.begin() as conn:
+                self._ensure(conn, (pool, *holds), scope)
+                row = self._lock_bucket(conn, pool, scope)
+                now = self.clock()
+                waited = now - started
+                wait = 0.0
+                resume_at = now
+                if row.paused_until > now:
+                    wait, resume_at = row.paused_until - now, row.paused_until
+                elif not reserved:
+                    # Reserve the tokens now (the balance may go negative), then sleep until
+                    # they would have existed: waiting callers are served in order.
+                    tokens = row.tokens
+                    if rate is not None:
+                        tokens = min(capacity, tokens + max(0.0, now - row.updated_at) * rate)
+                        wait = max(0.0, (cost - tokens) / rate)
+                    resume_at = now + wait
+                    if waited + wait > self.max_inline_wait:
+                        raise self._exhausted(pool, resume_at)
+                    if rate is not None:
+                        conn.execute(
+                            self.bucket.update()
+                            .where(self.bucket.c.pool == pool, self.bucket.c.scope == scope)
+                            .values(tokens=tokens - cost, updated_at=max(now, row.updated_at))
+                        )
+                    reserved = True
+                if wait <= 0:
+                    # Tokens are ours: fire now unless the spacing gate or a busy slot says no.
+                    gate = row.last_fire + gap - now
+                    if gate > 0:
+                        wait, resume_at = gate, now + gate
+                    elif not holds or self._claim(conn, holds, scope, holder, now):
+                        if gap:
+                            conn.execute(
+                                self.bucket.update()
+                                .where(self.bucket.c.pool == pool, self.bucket.c.scope == scope)
+                                .values(last_fire=now)
+                            )
+                        return list(holds)
+                    else:
+                        wait = self._rng.uniform(SLOT_POLL_MIN, SLOT_POLL_MAX)
+                        resume_at = now + SLOT_POLL_MAX
+                if waited + wait > self.max_inline_wait:
+                    raise self._exhausted(pool, resume_at)
+            self.sleep(wait)
+
+    def _claim(
+        self, conn: Connection, holds: tuple[str, ...], scope: str, holder: str, now: float
+    ) -> bool:
+        picks: list[tuple[str, int]] = []
+        for pool in holds:
+            slots = slot_count(pool_spec(pool), self.fraction)
+            query = (
+                sa.select(self.slot.c.slot)
+                .where(
+                    self.slot.c.pool == pool,
+                    self.slot.c.scope == scope,
+                    self.slot.c.slot < slots,
+                    sa.or_(self.slot.c.holder.is_(None), self.slot.c.expires_at < now),
+                )
+                .order_by(self.slot.c.slot)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            free = conn.execute(query).scalar()
+            if free is None:
+                return False
+            picks.append((pool, free))
+        for pool, number in picks:
+            conn.execute(
+                self.slot.update()
+                .where(
+                    self.slot.c.pool == pool,
+                    self.slot.c.scope == scope,
+                    self.slot.c.slot == number,
+                )
+                .values(holder=holder, expires_at=now + self.lease_seconds)
+            )
+        return True
+
+    def _release(self, scope: str, holder: str, pools: list[str]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                self.slot.update()
+                .where(
+                    self.slot.c.scope == scope,
+                    self.slot.c.pool.in_(pools),
+                    self.slot.c.holder == holder,
+                )
+                .values(holder=None, expires_at=0.0)
+            )
