@@ -74,6 +74,7 @@ class Settings(BaseModel):
     budget_fraction: float = Field(0.75, gt=0, le=1)
     rate_scale: float = Field(1.0, gt=0)
     requester: str = "amplitude-dsr"
+    max_linger: float = Field(300.0, ge=0)  # seconds a partial deletion batch may wait for more IDs
 
     def project(self, name: str | None = None) -> ProjectConfig:
         """The named project, or the only/first one. Raises ConfigError if none is configured."""
@@ -106,6 +107,7 @@ class _Env(BaseSettings):
     amplitude_dsr_budget_fraction: str | None = None
     amplitude_dsr_rate_scale: str | None = None
     amplitude_dsr_requester: str | None = None
+    amplitude_dsr_max_linger: str | None = None
     amplitude_dsr_config: str | None = None
 
 
@@ -151,6 +153,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         "budget_fraction": env.amplitude_dsr_budget_fraction,
         "rate_scale": env.amplitude_dsr_rate_scale,
         "requester": env.amplitude_dsr_requester,
+        "max_linger": env.amplitude_dsr_max_linger,
     }
     data.update({k: v for k, v in scalar_env.items() if v is not None})
     data.update({k: v for k, v in overrides.items() if v is not None})
@@ -160,3 +163,16 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"invalid configuration at {where}: {first['msg']}") from None
+
+
+def normalize_database_url(url: str) -> str:
+    """The SQLAlchemy URL for ``url``: ``postgresql://`` gets the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def dbos_database_url(url: str) -> str:
+    """The URL DBOS expects for the same database (it picks its own PostgreSQL driver)."""
+    return normalize_database_url(url).replace("postgresql+psycopg://", "postgresql://", 1)

@@ -194,7 +194,7 @@ class StatusChange(BaseModel):
     detail: str = ""
 
 
-VerificationOutcome = Literal["verified", "recollected"]
+VerificationOutcome = Literal["verified", "recollected", "still_present"]
 
 
 class Verification(BaseModel):

@@ -1,0 +1,114 @@
+"""Shared CLI plumbing: settings, identifiers, output, and the one error policy.
+
+Exit codes (DESIGN.md contract): 0 success; 2 usage or configuration error; 1 any other
+failure, with a one-line reason on stderr and no traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from amplitude_dsr.config import Settings, load_settings
+from amplitude_dsr.dsr.model import Identifier
+from amplitude_dsr.dsr.runtime import Runtime, open_runtime
+from amplitude_dsr.errors import DsrError, UsageError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    """Global options, set by the root callback."""
+
+    config: Path | None = None
+    debug: bool = False
+
+
+def guarded(func: F) -> F:
+    """Apply the error policy: one line on stderr, exit 2 for usage errors, 1 otherwise."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except UsageError as exc:
+            _fail(exc, 2)
+        except DsrError as exc:
+            _fail(exc, 1)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if State.debug:
+                raise
+            _fail(exc, 1, unexpected=True)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(exc: BaseException, code: int, *, unexpected: bool = False) -> None:
+    if State.debug:
+        logging.getLogger("amplitude_dsr").exception("failed")
+    message = f"unexpected {type(exc).__name__} (run with --debug for details)" if unexpected else str(exc)
+    err.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def settings(**overrides: Any) -> Settings:
+    """Settings from the config file, the environment and command-line overrides."""
+    return load_settings(State.config, **overrides)
+
+
+@contextmanager
+def runtime(role: str, **overrides: Any) -> Iterator[Runtime]:
+    rt = open_runtime(settings(**overrides), role=role)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def identifiers(
+    emails: list[str] | None, user_ids: list[str] | None, amplitude_ids: list[str] | None, device_ids: list[str] | None
+) -> list[Identifier]:
+    """Validated identifiers from the repeatable flags (UsageError on the first bad one)."""
+    result: list[Identifier] = []
+    for kind, values in (("email", emails), ("user_id", user_ids), ("amplitude_id", amplitude_ids), ("device_id", device_ids)):
+        for value in values or []:
+            ident = Identifier.parse(kind, value)
+            if ident not in result:
+                result.append(ident)
+    if not result:
+        raise UsageError("give at least one identifier: --email, --user-id, --amplitude-id or --device-id")
+    return result
+
+
+def emit_json(document: Any) -> None:
+    """Print exactly one JSON document on stdout."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+EMAIL_OPT = typer.Option(None, "--email", help="Email of the data subject (searched as a user ID unless an identity map translates it). Repeatable.")
+USER_ID_OPT = typer.Option(None, "--user-id", help="Amplitude user_id (exact, case-sensitive). Repeatable.")
+AMPLITUDE_ID_OPT = typer.Option(None, "--amplitude-id", help="Numeric Amplitude ID. Repeatable.")
+DEVICE_ID_OPT = typer.Option(None, "--device-id", help="Device ID (anonymous users). Repeatable.")
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout instead of text.")
+PROJECT_OPT = typer.Option(None, "--project", help="Limit to these configured projects (default: all). Repeatable.")
+IDENTITY_MAP_OPT = typer.Option(None, "--identity-map", help="CSV file (email,user_id) or http(s) lookup URL translating emails to user IDs.")
+REGULATION_OPT = typer.Option("gdpr", "--regulation", help="gdpr (30-day deadline) or ccpa (45 days).")
+OUT_OPT = typer.Option(None, "--out", help="Directory for reports and certificates (default: <data dir>/output).")

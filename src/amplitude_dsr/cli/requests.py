@@ -1,0 +1,173 @@
+"""``access``, ``delete``, ``status`` and ``cancel``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from amplitude_dsr.cli import common
+from amplitude_dsr.cli.common import (
+    AMPLITUDE_ID_OPT, DEVICE_ID_OPT, EMAIL_OPT, IDENTITY_MAP_OPT, JSON_OPT, OUT_OPT, PROJECT_OPT,
+    REGULATION_OPT, USER_ID_OPT, guarded,
+)  # fmt: skip
+from amplitude_dsr.dsr import api
+from amplitude_dsr.errors import DomainError
+from amplitude_dsr.store import repo
+from amplitude_dsr.store.db import make_engine
+
+
+def request_document(row: repo.RequestRow) -> dict[str, Any]:
+    """A JSON-safe summary of a request: no identifier values, only kinds and counts."""
+    now = datetime.now(UTC)
+    doc: dict[str, Any] = {
+        "request_id": row.id, "kind": row.kind, "status": row.status, "regulation": row.regulation,
+        "created_at": row.created_at.isoformat(), "deadline": row.deadline.isoformat(),
+        "overdue": (row.completed_at or now) > row.deadline,
+        "identifier_kinds": sorted({i["kind"] for i in row.identifiers}),
+        "out_dir": row.out_dir, "error": row.error,
+    }  # fmt: skip
+    result = row.result or {}
+    if row.kind == "access" and "subjects" in result:
+        doc["subjects"] = result["subjects"]
+        doc["unresolved_identifiers"] = result.get("unresolved", 0)
+    if row.out_dir:
+        doc["files"] = sorted(str(p) for p in Path(row.out_dir).glob("*") if p.is_file())
+    return doc
+
+
+def access(
+    email: list[str] = EMAIL_OPT,
+    user_id: list[str] = USER_ID_OPT,
+    amplitude_id: list[str] = AMPLITUDE_ID_OPT,
+    device_id: list[str] = DEVICE_ID_OPT,
+    project: list[str] = PROJECT_OPT,
+    full_history: bool = typer.Option(False, "--full-history", help="Page through every event (costs one user-pool call per 1000 events)."),
+    identity_map: str = IDENTITY_MAP_OPT,
+    out: Path = OUT_OPT,
+    regulation: str = REGULATION_OPT,
+    no_wait: bool = typer.Option(False, "--no-wait", help="Return the request ID at once (a worker finishes it)."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Collect what Amplitude holds about a person: JSON export, HTML report, CSV, manifest."""
+    _run_request("access", locals(), wait=not no_wait)
+
+
+def delete(
+    email: list[str] = EMAIL_OPT,
+    user_id: list[str] = USER_ID_OPT,
+    amplitude_id: list[str] = AMPLITUDE_ID_OPT,
+    device_id: list[str] = DEVICE_ID_OPT,
+    project: list[str] = PROJECT_OPT,
+    org_wide: bool = typer.Option(False, "--org-wide", help="Delete from every project of the organisation (delete_from_org)."),
+    identity_map: str = IDENTITY_MAP_OPT,
+    out: Path = OUT_OPT,
+    regulation: str = REGULATION_OPT,
+    wait: bool = typer.Option(False, "--wait", help="Follow the deletion to a final state (verified, recollected, ...)."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Schedule whole-record deletion; returns a request ID at once unless --wait."""
+    _run_request("deletion", locals(), wait=wait)
+
+
+@guarded
+def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
+    idents = common.identifiers(args["email"], args["user_id"], args["amplitude_id"], args["device_id"])
+    options: dict[str, Any] = {
+        "projects": list(args["project"] or []),
+        "identity_map": args["identity_map"],
+        "out_dir": str(Path(args["out"]).resolve()) if args["out"] else None,
+    }
+    if kind == "access":
+        options["full_history"] = bool(args["full_history"])
+    else:
+        options["org_wide"] = bool(args["org_wide"])
+    with common.runtime("auto" if wait else "submitter") as rt:
+        request_id, _ = api.submit(rt, kind, idents, options=options, regulation=args["regulation"])
+        if wait:
+            api.wait(request_id)
+        row = repo.get_request(rt.engine, request_id)
+        worker_running = rt.executor is False
+    doc = request_document(row)
+    if args["json_out"]:
+        common.emit_json(doc)
+    else:
+        _print_request(doc, waited=wait, worker_running=worker_running)
+    if row.status == "failed":
+        raise DomainError(row.error or "the request failed")
+
+
+def _print_request(doc: dict[str, Any], *, waited: bool, worker_running: bool) -> None:
+    out = common.out
+    out.print(f"request [bold]{doc['request_id']}[/] ({doc['kind']}): [bold]{doc['status']}[/]")
+    for subject in doc.get("subjects", []):
+        out.print(f"  subject in project {subject['project']}: {subject['events']} events from {', '.join(subject['sources'])}")
+    if doc["kind"] == "access" and doc["status"] == "completed" and not doc.get("subjects"):
+        out.print("  no data held: no Amplitude user matched any identifier exactly")
+    if doc.get("out_dir"):
+        out.print(f"  files in {doc['out_dir']}")
+    if not waited:
+        out.print("  queued; `amplitude-dsr worker` processes it" + ("" if worker_running else " (start one if none is running)"))
+
+
+def status(
+    request_id: str = typer.Argument(None, help="One request (default: all, newest first)."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Requests with their state, age and deadline (overdue ones highlighted)."""
+    _status(request_id, json_out)
+
+
+@guarded
+def _status(request_id: str | None, json_out: bool) -> None:
+    engine = make_engine(common.settings().database_url)
+    repo.create_tables(engine)
+    try:
+        rows = [repo.get_request(engine, request_id)] if request_id else repo.list_requests(engine)
+    finally:
+        engine.dispose()
+    docs = [request_document(r) for r in rows]
+    if json_out:
+        common.emit_json(docs[0] if request_id else {"requests": docs})
+        return
+    if not docs:
+        common.out.print("no requests yet")
+        return
+    table = Table("request", "kind", "status", "regulation", "age", "deadline")
+    now = datetime.now(UTC)
+    for row, doc in zip(rows, docs, strict=True):
+        age = now - row.created_at
+        left = row.deadline - now
+        deadline = row.deadline.date().isoformat() + (f" ({left.days}d left)" if not api.is_final(row) else "")
+        style = "bold red" if doc["overdue"] else None
+        table.add_row(row.id, row.kind, row.status, row.regulation, _age(age.total_seconds()), deadline, style=style)
+    common.out.print(table)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"
+
+
+def cancel(
+    request_id: str = typer.Argument(..., help="The deletion request to cancel."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Cancel a deletion while its job is still staging and more than three days before its day."""
+    _cancel(request_id, json_out)
+
+
+@guarded
+def _cancel(request_id: str, json_out: bool) -> None:
+    with common.runtime("offline") as rt:
+        result = api.cancel(rt, request_id)
+    if json_out:
+        common.emit_json({"request_id": request_id, "status": result})
+    else:
+        common.out.print(f"request {request_id}: {result}")

@@ -1,0 +1,73 @@
+"""``worker``: run workflows until stopped (or until nothing is due)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from dbos import DBOS
+
+from amplitude_dsr.cli import common
+from amplitude_dsr.cli.common import JSON_OPT, guarded
+from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, open_runtime
+from amplitude_dsr.store import repo
+
+IDLE_HORIZON = 5.0  # seconds: a workflow sleeping longer than this is "not due"
+ACTIVE_STATUSES = ("ENQUEUED", "PENDING")
+
+
+def worker(
+    until_idle: bool = typer.Option(False, "--until-idle", help="Exit when no workflow is due (all finished or sleeping)."),
+    executor_id: str = typer.Option(DEFAULT_EXECUTOR_ID, "--executor-id", help="Executor identity (PostgreSQL scale-out: one per worker)."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Run deletion tracking, DSAR polling and queued requests until stopped."""
+    _worker(until_idle, executor_id, json_out)
+
+
+@guarded
+def _worker(until_idle: bool, executor_id: str, json_out: bool) -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    rt = open_runtime(common.settings(), role="executor", executor_id=executor_id)
+    started = time.monotonic()
+    try:
+        if not json_out:
+            common.err.print(f"worker {executor_id} running; Ctrl-C to stop")
+        while not stop.wait(0.5):
+            if until_idle and time.monotonic() - started > 1.0 and is_idle(rt):
+                break
+    finally:
+        rt.close()
+    if json_out:
+        common.emit_json({"executor_id": executor_id, "stopped": "idle" if until_idle else "signal"})
+
+
+def is_idle(rt: Runtime) -> bool:
+    """Nothing due: no enqueued workflow, and every pending one is in a durable sleep that ends
+    later than the idle horizon."""
+    workflows: list[Any] = DBOS.list_workflows(status=list(ACTIVE_STATUSES))
+    now_ms = datetime.now(UTC).timestamp() * 1000
+    for wf in workflows:
+        if wf.status == "ENQUEUED":
+            return False
+        steps = DBOS.list_workflow_steps(wf.workflow_id)
+        if not steps:
+            return False
+        last = steps[-1]
+        if last["function_name"] != "DBOS.sleep" or not _sleeps_past(last.get("output"), now_ms):
+            return False
+    return repo.count_requests_in(rt.engine, "deletion", ("received",)) == 0
+
+
+def _sleeps_past(output: Any, now_ms: float) -> bool:
+    try:
+        end_ms = float(output) * (1000 if float(output) < 1e11 else 1)
+    except (TypeError, ValueError):
+        return False
+    return end_ms - now_ms > IDLE_HORIZON * 1000

@@ -1,0 +1,135 @@
+"""The application API the shells (CLI, later the HTTP service) call.
+
+Submitting a request stores it, appends ``received`` to the audit trail and enqueues its
+workflow under the request ID, so re-submitting never runs it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from dbos import DBOS
+
+from amplitude_dsr.dsr import deletion_logic as logic
+from amplitude_dsr.dsr.access import access_workflow
+from amplitude_dsr.dsr.deletion import FINAL, deletion_workflow
+from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
+from amplitude_dsr.dsr.runtime import Runtime, enqueue
+from amplitude_dsr.errors import CancelRefused, ConfigError, DomainError, UsageError
+from amplitude_dsr.store import audit, repo
+
+ACCESS_FINAL = ("completed", "failed")
+
+
+def idempotency_key(kind: str, identifiers: Sequence[Identifier], options: dict[str, Any]) -> str:
+    """A stable key for "the same request again" (batch re-runs do not duplicate requests)."""
+    material = {
+        "kind": kind,
+        "ids": sorted([i.kind.value, i.value] for i in identifiers),
+        "opts": {k: options.get(k) for k in ("projects", "org_wide", "full_history", "batch_key")},
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def submit(
+    rt: Runtime,
+    kind: str,
+    identifiers: Sequence[Identifier],
+    *,
+    options: dict[str, Any] | None = None,
+    regulation: str = "gdpr",
+    dedupe: bool = False,
+) -> tuple[str, bool]:
+    """Store and enqueue a request; returns (request ID, created). ``dedupe`` returns the earlier
+    identical request instead of creating a new one."""
+    if kind not in ("access", "deletion"):
+        raise UsageError(f"unknown request kind {kind!r}")
+    if not identifiers:
+        raise UsageError("give at least one identifier (--email, --user-id, --amplitude-id, --device-id)")
+    if regulation not in REGULATION_DAYS:
+        raise UsageError("regulation must be 'gdpr' or 'ccpa'")
+    if not rt.settings.projects:
+        rt.settings.project()  # raises the ConfigError with what to set
+    opts = dict(options or {})
+    for name in opts.get("projects") or []:
+        rt.settings.project(name)
+    if kind == "deletion":
+        opts.setdefault("requester", rt.settings.requester)
+    key = idempotency_key(kind, identifiers, opts) if dedupe else None
+    row, created = repo.insert_request(
+        rt.engine, kind=kind, identifiers=[i.model_dump(mode="json") for i in identifiers],
+        options=opts, regulation=regulation, deadline_days=REGULATION_DAYS[regulation], idempotency_key=key,
+    )  # fmt: skip
+    if created:
+        with rt.engine.begin() as conn:
+            audit.append(
+                conn, row.id, "received",
+                {"kind": kind, "identifiers": [audit.identifier_digest(i.kind.value, i.value) for i in identifiers],
+                 "regulation": regulation},
+            )  # fmt: skip
+    workflow = access_workflow if kind == "access" else deletion_workflow
+    enqueue(workflow, row.id, row.id)
+    return row.id, created
+
+
+def wait(request_id: str, timeout: float | None = None) -> str:
+    """Block until the request's workflow returns its final status."""
+    handle = DBOS.retrieve_workflow(request_id)
+    result = handle.get_result(polling_interval_sec=0.2) if timeout is None else _wait_until(handle, timeout)
+    return str(result)
+
+
+def _wait_until(handle: Any, timeout: float) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if handle.get_status().status in ("SUCCESS", "ERROR", "CANCELLED"):
+            return handle.get_result()
+        time.sleep(0.2)
+    raise DomainError(f"request still running after {timeout:.0f} s; check `amplitude-dsr status`")
+
+
+def is_final(row: repo.RequestRow) -> bool:
+    return row.status in (ACCESS_FINAL if row.kind == "access" else FINAL)
+
+
+def cancel(rt: Runtime, request_id: str, *, today: date | None = None) -> str:
+    """Cancel a deletion: queued IDs are dropped; IDs in a ``staging`` job more than three days
+    before its ``day`` are removed from it. Raises :class:`CancelRefused` otherwise."""
+    row = repo.get_request(rt.engine, request_id)
+    if row.kind != "deletion":
+        raise CancelRefused("only deletion requests can be cancelled")
+    if is_final(row):
+        raise CancelRefused(f"the request is already {row.status!r}")
+    items = repo.items_for(rt.engine, request_id)
+    if any(i.state == "batched" for i in items):
+        raise CancelRefused("a submission to Amplitude is in progress; try again in a minute")
+    today = today or datetime.now(UTC).date()
+    receipted = [i for i in items if i.state == "receipted"]
+    for project, day in sorted({(i.project, i.job_day) for i in receipted if i.job_day}):
+        listing = rt.client(project).list_deletions(*logic.job_window(day))
+        ids = [i.amplitude_id for i in receipted if (i.project, i.job_day) == (project, day)]
+        job = logic.job_status(listing, day, ids)
+        reason = logic.cancel_refusal(job.status if job else None, day, today)
+        if reason:
+            raise CancelRefused(reason)
+    removed = 0
+    for item in receipted:
+        assert item.job_day is not None
+        rt.client(item.project).remove_from_deletion(item.amplitude_id, date.fromisoformat(item.job_day))
+        removed += 1
+    repo.cancel_items(rt.engine, request_id, only_queued=False)
+    repo.update_request(rt.engine, request_id, status="cancelled", completed_at=datetime.now(UTC))
+    with rt.engine.begin() as conn:
+        audit.append(conn, request_id, "cancelled", {"removed_from_jobs": removed, "queued_dropped": len(items) - removed})
+    return "cancelled"
+
+
+def settings_check(rt: Runtime) -> None:
+    if not rt.settings.projects:
+        raise ConfigError("no Amplitude project configured")

@@ -1,0 +1,112 @@
+"""Pure decisions of the deletion flow: when to submit, what a receipt or a job listing says,
+whether a cancel is allowed, what a verification search proves.
+
+Facts (``amplitude-api.md`` §4): jobs go ``staging`` -> ``submitted`` -> ``done``; users can be
+removed from a job only while it is ``staging`` and more than 3 days before its ``day``; listing
+windows are at most 6 months wide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+
+from amplitude_dsr.amplitude.models import DeletionJob
+from amplitude_dsr.dsr.model import Candidate, VerificationOutcome
+
+MAX_IDS_PER_POST = 100  # amplitude-api.md §4.1
+CANCEL_CUTOFF_DAYS = 3  # amplitude-api.md §4.3: only more than 3 days before `day`
+RECONCILE_LOOKBACK = timedelta(days=7)
+RECONCILE_LOOKAHEAD = timedelta(days=150)  # under the 6-month listing window
+FINAL_JOB_STATUS = "done"
+STATUS_ORDER = {"staging": 0, "submitted": 1, "done": 2}
+
+
+def should_flush(queued: int, oldest_age: float, resolving: int, max_linger: float) -> bool:
+    """Submit now? A full batch always; a partial one only when no other request is still
+    resolving (nothing more is about to join) or the oldest queued ID has waited ``max_linger``."""
+    if queued <= 0:
+        return False
+    if queued >= MAX_IDS_PER_POST:
+        return True
+    return resolving == 0 or oldest_age >= max_linger
+
+
+def receipt_days(jobs: Iterable[DeletionJob]) -> dict[int, tuple[str, str]]:
+    """Amplitude ID -> (job day, job status) from a POST receipt or a job listing."""
+    result: dict[int, tuple[str, str]] = {}
+    for job in jobs:
+        for entry in job.amplitude_ids:
+            result.setdefault(entry.amplitude_id, (job.day, job.status))
+    return result
+
+
+def reconcile(
+    posted_ids: Sequence[int], jobs: Iterable[DeletionJob], posted_on: date
+) -> tuple[dict[int, tuple[str, str]], list[int]]:
+    """After an uncertain POST: which IDs Amplitude has (found in a job requested on or after the
+    POST day, minus one day of clock skew) and which it does not (safe to submit again)."""
+    since = (posted_on - timedelta(days=1)).isoformat()
+    wanted = set(posted_ids)
+    found: dict[int, tuple[str, str]] = {}
+    for job in jobs:
+        for entry in job.amplitude_ids:
+            if entry.amplitude_id in wanted and (entry.requested_on_day or since) >= since:
+                found.setdefault(entry.amplitude_id, (job.day, job.status))
+    missing = [i for i in posted_ids if i not in found]
+    return found, missing
+
+
+def reconcile_window(today: date) -> tuple[date, date]:
+    """The listing window used to find the jobs of an uncertain POST (< 6 months)."""
+    return today - RECONCILE_LOOKBACK, today + RECONCILE_LOOKAHEAD
+
+
+def job_window(day: str) -> tuple[date, date]:
+    """A narrow listing window around a job's ``day``."""
+    d = date.fromisoformat(day)
+    return d - timedelta(days=1), d + timedelta(days=1)
+
+
+def job_status(jobs: Iterable[DeletionJob], day: str, amplitude_ids: Iterable[int]) -> DeletionJob | None:
+    """The job with ``day`` that holds any of ``amplitude_ids``."""
+    ids = set(amplitude_ids)
+    for job in jobs:
+        if job.day == day and any(e.amplitude_id in ids for e in job.amplitude_ids):
+            return job
+    return None
+
+
+def cancel_refusal(status: str | None, day: str | None, today: date) -> str | None:
+    """Why a job cannot be cancelled any more, or ``None`` if it can."""
+    if status is None or day is None:
+        return None
+    if status != "staging":
+        return f"the deletion job is already {status!r}; only 'staging' jobs can be changed"
+    if date.fromisoformat(day) - today <= timedelta(days=CANCEL_CUTOFF_DAYS):
+        return (
+            f"the job starts on {day}; users can be removed only more than "
+            f"{CANCEL_CUTOFF_DAYS} days before that"
+        )
+    return None
+
+
+def verification_outcome(
+    accepted: Sequence[Candidate], deleted_ids: Iterable[int]
+) -> tuple[VerificationOutcome, list[int], str]:
+    """Interpret a post-deletion search (exact candidates only).
+
+    Nothing found: ``verified``. A match with a new Amplitude ID: ``recollected`` (new activity
+    after the deletion). The same Amplitude ID still present: ``still_present``.
+    """
+    deleted = set(deleted_ids)
+    found = [c.amplitude_id for c in accepted]
+    if not found:
+        return "verified", [], "no exact match any more"
+    if any(i in deleted for i in found):
+        return "still_present", found, "a deleted Amplitude ID is still searchable"
+    return "recollected", found, "a new Amplitude ID with this identifier appeared after the deletion"
+
+
+def age_seconds(since: datetime, now: datetime) -> float:
+    return (now - since).total_seconds()

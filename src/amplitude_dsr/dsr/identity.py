@@ -1,0 +1,154 @@
+"""Exact identity resolution: pure decisions about User Search results.
+
+Rules (``amplitude-api.md`` gotchas 3 and 4):
+
+* An email is searched as a ``user_id`` (or as the user IDs an identity map gives for it).
+* A ``match_user_prefix`` result is never accepted: it is somebody else.
+* A user ID query accepts only matches whose ``user_id`` equals the query exactly.
+* An Amplitude ID query accepts only that Amplitude ID (or the canonical user of a merged ID,
+  confirmed later against ``merged_amplitude_ids``), never a user whose ``user_id`` happens to be
+  the same number.
+* A device ID query accepts exact device matches, confirmed later against the user's
+  ``device_ids``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from amplitude_dsr.amplitude.models import UserData, UserSearchResult
+from amplitude_dsr.dsr.model import Candidate, Identifier, IdentifierKind, Subject
+
+PREFIX = "match_user_prefix"
+EXACT_USER_OR_DEVICE = "match_user_or_device_id"
+EXACT_AMPLITUDE_ID = "match_amplitude_id"
+
+
+@dataclass(frozen=True)
+class SearchTerm:
+    """One User Search query to make for an identifier."""
+
+    identifier: Identifier
+    term: str
+    term_kind: IdentifierKind  # USER_ID, AMPLITUDE_ID or DEVICE_ID: what the term is
+    via: str = "identifier"
+
+
+def search_terms(
+    identifiers: Iterable[Identifier], identity_map: Mapping[str, Sequence[str]] | None = None
+) -> list[SearchTerm]:
+    """The de-duplicated searches to run for ``identifiers``.
+
+    ``identity_map`` maps an email to the user IDs the product uses; without an entry the email
+    itself is searched as a user ID.
+    """
+    terms: dict[tuple[str, IdentifierKind, Identifier], SearchTerm] = {}
+    for ident in identifiers:
+        if ident.kind is IdentifierKind.EMAIL:
+            mapped = list((identity_map or {}).get(ident.value.lower(), ()))
+            if mapped:
+                for user_id in mapped:
+                    key = (user_id, IdentifierKind.USER_ID, ident)
+                    terms.setdefault(key, SearchTerm(ident, user_id, IdentifierKind.USER_ID, "identity_map"))
+                continue
+            kind = IdentifierKind.USER_ID
+        else:
+            kind = ident.kind
+        terms.setdefault((ident.value, kind, ident), SearchTerm(ident, ident.value, kind))
+    return list(terms.values())
+
+
+def judge(term: SearchTerm, result: UserSearchResult) -> list[Candidate]:
+    """Decide, for every match of one search, whether it is the data subject and why."""
+    candidates = []
+    for match in result.matches:
+        accepted, reason = _judge_one(term, result.type, match.amplitude_id, match.user_id)
+        candidates.append(
+            Candidate(amplitude_id=match.amplitude_id, user_id=match.user_id, accepted=accepted, reason=reason)
+        )
+    return candidates
+
+
+def _judge_one(term: SearchTerm, match_type: str, amplitude_id: int, user_id: str | None) -> tuple[bool, str]:
+    if match_type == PREFIX:
+        return False, "rejected: prefix match, another user's user_id only starts with the query"
+    if term.term_kind is IdentifierKind.USER_ID:
+        if user_id == term.term:
+            return True, "accepted: user_id equals the query exactly"
+        return False, "rejected: the match's user_id differs from the query"
+    if term.term_kind is IdentifierKind.AMPLITUDE_ID:
+        if str(amplitude_id) == term.term:
+            return True, "accepted: Amplitude ID equals the query"
+        if match_type == EXACT_AMPLITUDE_ID:
+            return True, "accepted pending confirmation: canonical user of a merged Amplitude ID"
+        return False, "rejected: a different user (e.g. whose user_id is this number)"
+    # device ID
+    if match_type in (EXACT_USER_OR_DEVICE, "") and user_id != term.term:
+        return True, "accepted pending confirmation: exact device_id match"
+    return False, "rejected: not an exact device_id match"
+
+
+def confirm(term: SearchTerm, candidate_id: int, user_data: UserData) -> tuple[bool, str]:
+    """Check a provisionally accepted match against the user's activity summary."""
+    all_ids = {candidate_id, *(user_data.merged_amplitude_ids or [])}
+    if user_data.canonical_amplitude_id is not None:
+        all_ids.add(user_data.canonical_amplitude_id)
+    if term.term_kind is IdentifierKind.AMPLITUDE_ID:
+        if int(term.term) in all_ids:
+            return True, "confirmed: the Amplitude ID belongs to this user (canonical or merged)"
+        return False, "rejected: the Amplitude ID is not among this user's IDs"
+    if term.term_kind is IdentifierKind.DEVICE_ID:
+        if not user_data.device_ids or term.term in user_data.device_ids:
+            return True, "confirmed: the device ID belongs to this user"
+        return False, "rejected: the device ID is not among this user's devices"
+    if term.term_kind is IdentifierKind.USER_ID and user_data.user_id not in (None, term.term):
+        return False, "rejected: the user's current user_id differs from the query"
+    return True, "confirmed"
+
+
+def build_subject(
+    project: str, amplitude_id: int, user_data: UserData | None, matched_by: Iterable[Identifier]
+) -> Subject:
+    """A :class:`Subject` from a confirmed match and its activity summary (merged IDs followed)."""
+    canonical = amplitude_id
+    merged: list[int] = []
+    device_ids: list[str] = []
+    user_id = None
+    if user_data is not None:
+        canonical = user_data.canonical_amplitude_id or amplitude_id
+        merged = [i for i in user_data.merged_amplitude_ids if i != canonical]
+        if amplitude_id != canonical and amplitude_id not in merged:
+            merged.append(amplitude_id)
+        device_ids = list(user_data.device_ids)
+        user_id = user_data.user_id
+    return Subject(
+        project=project,
+        amplitude_id=canonical,
+        merged_amplitude_ids=merged,
+        user_id=user_id,
+        device_ids=device_ids,
+        matched_by=list(dict.fromkeys(matched_by)),
+    )
+
+
+def merge_subjects(subjects: Iterable[Subject]) -> list[Subject]:
+    """Collapse subjects that are the same Amplitude user (same project, overlapping IDs)."""
+    result: list[Subject] = []
+    for subject in subjects:
+        ids = set(subject.all_amplitude_ids)
+        for i, existing in enumerate(result):
+            if existing.project == subject.project and ids & set(existing.all_amplitude_ids):
+                result[i] = existing.model_copy(
+                    update={
+                        "merged_amplitude_ids": sorted(
+                            (set(existing.all_amplitude_ids) | ids) - {existing.amplitude_id}
+                        ),
+                        "device_ids": list(dict.fromkeys([*existing.device_ids, *subject.device_ids])),
+                        "matched_by": list(dict.fromkeys([*existing.matched_by, *subject.matched_by])),
+                    }
+                )
+                break
+        else:
+            result.append(subject)
+    return result

@@ -1,0 +1,242 @@
+"""The process-wide runtime: settings, database, budgets, Amplitude clients and DBOS.
+
+Built once at the edge (a CLI command, the demo, a test) with :func:`open_runtime` and torn
+down with :meth:`Runtime.close`. Workflows, which DBOS calls by name, reach it through
+:func:`current`.
+
+Two roles (see ``docs/operations.md``):
+
+* an **executor** runs workflows. It holds an exclusive executor lock for its executor ID (an
+  OS file lock beside a SQLite database; a PostgreSQL advisory lock otherwise), so two processes
+  never recover or run the same workflows: a CLI command next to a running ``worker`` does not
+  execute anything, it submits.
+* a **submitter** launches DBOS listening to no queue, enqueues workflows and may wait for them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Callable
+from typing import IO, Any
+
+import sqlalchemy as sa
+from dbos import DBOS, DBOSConfig, SetWorkflowID
+
+from amplitude_dsr import __version__
+from amplitude_dsr.amplitude import AmplitudeClient, Budget, DsarClient
+from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url
+from amplitude_dsr.errors import ConfigError
+from amplitude_dsr.store import repo
+from amplitude_dsr.store.audit import create_audit_tables
+from amplitude_dsr.store.db import make_engine, sqlite_path
+
+QUEUE = "amplitude-dsr"
+DEFAULT_EXECUTOR_ID = "amplitude-dsr"
+APP_NAME = "amplitude-dsr"
+
+_log = logging.getLogger(__name__)
+_current: Runtime | None = None
+
+
+class ExecutorLock:
+    """An exclusive, crash-safe lock per (database, executor ID), released when the process dies."""
+
+    def __init__(self, database_url: str, executor_id: str, data_dir: Path) -> None:
+        self.database_url = database_url
+        self.executor_id = executor_id
+        self.data_dir = data_dir
+        self._file: IO[str] | None = None
+        self._conn: sa.Connection | None = None
+        self._engine: sa.Engine | None = None
+
+    def try_acquire(self) -> bool:
+        path = sqlite_path(self.database_url)
+        if path is not None:
+            lock_path = path.with_name(f"{path.name}.{self.executor_id}.executor.lock")
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            handle = lock_path.open("a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                return False
+            self._file = handle
+            return True
+        key = int.from_bytes(hashlib.sha256(f"amplitude-dsr:{self.executor_id}".encode()).digest()[:8], "big", signed=True)
+        self._engine = make_engine(self.database_url)
+        conn = self._engine.connect()
+        got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        conn.commit()
+        if not got:
+            conn.close()
+            self._engine.dispose()
+            return False
+        self._conn = conn
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+@dataclass
+class Runtime:
+    """Everything a workflow step needs, as plain values."""
+
+    settings: Settings
+    engine: sa.Engine
+    budget: Budget
+    data_dir: Path
+    executor: bool
+    executor_id: str
+    dbos: bool = True
+    boot_id: str = field(default_factory=lambda: secrets.token_hex(6))
+    _lock: ExecutorLock | None = None
+    _clients: dict[str, AmplitudeClient] = field(default_factory=dict)
+    _dsar: DsarClient | None = None
+    _mutex: threading.Lock = field(default_factory=threading.Lock)
+
+    def project_config(self, name: str) -> ProjectConfig:
+        return self.settings.project(name)
+
+    def client(self, project: str) -> AmplitudeClient:
+        """The (shared, thread-safe) client of a configured project."""
+        with self._mutex:
+            if project not in self._clients:
+                self._clients[project] = AmplitudeClient(self.settings.project(project), self.budget)
+            return self._clients[project]
+
+    def dsar(self) -> DsarClient | None:
+        """The DSAR client when org keys are configured."""
+        if self.settings.org is None:
+            return None
+        with self._mutex:
+            if self._dsar is None:
+                self._dsar = DsarClient(self.settings.org, self.budget)
+            return self._dsar
+
+    @property
+    def poster_tag(self) -> str:
+        """Who posts a deletion batch: this executor ID and this process's boot."""
+        return f"{self.executor_id}:{self.boot_id}"
+
+    def work_dir(self, request_id: str) -> Path:
+        path = self.data_dir / "work" / request_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def close(self) -> None:
+        global _current
+        if self.dbos:
+            try:
+                DBOS.destroy(destroy_registry=False)
+            except Exception:  # pragma: no cover - shutting down anyway
+                _log.debug("DBOS destroy failed", exc_info=True)
+        for c in self._clients.values():
+            c.close()
+        if self._dsar is not None:
+            self._dsar.close()
+        self.budget.close()
+        self.engine.dispose()
+        if self._lock is not None:
+            self._lock.release()
+        if _current is self:
+            _current = None
+
+
+def current() -> Runtime:
+    """The runtime of this process (set by :func:`open_runtime`)."""
+    if _current is None:
+        raise RuntimeError("amplitude-dsr runtime not opened in this process")
+    return _current
+
+
+def default_data_dir(settings: Settings) -> Path:
+    path = sqlite_path(settings.database_url)
+    return (path.parent if path is not None else Path(".amplitude-dsr")).resolve()
+
+
+def open_runtime(
+    settings: Settings,
+    *,
+    role: str = "auto",
+    executor_id: str = DEFAULT_EXECUTOR_ID,
+    data_dir: Path | None = None,
+) -> Runtime:
+    """Open the database, budgets and DBOS for this process.
+
+    ``role``: ``executor`` (must get the executor lock, else ConfigError), ``submitter`` (never
+    runs workflows), ``auto`` (executor if the lock is free, else submitter) or ``offline`` (no
+    DBOS at all: status, cancel and connection checks).
+    """
+    global _current
+    if _current is not None:
+        raise RuntimeError("runtime already open in this process")
+    # Import the workflows so DBOS registers them before launch.
+    from amplitude_dsr.dsr import workflows  # noqa: F401
+
+    data_dir = data_dir or default_data_dir(settings)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    repo.create_tables(engine)
+    create_audit_tables(engine)
+    budget = Budget(settings.database_url, fraction=settings.budget_fraction, rate_scale=settings.rate_scale)
+    budget.create_tables()
+    lock: ExecutorLock | None = None
+    executor = False
+    if role in ("executor", "auto"):
+        lock = ExecutorLock(settings.database_url, executor_id, data_dir)
+        executor = lock.try_acquire()
+        if not executor:
+            lock = None
+            if role == "executor":
+                engine.dispose()
+                budget.close()
+                raise ConfigError(
+                    f"another process is already running workflows as executor {executor_id!r} "
+                    "on this database (a worker?); stop it or use --executor-id"
+                )
+    if role == "offline":
+        _current = Runtime(
+            settings=settings, engine=engine, budget=budget, data_dir=data_dir, executor=False,
+            executor_id=executor_id, dbos=False,
+        )  # fmt: skip
+        return _current
+    config: DBOSConfig = {
+        "name": APP_NAME,
+        "system_database_url": dbos_database_url(settings.database_url),
+        "executor_id": executor_id if executor else f"submitter-{repo.new_id('p')}",
+        "application_version": f"amplitude-dsr-{__version__}",
+        "run_admin_server": False,
+        "log_level": "WARNING",
+        "notification_listener_polling_interval_sec": 0.1,
+    }  # type: ignore[typeddict-unknown-key]
+    DBOS(config=config)
+    DBOS.listen_queues([QUEUE] if executor else [])
+    DBOS.launch()
+    DBOS.register_queue(QUEUE, worker_concurrency=64, polling_interval_sec=0.2)
+    _current = Runtime(
+        settings=settings, engine=engine, budget=budget, data_dir=data_dir, executor=executor,
+        executor_id=executor_id, _lock=lock,
+    )  # fmt: skip
+    return _current
+
+
+def enqueue(func: Callable[..., Any], workflow_id: str, *args: Any) -> Any:
+    """Enqueue ``func`` on the shared queue under ``workflow_id`` (the same ID never runs twice)."""
+    with SetWorkflowID(workflow_id):
+        return DBOS.enqueue_workflow(QUEUE, func, *args)

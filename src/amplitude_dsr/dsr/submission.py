@@ -1,0 +1,102 @@
+"""Deletion submission, exactly once.
+
+Queued Amplitude IDs (from every deletion request) are packed into POSTs of up to 100 IDs.
+For each batch: the intent is stored (``intent``), marked ``posting`` just before the call, and
+the receipt stored after it. A POST whose outcome is unknown (timeout, 5xx, dropped connection,
+or a process that died mid-call) is reconciled by listing jobs: IDs Amplitude has get their job
+``day``; IDs it does not have go back to the queue. Nothing is ever re-posted blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from dbos import DBOS
+
+from amplitude_dsr.dsr import deletion_logic as logic
+from amplitude_dsr.dsr.runtime import Runtime, current
+from amplitude_dsr.errors import DeferredError, FatalError, RateLimited, UncertainOutcome
+from amplitude_dsr.store import audit, repo
+
+log = logging.getLogger("amplitude_dsr.dsr")
+STALE_POSTING = timedelta(minutes=10)  # a POST by another live executor never takes this long
+RESOLVING = ("received", "resolving")
+
+
+@DBOS.step(retries_allowed=False)
+def flush_step() -> int:
+    """Reconcile uncertain batches, then submit every batch that is due. Returns POSTs sent."""
+    rt = current()
+    reconcile_uncertain(rt)
+    sent = 0
+    now = datetime.now(UTC)
+    for project, org_wide, queued, oldest in repo.queued_summary(rt.engine):
+        resolving = repo.count_requests_in(rt.engine, "deletion", RESOLVING)
+        while logic.should_flush(queued, logic.age_seconds(oldest, now), resolving, rt.settings.max_linger):
+            batch = repo.claim_batch(rt.engine, project, org_wide)
+            if batch is None:
+                break
+            post_batch(rt, batch)
+            sent += 1
+            queued -= len(batch.amplitude_ids)
+    return sent
+
+
+def post_batch(rt: Runtime, batch: repo.Batch) -> None:
+    """POST one batch unless another attempt already did; store the receipt."""
+    if not repo.mark_posting(rt.engine, batch.id, rt.poster_tag):
+        return
+    try:
+        jobs = rt.client(batch.project).create_deletion(
+            amplitude_ids=batch.amplitude_ids, requester=rt.settings.requester,
+            delete_from_org=batch.org_wide, ignore_invalid_id=True,
+        )  # fmt: skip
+    except (RateLimited, DeferredError):
+        # Refused before anything happened (429 / our own budget): safe to post again later.
+        repo.mark_batch(rt.engine, batch.id, "intent")
+        raise
+    except UncertainOutcome as exc:
+        repo.mark_batch(rt.engine, batch.id, "uncertain", error=str(exc))
+        _audit_batch(rt, batch, "deletion_post_uncertain", {"reason": str(exc)})
+        return
+    except FatalError as exc:
+        repo.mark_batch(rt.engine, batch.id, "failed", error=str(exc))
+        repo.record_receipt(rt.engine, batch.id, [], {}, [], state="failed", requeue_ids=())
+        _audit_batch(rt, batch, "deletion_post_failed", {"reason": str(exc)})
+        raise
+    receipt = [j.model_dump(mode="json") for j in jobs]
+    invalid = [int(i) for j in jobs for i in j.invalid_ids if str(i).isdigit()]
+    repo.record_receipt(rt.engine, batch.id, receipt, logic.receipt_days(jobs), invalid)
+    _audit_batch(rt, batch, "deletion_receipt", {"jobs": [{"day": j.day, "status": j.status, "app": j.app} for j in jobs], "invalid": len(invalid)})
+
+
+def reconcile_uncertain(rt: Runtime) -> None:
+    """Settle batches whose POST outcome is unknown, by listing jobs (never by re-posting)."""
+    now = datetime.now(UTC)
+    for batch in repo.batches_in(rt.engine, ["uncertain", "posting"]):
+        if batch.state == "posting" and not _posting_is_dead(rt, batch, now):
+            continue
+        start, end = logic.reconcile_window(now.date())
+        jobs = rt.client(batch.project).list_deletions(start, end)
+        found, missing = logic.reconcile(batch.amplitude_ids, jobs, (batch.posted_at or batch.created_at).date())
+        receipt = [j.model_dump(mode="json") for j in jobs if logic.job_status([j], j.day, batch.amplitude_ids)]
+        _audit_batch(rt, batch, "deletion_reconciled", {"found": len(found), "requeued": len(missing)})
+        repo.record_receipt(rt.engine, batch.id, receipt, found, [], state="reconciled", requeue_ids=missing)
+        log.info("reconciled batch %s: %d found at Amplitude, %d re-queued", batch.id, len(found), len(missing))
+
+
+def _posting_is_dead(rt: Runtime, batch: repo.Batch, now: datetime) -> bool:
+    """A ``posting`` batch whose poster is gone: an earlier boot of this executor (we hold its
+    lock, so that process is dead) or a POST older than any live call could be."""
+    tag = batch.posted_by or ""
+    executor, _, boot = tag.rpartition(":")
+    if executor == rt.executor_id and boot != rt.boot_id:
+        return True
+    return batch.posted_at is not None and now - batch.posted_at > STALE_POSTING
+
+
+def _audit_batch(rt: Runtime, batch: repo.Batch, kind: str, detail: dict[str, object]) -> None:
+    with rt.engine.begin() as conn:
+        for request_id in repo.requests_of_batch(conn, batch.id):
+            audit.append(conn, request_id, kind, {"batch_id": batch.id, "ids": len(batch.amplitude_ids), **detail})

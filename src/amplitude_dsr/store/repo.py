@@ -1,0 +1,397 @@
+"""Reads and writes of our own tables. Every function takes a connection (or engine) and plain
+values; transactions are chosen by the caller except where atomicity is the point (claims)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from amplitude_dsr.errors import RequestNotFound
+from amplitude_dsr.store.tables import METADATA, deletion_batches, deletion_items, requests
+
+MAX_IDS_PER_POST = 100  # User Privacy v1: at most 100 IDs per request (amplitude-api.md §4.1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A sortable, unguessable ID: prefix, UTC timestamp, random suffix."""
+    return f"{prefix}_{utcnow():%Y%m%d%H%M%S}_{secrets.token_hex(4)}"
+
+
+def create_tables(engine: sa.Engine) -> None:
+    """Create our tables if missing (idempotent)."""
+    METADATA.create_all(engine)
+
+
+def write_tx(engine: sa.Engine) -> Any:
+    """A write transaction that takes the write lock up front on SQLite (``BEGIN IMMEDIATE``),
+    so read-then-write sequences (claims) cannot interleave across processes."""
+    if engine.dialect.name == "sqlite":
+        return _SqliteImmediate(engine)
+    return engine.begin()
+
+
+class _SqliteImmediate:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def __enter__(self) -> sa.Connection:
+        self.conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        try:
+            self.conn.exec_driver_sql("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.conn.close()
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    id: str
+    kind: str
+    status: str
+    regulation: str
+    created_at: datetime
+    updated_at: datetime
+    deadline: datetime
+    completed_at: datetime | None
+    identifiers: list[dict[str, str]]
+    options: dict[str, Any]
+    result: dict[str, Any] | None
+    out_dir: str | None
+    error: str | None
+    idempotency_key: str | None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _row(r: sa.Row[Any]) -> RequestRow:
+    m = r._mapping
+    return RequestRow(
+        id=m["id"], kind=m["kind"], status=m["status"], regulation=m["regulation"],
+        created_at=_aware(m["created_at"]) or utcnow(), updated_at=_aware(m["updated_at"]) or utcnow(),
+        deadline=_aware(m["deadline"]) or utcnow(), completed_at=_aware(m["completed_at"]),
+        identifiers=m["identifiers"], options=m["options"], result=m["result"],
+        out_dir=m["out_dir"], error=m["error"], idempotency_key=m["idempotency_key"],
+    )  # fmt: skip
+
+
+def insert_request(
+    engine: sa.Engine,
+    *,
+    kind: str,
+    identifiers: list[dict[str, str]],
+    options: dict[str, Any],
+    regulation: str,
+    deadline_days: int,
+    idempotency_key: str | None = None,
+    request_id: str | None = None,
+) -> tuple[RequestRow, bool]:
+    """Insert a request (status ``received``). With an ``idempotency_key`` already present, return
+    the existing request instead; the boolean says whether a new one was created."""
+    now = utcnow()
+    rid = request_id or new_id("dsr")
+    with write_tx(engine) as conn:
+        if idempotency_key:
+            existing = conn.execute(
+                sa.select(requests).where(requests.c.idempotency_key == idempotency_key)
+            ).first()
+            if existing is not None:
+                return _row(existing), False
+        conn.execute(
+            requests.insert().values(
+                id=rid, kind=kind, status="received", regulation=regulation, created_at=now,
+                updated_at=now, deadline=now + timedelta(days=deadline_days),
+                identifiers=identifiers, options=options, idempotency_key=idempotency_key,
+            )
+        )  # fmt: skip
+    return get_request(engine, rid), True
+
+
+def get_request(engine: sa.Engine, request_id: str) -> RequestRow:
+    """The request, or :class:`RequestNotFound`."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(requests).where(requests.c.id == request_id)).first()
+    if row is None:
+        raise RequestNotFound(f"no request {request_id!r}")
+    return _row(row)
+
+
+def list_requests(engine: sa.Engine, *, limit: int = 200) -> list[RequestRow]:
+    """Newest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(requests).order_by(requests.c.created_at.desc()).limit(limit)
+        ).all()
+    return [_row(r) for r in rows]
+
+
+def update_request(engine: sa.Engine, request_id: str, **fields: Any) -> None:
+    """Set ``fields`` (and ``updated_at``)."""
+    with engine.begin() as conn:
+        conn.execute(
+            requests.update().where(requests.c.id == request_id).values(updated_at=utcnow(), **fields)
+        )
+
+
+def count_requests_in(engine: sa.Engine, kind: str, statuses: Sequence[str]) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(requests).where(
+                    requests.c.kind == kind, requests.c.status.in_(list(statuses))
+                )
+            ).scalar_one()
+        )
+
+
+# ---- deletion items and batches -----------------------------------------------------------
+
+
+def queue_items(
+    engine: sa.Engine, request_id: str, project: str, amplitude_ids: Iterable[int], *, org_wide: bool
+) -> int:
+    """Queue Amplitude IDs for deletion (idempotent per request, project and ID)."""
+    now = utcnow()
+    added = 0
+    with write_tx(engine) as conn:
+        have = {
+            r[0]
+            for r in conn.execute(
+                sa.select(deletion_items.c.amplitude_id).where(
+                    deletion_items.c.request_id == request_id, deletion_items.c.project == project
+                )
+            )
+        }
+        for aid in dict.fromkeys(amplitude_ids):
+            if aid in have:
+                continue
+            conn.execute(
+                deletion_items.insert().values(
+                    request_id=request_id, project=project, amplitude_id=aid, org_wide=org_wide,
+                    state="queued", created_at=now,
+                )
+            )  # fmt: skip
+            added += 1
+    return added
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: str
+    project: str
+    org_wide: bool
+    state: str
+    amplitude_ids: list[int]
+    created_at: datetime
+    posted_at: datetime | None
+    receipt: list[dict[str, Any]] | None
+    posted_by: str | None = None
+
+
+def _batch(r: sa.Row[Any]) -> Batch:
+    m = r._mapping
+    return Batch(
+        id=m["id"], project=m["project"], org_wide=bool(m["org_wide"]), state=m["state"],
+        amplitude_ids=[int(i) for i in m["amplitude_ids"]], created_at=_aware(m["created_at"]) or utcnow(),
+        posted_at=_aware(m["posted_at"]), receipt=m["receipt"], posted_by=m["posted_by"],
+    )  # fmt: skip
+
+
+def queued_summary(engine: sa.Engine) -> list[tuple[str, bool, int, datetime]]:
+    """Per (project, org_wide): how many items are queued and when the oldest was queued."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                deletion_items.c.project, deletion_items.c.org_wide,
+                sa.func.count(sa.distinct(deletion_items.c.amplitude_id)),
+                sa.func.min(deletion_items.c.created_at),
+            ).where(deletion_items.c.state == "queued")
+            .group_by(deletion_items.c.project, deletion_items.c.org_wide)
+        ).all()  # fmt: skip
+    return [(r[0], bool(r[1]), int(r[2]), _aware(r[3]) or utcnow()) for r in rows]
+
+
+def claim_batch(engine: sa.Engine, project: str, org_wide: bool) -> Batch | None:
+    """Atomically move up to 100 distinct queued IDs of ``project`` into a new batch (``intent``).
+
+    The same Amplitude ID queued by several requests goes into the batch once and all its items
+    point at the batch.
+    """
+    with write_tx(engine) as conn:
+        rows = conn.execute(
+            sa.select(deletion_items.c.id, deletion_items.c.amplitude_id)
+            .where(
+                deletion_items.c.state == "queued",
+                deletion_items.c.project == project,
+                deletion_items.c.org_wide == org_wide,
+            )
+            .order_by(deletion_items.c.id)
+            .with_for_update(skip_locked=True)
+        ).all()
+        ids: list[int] = []
+        item_ids: list[int] = []
+        for item_id, aid in rows:
+            if aid not in ids:
+                if len(ids) >= MAX_IDS_PER_POST:
+                    continue
+                ids.append(int(aid))
+            item_ids.append(item_id)
+        if not ids:
+            return None
+        batch_id = new_id("batch")
+        now = utcnow()
+        conn.execute(
+            deletion_batches.insert().values(
+                id=batch_id, project=project, org_wide=org_wide, state="intent",
+                amplitude_ids=ids, created_at=now,
+            )
+        )  # fmt: skip
+        conn.execute(
+            deletion_items.update()
+            .where(deletion_items.c.id.in_(item_ids))
+            .values(state="batched", batch_id=batch_id)
+        )
+    return Batch(batch_id, project, org_wide, "intent", ids, now, None, None)
+
+
+def get_batch(engine: sa.Engine, batch_id: str) -> Batch:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(deletion_batches).where(deletion_batches.c.id == batch_id)).one()
+    return _batch(row)
+
+
+def batches_in(engine: sa.Engine, states: Sequence[str]) -> list[Batch]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(deletion_batches)
+            .where(deletion_batches.c.state.in_(list(states)))
+            .order_by(deletion_batches.c.created_at)
+        ).all()
+    return [_batch(r) for r in rows]
+
+
+def mark_posting(engine: sa.Engine, batch_id: str, posted_by: str) -> bool:
+    """``intent`` -> ``posting`` just before the POST. False if the batch was not in ``intent``
+    (another attempt already posted it): then the caller must not POST."""
+    with engine.begin() as conn:
+        res = conn.execute(
+            deletion_batches.update()
+            .where(deletion_batches.c.id == batch_id, deletion_batches.c.state == "intent")
+            .values(state="posting", posted_at=utcnow(), posted_by=posted_by)
+        )
+    return res.rowcount == 1
+
+
+def record_receipt(
+    engine: sa.Engine,
+    batch_id: str,
+    receipt: list[dict[str, Any]],
+    id_days: dict[int, tuple[str, str]],
+    invalid_ids: Iterable[int],
+    *,
+    state: str = "receipted",
+    requeue_ids: Iterable[int] = (),
+) -> None:
+    """Store Amplitude's receipt; items get their job ``day`` and status. IDs Amplitude called
+    invalid are marked ``invalid``; ``requeue_ids`` (absent from every job after reconciliation)
+    go back to the queue."""
+    requeue = set(requeue_ids)
+    with write_tx(engine) as conn:
+        conn.execute(
+            deletion_batches.update().where(deletion_batches.c.id == batch_id).values(state=state, receipt=receipt)
+        )
+        items = conn.execute(
+            sa.select(deletion_items.c.id, deletion_items.c.amplitude_id).where(
+                deletion_items.c.batch_id == batch_id, deletion_items.c.state == "batched"
+            )
+        ).all()
+        for item_id, aid in items:
+            aid = int(aid)
+            if aid in id_days:
+                day, status = id_days[aid]
+                values: dict[str, Any] = {"state": "receipted", "job_day": day, "job_status": status}
+            elif aid in requeue:
+                values = {"state": "queued", "batch_id": None}
+            elif state == "failed":
+                values = {"state": "failed"}
+            else:  # listed in invalid_ids, or absent from every job of the receipt
+                values = {"state": "invalid"}
+            conn.execute(deletion_items.update().where(deletion_items.c.id == item_id).values(**values))
+
+
+def mark_batch(engine: sa.Engine, batch_id: str, state: str, error: str | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            deletion_batches.update().where(deletion_batches.c.id == batch_id).values(state=state, error=error)
+        )
+
+
+@dataclass(frozen=True)
+class Item:
+    project: str
+    amplitude_id: int
+    state: str
+    batch_id: str | None
+    job_day: str | None
+    job_status: str | None
+    org_wide: bool
+
+
+def items_for(engine: sa.Engine, request_id: str) -> list[Item]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(deletion_items).where(deletion_items.c.request_id == request_id).order_by(deletion_items.c.id)
+        ).all()
+    return [
+        Item(r.project, int(r.amplitude_id), r.state, r.batch_id, r.job_day, r.job_status, bool(r.org_wide))
+        for r in rows
+    ]
+
+
+def set_job_status(engine: sa.Engine, request_id: str, project: str, day: str, status: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            deletion_items.update()
+            .where(
+                deletion_items.c.request_id == request_id,
+                deletion_items.c.project == project,
+                deletion_items.c.job_day == day,
+                deletion_items.c.state == "receipted",
+            )
+            .values(job_status=status)
+        )
+
+
+def cancel_items(engine: sa.Engine, request_id: str, *, only_queued: bool) -> int:
+    """Mark a request's items cancelled (only still-queued ones when ``only_queued``)."""
+    states = ["queued"] if only_queued else ["queued", "receipted"]
+    with write_tx(engine) as conn:
+        res = conn.execute(
+            deletion_items.update()
+            .where(deletion_items.c.request_id == request_id, deletion_items.c.state.in_(states))
+            .values(state="cancelled")
+        )
+    return int(res.rowcount)
+
+
+def requests_of_batch(conn: sa.Connection, batch_id: str) -> list[str]:
+    """The requests whose items went into ``batch_id``."""
+    rows = conn.execute(
+        sa.select(sa.distinct(deletion_items.c.request_id)).where(deletion_items.c.batch_id == batch_id)
+    ).all()
+    return sorted(r[0] for r in rows)
