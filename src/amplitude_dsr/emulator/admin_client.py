@@ -90,6 +90,7 @@ class EmulatorAdmin:
         kind: str,
         path: str | None = None,
         count: int | None = 1,
+        *,
         method: str | None = None,
         project: str | None = None,
         delay: float | None = None,

@@ -22,7 +22,7 @@ class EmulatorApp(FastAPI):
         self.world = world
         self._gate = Gate(super().__call__, world)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._gate(scope, receive, send)
 
 

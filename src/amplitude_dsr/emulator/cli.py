@@ -69,7 +69,7 @@ def print_banner(doc: dict[str, Any], json_output: bool, out: TextIO) -> None:
     out.flush()
 
 
-def serve(
+def serve(  # noqa: PLR0917 (the CLI contract passes these positionally)
     port: int = 8787,
     seed: int = 0,
     rate_scale: float = 1.0,

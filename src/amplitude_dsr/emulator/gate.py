@@ -62,7 +62,9 @@ class Captured:
     body: bytes = b""
 
 
-async def respond(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+async def respond(
+    send: Send, status: int, body: Any, headers: dict[str, str] | None = None
+) -> None:
     """Send a complete JSON response."""
     raw = json.dumps(body).encode()
     hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]

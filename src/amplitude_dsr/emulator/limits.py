@@ -106,9 +106,7 @@ class Limits:
             self._spent.clear()
             self._external.clear()
 
-    def admit(
-        self, pool: str | None, scope: str, cost: int, caps: list[tuple[str, int]]
-    ) -> Ticket:
+    def admit(self, pool: str | None, scope: str, cost: int, caps: list[tuple[str, int]]) -> Ticket:
         """Admit one request or raise ``RateLimited``; the ticket holds concurrency."""
         with self._lock:
             now = self._now()
@@ -116,7 +114,10 @@ class Limits:
                 for cap, amount in caps:
                     if self._inflight.get((cap, scope), 0) + amount > CAPS[cap].capacity:
                         raise RateLimited(CAPS[cap].message)
-                if pool is not None and self._used(pool, scope, now) + cost > WINDOWS[pool].capacity:
+                if (
+                    pool is not None
+                    and self._used(pool, scope, now) + cost > WINDOWS[pool].capacity
+                ):
                     raise RateLimited(WINDOWS[pool].message)
             if pool is not None:
                 self._spent.setdefault((pool, scope), deque()).append((now, cost))

@@ -30,6 +30,7 @@ async def body_of(request: Request) -> dict[str, Any]:
 
 def register_ops(app: FastAPI, world: World) -> None:
     """Add the fault, load, limit and synthetic-output admin routes."""
+
     @app.post("/_admin/faults")
     async def inject(request: Request) -> JSONResponse:
         body = await body_of(request)

@@ -117,9 +117,11 @@ def register(app: FastAPI, world: World) -> None:
         with world.lock:
             req = world.dsar.requests.get(int(request_id)) if request_id.isdigit() else None
             outputs = req.outputs if req is not None else None
-            if req is None or outputs is None or request.query_params.get(
-                "X-Amz-Signature"
-            ) != req.token:
+            if (
+                req is None
+                or outputs is None
+                or request.query_params.get("X-Amz-Signature") != req.token
+            ):
                 return JSONResponse({"Error": "AccessDenied"}, status_code=403)
             if world.clock.now() >= req.expires_at:
                 return JSONResponse({"Error": "AccessDenied", "Message": "expired"}, 403)

@@ -122,7 +122,9 @@ def register(app: FastAPI, world: World) -> None:
                 ignore = True  # amplitude-api.md §4.1: forced by delete_from_org
                 names = [n for n, p in world.projects.items() if p.region == region]
             book = world.deletions
-            resolved = {n: book.resolve(n, amplitude_ids, user_ids, requester, today) for n in names}
+            resolved = {
+                n: book.resolve(n, amplitude_ids, user_ids, requester, today) for n in names
+            }
             found = set().union(*(r.found for r in resolved.values()))
             invalid: list[Any] = [a for a in amplitude_ids if str(a) not in found]
             invalid += [u for u in user_ids if u not in found]

@@ -15,11 +15,11 @@ if TYPE_CHECKING:
 
 DAY_MS = 86_400_000
 NAMES = (
-    "alice carol dave erin frank grace heidi ivan judy mallory "
-    "niaj olivia peggy rupert sybil trent victor walter yvonne zoe "
-    "arthur bella cedric diana edgar fiona gavin hazel igor jasmine "
-    "kevin laura marco nora oscar paula quentin rosa samuel tina"
-).split()
+    "alice", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+    "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yvonne", "zoe",
+    "arthur", "bella", "cedric", "diana", "edgar", "fiona", "gavin", "hazel", "igor", "jasmine",
+    "kevin", "laura", "marco", "nora", "oscar", "paula", "quentin", "rosa", "samuel", "tina",
+)  # fmt: skip
 
 PROFILES: dict[str, dict[str, str]] = {
     "web": {
@@ -97,6 +97,7 @@ def lay_out(
     sizes: list[int],
     newest_ms: int,
     oldest_ms: int,
+    *,
     amplitude_id: int | None = None,
     unsorted_every: int = 0,
 ) -> None:
@@ -171,7 +172,9 @@ def _seed_project(world: World, project: Project, kind: str) -> dict[str, object
     for _ in range(2):
         other = new_user(world, name, None, kind, merged.created_ms)
         merged.device_ids.append(other.device_ids[0])
-        lay_out(world, merged, [4, 6], recent - 40 * DAY_MS, long_ago, other.amplitude_id)
+        lay_out(
+            world, merged, [4, 6], recent - 40 * DAY_MS, long_ago, amplitude_id=other.amplitude_id
+        )
         merged.merged_ids.append(other.amplitude_id)
         merged.merge_times[str(other.amplitude_id)] = recent - 35 * DAY_MS
     world.index_user(merged)
@@ -206,4 +209,3 @@ def _seed_project(world: World, project: Project, kind: str) -> dict[str, object
     if name in ("web", "mobile"):
         catalog["cross_project"] = [u.amplitude_id for u in ordinary[:5]]
     return catalog
-

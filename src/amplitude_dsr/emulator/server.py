@@ -64,6 +64,7 @@ class EmulatorServer:
         seed: int = 0,
         rate_scale: float = 1.0,
         clock_speed: float = 1.0,
+        *,
         host: str = "127.0.0.1",
         port: int = 0,
         start: datetime | None = None,
