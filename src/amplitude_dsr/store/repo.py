@@ -392,6 +392,6 @@ def cancel_items(engine: sa.Engine, request_id: str, *, only_queued: bool) -> in
 def requests_of_batch(conn: sa.Connection, batch_id: str) -> list[str]:
     """The requests whose items went into ``batch_id``."""
     rows = conn.execute(
-        sa.select(sa.distinct(deletion_items.c.request_id)).where(deletion_items.c.batch_id == batch_id)
+        sa.select(deletion_items.c.request_id).where(deletion_items.c.batch_id == batch_id).distinct()
     ).all()
     return sorted(r[0] for r in rows)
