@@ -48,6 +48,7 @@ from amplitude_dsr.errors import BudgetExhausted
 
 SLOT_POLL_MIN = 0.02  # seconds between attempts to claim a busy concurrency slot
 SLOT_POLL_MAX = 0.25
+FLOAT_NOISE = 1e-6  # seconds: a shorter computed wait is rounding error, not a wait
 SQLITE_BUSY_TIMEOUT = 60.0  # seconds SQLite waits for the write lock before failing
 
 
@@ -156,44 +157,38 @@ class Budget:
                 if not self._tables_ready:
                     self.create_tables()
 
-    def _ensure(self, conn: Connection, pools: tuple[str, ...], scope: str) -> None:
-        for pool in pools:
-            if (pool, scope) in self._ready:
-                continue
-            insert = postgresql.insert if self._is_pg else sqlite.insert
-            spec = pool_spec(pool)
-            capacity = bucket_capacity(spec, self.fraction, min_call_cost(pool))
-            conn.execute(
-                insert(self.bucket)
-                .values(
-                    pool=pool,
-                    scope=scope,
-                    tokens=capacity,
-                    updated_at=self.clock(),
-                    paused_until=0.0,
-                    last_fire=0.0,
-                )
-                .on_conflict_do_nothing()
-            )
-            slots = max(spec.concurrency or 0, slot_count(spec, self.fraction))
-            if slots:
+    def _ensure(self, pools: tuple[str, ...], scope: str) -> None:
+        """Create the bucket and slot rows of ``pools``/``scope`` once per process, in their own
+        committed transaction (a row must be visible to other threads before we rely on it)."""
+        self._ensure_tables()
+        missing = [pool for pool in pools if (pool, scope) not in self._ready]
+        if not missing:
+            return
+        insert = postgresql.insert if self._is_pg else sqlite.insert
+        with self._engine.begin() as conn:
+            for pool in missing:
+                spec = pool_spec(pool)
+                capacity = bucket_capacity(spec, self.fraction, min_call_cost(pool))
                 conn.execute(
-                    insert(self.slot)
+                    insert(self.bucket)
                     .values(
-                        [
-                            {
-                                "pool": pool,
-                                "scope": scope,
-                                "slot": i,
-                                "holder": None,
-                                "expires_at": 0.0,
-                            }
-                            for i in range(slots)
-                        ]
+                        pool=pool,
+                        scope=scope,
+                        tokens=capacity,
+                        updated_at=self.clock(),
+                        paused_until=0.0,
+                        last_fire=0.0,
                     )
                     .on_conflict_do_nothing()
                 )
-            self._ready.add((pool, scope))
+                slots = max(spec.concurrency or 0, slot_count(spec, self.fraction))
+                if slots:
+                    rows = [
+                        {"pool": pool, "scope": scope, "slot": i, "holder": None, "expires_at": 0.0}
+                        for i in range(slots)
+                    ]
+                    conn.execute(insert(self.slot).values(rows).on_conflict_do_nothing())
+        self._ready.update((pool, scope) for pool in missing)
 
     # --- public API ----------------------------------------------------------------------
 
@@ -217,9 +212,8 @@ class Budget:
         """After a 429: no process spends ``pool`` for ``scope`` before ``until`` (epoch
         seconds), and the bucket restarts empty then, so the pool resumes without a burst."""
         pool_spec(pool)
-        self._ensure_tables()
+        self._ensure((pool,), scope)
         with self._engine.begin() as conn:
-            self._ensure(conn, (pool,), scope)
             row = self._lock_bucket(conn, pool, scope)
             conn.execute(
                 self.bucket.update()
@@ -275,16 +269,15 @@ class Budget:
 
     def _wait_and_claim(self, pool: str, scope: str, cost: int, holder: str) -> list[str]:
         spec = pool_spec(pool)
-        rate = bucket_rate(spec, self.fraction, self.rate_scale)
+        rate = bucket_rate(spec, self.fraction, self.rate_scale, min_call_cost(pool))
         capacity = bucket_capacity(spec, self.fraction, min_call_cost(pool))
         gap = min_interval(spec, self.rate_scale)
         holds = tuple(p for p in spec.holds if slot_count(pool_spec(p), self.fraction))
         started = self.clock()
         reserved = False
-        self._ensure_tables()
+        self._ensure((pool, *holds), scope)
         while True:
             with self._engine.begin() as conn:
-                self._ensure(conn, (pool, *holds), scope)
                 row = self._lock_bucket(conn, pool, scope)
                 now = self.clock()
                 waited = now - started
@@ -299,6 +292,7 @@ class Budget:
                     if rate is not None:
                         tokens = min(capacity, tokens + max(0.0, now - row.updated_at) * rate)
                         wait = max(0.0, (cost - tokens) / rate)
+                        wait = 0.0 if wait < FLOAT_NOISE else wait
                     resume_at = now + wait
                     if waited + wait > self.max_inline_wait:
                         raise self._exhausted(pool, resume_at)

@@ -6,7 +6,8 @@ from its documented pool through the shared :class:`~amplitude_dsr.amplitude.bud
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -113,6 +114,7 @@ class AmplitudeClient:
         transport: httpx.BaseTransport | None = None,
         max_attempts: int = 5,
         max_retry_time: float = 120.0,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.project_name = project.name
         self._caller = Caller(
@@ -122,6 +124,7 @@ class AmplitudeClient:
             transport=transport,
             max_attempts=max_attempts,
             max_retry_time=max_retry_time,
+            jitter=jitter,
         )
 
     @property

@@ -8,8 +8,9 @@ a redirect to storage that must not receive our ``Authorization`` header.
 from __future__ import annotations
 
 import json
+import random
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from types import TracebackType
 from typing import Any, Self
@@ -113,6 +114,7 @@ class DsarClient:
         transport: httpx.BaseTransport | None = None,
         max_attempts: int = 5,
         max_retry_time: float = 120.0,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._caller = Caller(
             org,
@@ -121,6 +123,7 @@ class DsarClient:
             transport=transport,
             max_attempts=max_attempts,
             max_retry_time=max_retry_time,
+            jitter=jitter,
         )
 
     @property

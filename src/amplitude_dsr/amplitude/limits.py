@@ -99,10 +99,18 @@ def pool_spec(pool: str) -> PoolSpec:
         raise ValueError(f"unknown budget pool {pool!r}; known: {sorted(POOLS)}") from None
 
 
-def bucket_rate(spec: PoolSpec, fraction: float, rate_scale: float) -> float | None:
-    """Tokens per second we allow ourselves: ``fraction`` x documented rate x ``rate_scale``."""
+def bucket_rate(
+    spec: PoolSpec, fraction: float, rate_scale: float, min_cost: int = 1
+) -> float | None:
+    """Tokens per second we allow ourselves: ``fraction`` x documented rate x ``rate_scale``.
+
+    Near ``fraction = 1`` the fraction is lowered so that the burst plus one window of refill
+    still fits the documented count (one-per-window pools rely on :func:`min_interval`)."""
     if spec.limit is None or spec.window is None:
         return None
+    if spec.limit > 1:
+        capacity = bucket_capacity(spec, fraction, min_cost)
+        fraction = min(fraction, (spec.limit - capacity) / spec.limit)
     return fraction * spec.limit * rate_scale / spec.window
 
 
