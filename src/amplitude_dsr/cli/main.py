@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from amplitude_dsr import __version__
-from amplitude_dsr.cli import common, requests, worker
+from amplitude_dsr.cli import common, demo, emulator_cmd, requests, worker
 
 app = typer.Typer(
     name="amplitude-dsr",
@@ -45,6 +45,8 @@ app.command("delete")(requests.delete)
 app.command()(requests.status)
 app.command()(requests.cancel)
 app.command()(worker.worker)
+app.command("emulator")(emulator_cmd.emulator)
+app.command()(demo.demo)
 
 
 def run() -> None:
