@@ -11,8 +11,9 @@ PostgreSQL):
     :func:`~amplitude_dsr.amplitude.limits.bucket_capacity`). A caller *reserves* its tokens
     (the balance may go negative) and sleeps until they would have existed, so waiting callers
     are served in order without polling. ``paused_until`` is set after a 429 and stops every
-    process from spending that pool until then. ``last_fire`` enforces the documented spacing
-    of a one-per-window pool (deletions: 1 per second) at the moment a call really starts.
+    process from spending that pool until then; afterwards the bucket restarts empty and
+    waiting callers queue again (no burst after a 429). ``last_fire`` enforces the documented
+    spacing of a one-per-window pool (deletions: 1 per second) when a call really starts.
 ``<prefix>_slot(pool, scope, slot, holder, expires_at)``
     One row per concurrency slot. A call claims a free (or expired) row for each pool it holds
     and releases it afterwards; a crashed process's lease expires after ``lease_seconds``.
@@ -210,7 +211,8 @@ class Budget:
 
     def pause(self, pool: str, scope: str, until: float) -> None:
         """After a 429: no process spends ``pool`` for ``scope`` before ``until`` (epoch
-        seconds), and the bucket restarts empty then, so the pool resumes without a burst."""
+        seconds). The bucket restarts empty then, and callers already waiting queue again, so
+        the pool resumes at the steady rate without a burst."""
         pool_spec(pool)
         self._ensure((pool,), scope)
         with self._engine.begin() as conn:
@@ -220,8 +222,8 @@ class Budget:
                 .where(self.bucket.c.pool == pool, self.bucket.c.scope == scope)
                 .values(
                     paused_until=max(row.paused_until, until),
-                    tokens=min(row.tokens, 0.0),
-                    updated_at=max(row.updated_at, until),
+                    tokens=0.0,
+                    updated_at=max(row.updated_at, row.paused_until, until),
                 )
             )
 
@@ -284,7 +286,10 @@ class Budget:
                 wait = 0.0
                 resume_at = now
                 if row.paused_until > now:
+                    # Paused after a 429: wait it out and queue again afterwards (the pause
+                    # emptied the bucket and forgot earlier reservations, ours included).
                     wait, resume_at = row.paused_until - now, row.paused_until
+                    reserved = False
                 elif not reserved:
                     # Reserve the tokens now (the balance may go negative), then sleep until
                     # they would have existed: waiting callers are served in order.
