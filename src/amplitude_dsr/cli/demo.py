@@ -43,7 +43,11 @@ def _demo(directory: Path, seed: int, json_out: bool) -> None:
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
-    say = (lambda _msg: None) if json_out else common.err.print
+
+    def say(message: str) -> None:
+        if not json_out:
+            common.err.print(message)
+
     started = time.monotonic()
     with EmulatorServer(seed=seed, rate_scale=DEMO_RATE_SCALE, clock_speed=DEMO_CLOCK_SPEED) as emu:
         state, catalog = emu.admin.state(), emu.admin.catalog()

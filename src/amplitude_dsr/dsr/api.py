@@ -78,7 +78,7 @@ def submit(
 
 def wait(request_id: str, timeout: float | None = None) -> str:
     """Block until the request's workflow returns its final status."""
-    handle = DBOS.retrieve_workflow(request_id)
+    handle: Any = DBOS.retrieve_workflow(request_id)
     result = handle.get_result(polling_interval_sec=0.2) if timeout is None else _wait_until(handle, timeout)
     return str(result)
 
