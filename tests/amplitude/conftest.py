@@ -59,9 +59,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def project() -> ProjectConfig:
-    return ProjectConfig(
-        name="web", api_key="proj-key-123", secret_key="proj-SECRET-456", region="us"
-    )
+    return ProjectConfig(name="web", api_key="proj-key-123", secret_key="proj-SECRET-456", region="us")
 
 
 @pytest.fixture
@@ -90,9 +88,7 @@ def emu(emulator: Any) -> Iterator[Any]:
     emulator.admin.clear_faults()
 
 
-def _emulator_project(
-    server: Any, name: str = "web", *, base_url: str | None = None
-) -> ProjectConfig:
+def _emulator_project(server: Any, name: str = "web", *, base_url: str | None = None) -> ProjectConfig:
     """The emulator's project ``name`` as client configuration."""
     for item in server.admin.state()["projects"]:
         if item["name"] == name:
@@ -117,15 +113,12 @@ def _emulator_org(server: Any, region: str = "us") -> OrgConfig:
     )
 
 
-def _api_calls(
-    server: Any, path: str | None = None, method: str | None = None
-) -> list[dict[str, Any]]:
+def _api_calls(server: Any, path: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
     """The emulator's request log, optionally filtered by path prefix and method."""
     return [
         entry
         for entry in server.admin.request_log()
-        if (path is None or entry["path"].startswith(path))
-        and (method is None or entry["method"] == method)
+        if (path is None or entry["path"].startswith(path)) and (method is None or entry["method"] == method)
     ]
 
 

@@ -28,17 +28,13 @@ def spend(budget: Budget, pool: str, times: int, cost: int = 1) -> None:
             pass
 
 
-def test_deletions_are_spaced_at_three_quarters_of_one_per_second(
-    make_budget: MakeBudget, clock: FakeClock
-) -> None:
+def test_deletions_are_spaced_at_three_quarters_of_one_per_second(make_budget: MakeBudget, clock: FakeClock) -> None:
     budget = make_budget(clock=clock, sleep=clock.sleep)
     spend(budget, "deletion", 5)
     assert clock.sleeps == pytest.approx([4 / 3] * 4)
 
 
-def test_user_pool_bursts_then_waits_for_each_token(
-    make_budget: MakeBudget, clock: FakeClock
-) -> None:
+def test_user_pool_bursts_then_waits_for_each_token(make_budget: MakeBudget, clock: FakeClock) -> None:
     budget = make_budget(clock=clock, sleep=clock.sleep, max_inline_wait=60)
     spend(budget, "user", 18)
     assert clock.sleeps == []
@@ -74,9 +70,7 @@ def test_too_long_a_wait_raises_without_spending(make_budget: MakeBudget, clock:
     assert clock.sleeps == []
 
 
-def test_pause_stops_every_budget_on_the_database_then_resumes_empty(
-    make_budget: MakeBudget, clock: FakeClock
-) -> None:
+def test_pause_stops_every_budget_on_the_database_then_resumes_empty(make_budget: MakeBudget, clock: FakeClock) -> None:
     first = make_budget(clock=clock, sleep=clock.sleep, max_inline_wait=200)
     second = make_budget(clock=clock, sleep=clock.sleep, max_inline_wait=200)
     spend(first, "user", 1)
@@ -88,9 +82,7 @@ def test_pause_stops_every_budget_on_the_database_then_resumes_empty(
     assert clock.sleeps == pytest.approx([100, 3600 / 270])
 
 
-def test_pause_longer_than_the_inline_wait_raises_with_its_end(
-    make_budget: MakeBudget, clock: FakeClock
-) -> None:
+def test_pause_longer_than_the_inline_wait_raises_with_its_end(make_budget: MakeBudget, clock: FakeClock) -> None:
     budget = make_budget(clock=clock, sleep=clock.sleep, max_inline_wait=30)
     until = clock.now + 300
     budget.pause("deletion", SCOPE, until)
@@ -114,9 +106,7 @@ def test_scopes_are_independent(make_budget: MakeBudget, clock: FakeClock) -> No
     assert clock.sleeps == []
 
 
-def test_concurrency_slots_are_capped_and_released(
-    make_budget: MakeBudget, clock: FakeClock
-) -> None:
+def test_concurrency_slots_are_capped_and_released(make_budget: MakeBudget, clock: FakeClock) -> None:
     budget = make_budget(clock=clock, sleep=clock.sleep, max_inline_wait=1.0)
     with ExitStack() as stack:
         for _ in range(4):  # rest: 5 documented, 4 at 0.75

@@ -33,13 +33,9 @@ from amplitude_dsr.errors import (
 URL = "https://amplitude.com/api/2/usersearch?user=jane%40example.com"
 
 
-def response(
-    status: int, body: bytes | str = b"", headers: dict[str, str] | None = None
-) -> httpx.Response:
+def response(status: int, body: bytes | str = b"", headers: dict[str, str] | None = None) -> httpx.Response:
     content = body.encode() if isinstance(body, str) else body
-    return httpx.Response(
-        status, content=content, headers=headers, request=httpx.Request("GET", URL)
-    )
+    return httpx.Response(status, content=content, headers=headers, request=httpx.Request("GET", URL))
 
 
 @pytest.mark.parametrize(

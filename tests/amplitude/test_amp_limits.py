@@ -49,9 +49,7 @@ def test_documented_numbers() -> None:
         ("rest", 1.0, None, 4),
     ],
 )
-def test_defaults_at_three_quarters(
-    pool: str, capacity: float, per_second: float | None, slots: int
-) -> None:
+def test_defaults_at_three_quarters(pool: str, capacity: float, per_second: float | None, slots: int) -> None:
     spec = POOLS[pool]
     assert bucket_capacity(spec, 0.75, min_call_cost(pool)) == capacity
     rate = bucket_rate(spec, 0.75, 1.0)

@@ -70,20 +70,14 @@ def test_budget_exhausted_is_not_retried_inline() -> None:
     assert not should_retry(BudgetExhausted("later", resume_at=datetime.now(UTC)), safe=True)
 
 
-@pytest.mark.parametrize(
-    ("attempt", "expected"), [(1, 10.0), (2, 20.0), (3, 40.0), (4, 60.0), (5, 60.0)]
-)
+@pytest.mark.parametrize(("attempt", "expected"), [(1, 10.0), (2, 20.0), (3, 40.0), (4, 60.0), (5, 60.0)])
 def test_backoff_doubles_up_to_the_cap(attempt: int, expected: float) -> None:
     assert backoff_delay(attempt, None, base=10.0, cap=60.0, jitter=0.0) == expected
 
 
 def test_jitter_shortens_by_at_most_the_spread() -> None:
-    assert backoff_delay(1, None, base=10.0, cap=60.0, jitter=1.0) == pytest.approx(
-        10.0 * (1 - JITTER_SPREAD)
-    )
-    assert backoff_delay(2, None, base=10.0, cap=60.0, jitter=0.5) == pytest.approx(
-        20.0 * (1 - JITTER_SPREAD / 2)
-    )
+    assert backoff_delay(1, None, base=10.0, cap=60.0, jitter=1.0) == pytest.approx(10.0 * (1 - JITTER_SPREAD))
+    assert backoff_delay(2, None, base=10.0, cap=60.0, jitter=0.5) == pytest.approx(20.0 * (1 - JITTER_SPREAD / 2))
 
 
 @pytest.mark.parametrize(

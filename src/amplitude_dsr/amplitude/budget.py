@@ -232,9 +232,7 @@ class Budget:
         self._ensure_tables()
         with self._engine.connect() as conn:
             value = conn.execute(
-                sa.select(self.bucket.c.paused_until).where(
-                    self.bucket.c.pool == pool, self.bucket.c.scope == scope
-                )
+                sa.select(self.bucket.c.paused_until).where(self.bucket.c.pool == pool, self.bucket.c.scope == scope)
             ).scalar()
             conn.rollback()
         return float(value or 0.0)
@@ -328,9 +326,7 @@ class Budget:
                     raise self._exhausted(pool, resume_at)
             self.sleep(wait)
 
-    def _claim(
-        self, conn: Connection, holds: tuple[str, ...], scope: str, holder: str, now: float
-    ) -> bool:
+    def _claim(self, conn: Connection, holds: tuple[str, ...], scope: str, holder: str, now: float) -> bool:
         picks: list[tuple[str, int]] = []
         for pool in holds:
             slots = slot_count(pool_spec(pool), self.fraction)

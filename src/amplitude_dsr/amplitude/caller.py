@@ -34,6 +34,7 @@ from amplitude_dsr.amplitude.retry import (
 )
 from amplitude_dsr.amplitude.transport import (
     classify,
+    install_log_redaction,
     redact_url,
     request_was_not_sent,
     transport_error,
@@ -86,12 +87,11 @@ class Caller:
         self.budget = budget
         self.base_url = hosts.base_url(credentials)
         self.scope = hosts.scope_key(credentials)
+        install_log_redaction()
         self.max_attempts = max_attempts
         self.max_retry_time = max_retry_time
         self.jitter = jitter
-        self.auth = httpx.BasicAuth(
-            credentials.api_key.get_secret_value(), credentials.secret_key.get_secret_value()
-        )
+        self.auth = httpx.BasicAuth(credentials.api_key.get_secret_value(), credentials.secret_key.get_secret_value())
         self.http = httpx.Client(
             base_url=self.base_url,
             auth=self.auth,
@@ -129,9 +129,7 @@ class Caller:
             url=url,
         )
 
-    def run(
-        self, attempt_once: Callable[[], Any], *, pool: str, safe: bool, cost: int, url: str
-    ) -> Any:
+    def run(self, attempt_once: Callable[[], Any], *, pool: str, safe: bool, cost: int, url: str) -> Any:
         """The retry loop around ``attempt_once`` (one budgeted HTTP exchange)."""
         clock = self.budget.clock
         started = clock()
@@ -144,13 +142,9 @@ class Caller:
             except RateLimited as exc:
                 self._after_rate_limit(exc, pool, attempt, started, url)
             except RetriableError as exc:
-                delay = backoff_delay(
-                    attempt, None, SERVER_BACKOFF.base, SERVER_BACKOFF.cap, self.jitter()
-                )
+                delay = backoff_delay(attempt, None, SERVER_BACKOFF.base, SERVER_BACKOFF.cap, self.jitter())
                 elapsed = clock() - started
-                give_up = out_of_retries(
-                    attempt, elapsed, delay, self.max_attempts, self.max_retry_time
-                )
+                give_up = out_of_retries(attempt, elapsed, delay, self.max_attempts, self.max_retry_time)
                 if not should_retry(exc, safe=safe) or give_up:
                     if not safe and not request_was_not_sent(exc):
                         raise UncertainOutcome(
@@ -170,20 +164,14 @@ class Caller:
                 )
                 self.budget.sleep(delay)
 
-    def _after_rate_limit(
-        self, exc: RateLimited, pool: str, attempt: int, started: float, url: str
-    ) -> None:
+    def _after_rate_limit(self, exc: RateLimited, pool: str, attempt: int, started: float, url: str) -> None:
         spec = pool_spec(pool)
-        backoff = rate_limit_backoff(
-            spec, self.budget.rate_scale, is_concurrency_limit(exc.body_excerpt)
-        )
+        backoff = rate_limit_backoff(spec, self.budget.rate_scale, is_concurrency_limit(exc.body_excerpt))
         delay = backoff_delay(attempt, exc.retry_after, backoff.base, backoff.cap, self.jitter())
         now = self.budget.clock()
         resume = now + delay
         self.budget.pause(pool, self.scope, resume)
-        log.warning(
-            "429 from Amplitude on %s: %s pool paused %.2fs (attempt %d)", url, pool, delay, attempt
-        )
+        log.warning("429 from Amplitude on %s: %s pool paused %.2fs (attempt %d)", url, pool, delay, attempt)
         if out_of_retries(attempt, now - started, delay, self.max_attempts, self.max_retry_time):
             raise BudgetExhausted(
                 f"Amplitude kept refusing calls in the {pool} pool (HTTP 429)",
@@ -205,9 +193,7 @@ class Caller:
         except httpx.TransportError as exc:
             raise transport_error(exc, httpx.URL(path)) from exc
         except httpx.DecodingError as exc:
-            raise MalformedResponse(
-                "Amplitude sent an undecodable body", url=redact_url(path)
-            ) from exc
+            raise MalformedResponse("Amplitude sent an undecodable body", url=redact_url(path)) from exc
         except httpx.TooManyRedirects as exc:
             raise UnexpectedStatus("too many redirects", url=redact_url(path)) from exc
         log.debug("%s %s -> %d", method, redact_url(response.request.url), response.status_code)

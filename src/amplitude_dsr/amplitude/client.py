@@ -163,9 +163,7 @@ class AmplitudeClient:
         Spends 1 from the ``user`` pool (360/hour per project)."""
         if not str(user).strip():
             raise ValueError("user must not be empty")
-        data = self._caller.call(
-            "GET", USERSEARCH, pool="user", safe=True, params={"user": str(user)}
-        )
+        data = self._caller.call("GET", USERSEARCH, pool="user", safe=True, params={"user": str(user)})
         return parse_model(UserSearchResult, data, USERSEARCH)
 
     def user_activity(

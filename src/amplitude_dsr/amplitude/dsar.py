@@ -171,9 +171,7 @@ class DsarClient:
             body["amplitudeId"] = int(amplitude_id)
         else:
             body["userId"] = str(user_id)
-        data = self._caller.call(
-            "POST", DSAR_REQUESTS, pool="dsar", safe=True, cost=DSAR_POST_COST, json=body
-        )
+        data = self._caller.call("POST", DSAR_REQUESTS, pool="dsar", safe=True, cost=DSAR_POST_COST, json=body)
         return parse_model(DsarCreated, data, DSAR_REQUESTS).request_id
 
     def get(self, request_id: int) -> DsarRequest:

@@ -73,13 +73,9 @@ class PoolSpec:
 
 
 POOLS: dict[str, PoolSpec] = {
-    "user": PoolSpec(
-        "user", USER_POOL_LIMIT, USER_POOL_WINDOW, USER_POOL_CONCURRENCY, ("user", "rest")
-    ),
+    "user": PoolSpec("user", USER_POOL_LIMIT, USER_POOL_WINDOW, USER_POOL_CONCURRENCY, ("user", "rest")),
     "rest": PoolSpec("rest", None, None, REST_CONCURRENCY, ("rest",)),
-    "cost": PoolSpec(
-        "cost", COST_POOL_LIMIT, COST_POOL_WINDOW, None, ("rest",), burst_limit=COST_CONCURRENCY
-    ),
+    "cost": PoolSpec("cost", COST_POOL_LIMIT, COST_POOL_WINDOW, None, ("rest",), burst_limit=COST_CONCURRENCY),
     "deletion": PoolSpec(
         "deletion",
         DELETION_RATE_LIMIT,
@@ -99,9 +95,7 @@ def pool_spec(pool: str) -> PoolSpec:
         raise ValueError(f"unknown budget pool {pool!r}; known: {sorted(POOLS)}") from None
 
 
-def bucket_rate(
-    spec: PoolSpec, fraction: float, rate_scale: float, min_cost: int = 1
-) -> float | None:
+def bucket_rate(spec: PoolSpec, fraction: float, rate_scale: float, min_cost: int = 1) -> float | None:
     """Tokens per second we allow ourselves: ``fraction`` x documented rate x ``rate_scale``.
 
     Near ``fraction = 1`` the fraction is lowered so that the burst plus one window of refill

@@ -43,9 +43,7 @@ def should_retry(exc: BaseException, *, safe: bool) -> bool:
     return False
 
 
-def backoff_delay(
-    attempt: int, retry_after: float | None, base: float, cap: float, jitter: float = 0.0
-) -> float:
+def backoff_delay(attempt: int, retry_after: float | None, base: float, cap: float, jitter: float = 0.0) -> float:
     """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1).
 
     ``Retry-After`` wins when present, clamped to ``[0, cap]`` and not jittered (the server
@@ -85,8 +83,6 @@ def rate_limit_backoff(spec: PoolSpec, rate_scale: float, concurrency: bool) -> 
 SERVER_BACKOFF = Backoff(SERVER_RETRY_BASE, SERVER_RETRY_CAP)
 
 
-def out_of_retries(
-    attempt: int, elapsed: float, next_delay: float, max_attempts: int, max_retry_time: float
-) -> bool:
+def out_of_retries(attempt: int, elapsed: float, next_delay: float, max_attempts: int, max_retry_time: float) -> bool:
     """True when another attempt would exceed ``max_attempts`` or ``max_retry_time`` seconds."""
     return attempt >= max_attempts or elapsed + next_delay > max_retry_time

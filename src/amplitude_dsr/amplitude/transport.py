@@ -10,6 +10,7 @@ secret, an email or a user ID.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -178,3 +179,27 @@ def transport_error(exc: httpx.TransportError, url: httpx.URL | str) -> Transpor
     else:
         message = f"connection to Amplitude failed ({kind})"
     return TransportError(message, url=redact_url(url))
+
+
+class RedactHttpxUrls(logging.Filter):
+    """Rewrites the URLs httpx logs at INFO ("HTTP Request: GET https://...?user=jane%40...")
+    to their redacted form: query values carry emails and user IDs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact any URL argument of ``record``; never drops the record."""
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                f"{a.scheme}://{a.netloc.decode('ascii', 'replace')}{redact_url(a)}" if isinstance(a, httpx.URL) else a
+                for a in record.args
+            )
+        return True
+
+
+_HTTPX_FILTER = RedactHttpxUrls()
+
+
+def install_log_redaction() -> None:
+    """Attach :class:`RedactHttpxUrls` to the ``httpx`` logger (idempotent)."""
+    logger = logging.getLogger("httpx")
+    if _HTTPX_FILTER not in logger.filters:
+        logger.addFilter(_HTTPX_FILTER)
