@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+EMULATOR_RATE_SCALE = 3600.0  # the user pool becomes 360 per second: tests never wait long
+
 
 class FakeClock:
     """Epoch seconds that only move when someone sleeps."""

@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from amp_helpers import FakeClock
+from amp_helpers import EMULATOR_RATE_SCALE, FakeClock
 
 from amplitude_dsr.amplitude import Budget, normalize_database_url
 from amplitude_dsr.config import OrgConfig, ProjectConfig
 
 TEST_DB_ENV = "AMPLITUDE_DSR_TEST_DATABASE_URL"
-EMULATOR_RATE_SCALE = 3600.0  # the user pool becomes 360 per second: tests never wait long
 
 
 @pytest.fixture
