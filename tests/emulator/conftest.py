@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -19,6 +19,7 @@ class Emu:
     server: EmulatorServer
     state: dict[str, Any]
     catalog: dict[str, Any]
+    _clients: dict[str, httpx.Client] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -44,14 +45,25 @@ class Emu:
         return httpx.Client(base_url=self.eu_url if eu else self.url, auth=auth, timeout=30)
 
     def get(self, path: str, project: str = "web", **params: Any) -> httpx.Response:
-        base = self.eu_url if self.project(project)["region"] == "eu" else self.url
-        return httpx.get(base + path, params=params, auth=self.auth(project), timeout=30)
+        """GET with a kept-alive client holding the project's keys."""
+        if project not in self._clients:
+            eu = self.project(project)["region"] == "eu"
+            self._clients[project] = self.client(project, eu=eu)
+        return self._clients[project].get(path, params=params)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
 
 
 def start_emu(**kwargs: Any) -> Iterator[Emu]:
     """Serve a fresh emulator for the duration of a fixture."""
     with EmulatorServer(**kwargs) as server:
-        yield Emu(server, server.admin.state(), server.admin.catalog())
+        running = Emu(server, server.admin.state(), server.admin.catalog())
+        try:
+            yield running
+        finally:
+            running.close()
 
 
 @pytest.fixture(scope="session")
@@ -65,5 +77,7 @@ def emu() -> Iterator[Emu]:
 
 @pytest.fixture
 def fresh_emu() -> Iterator[Emu]:
-    """A private emulator for one test (clock, jobs and budgets are its own)."""
-    yield from start_emu(seed=11, rate_scale=1000.0)
+    """A private emulator for one test (its own clock and jobs; limits not enforced)."""
+    for running in start_emu(seed=11):
+        running.server.admin.set_limits(enforce=False)
+        yield running
