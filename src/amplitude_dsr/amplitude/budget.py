@@ -67,16 +67,32 @@ def _make_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
 
         @event.listens_for(engine, "connect")
-        def _autocommit_driver(dbapi_connection: object, _record: object) -> None:
-            # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE itself.
-            dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+        def _autocommit_driver(dbapi_connection: Any, _record: object) -> None:
+            # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE itself. WAL (as the store
+            # uses) keeps each short commit cheap; NORMAL sync is durable enough for a budget.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(connection: Connection) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _async_commit(dbapi_connection: Any, _record: object) -> None:
+            # Budget rows are bookkeeping: losing the last milliseconds of it in a server crash
+            # is harmless, waiting for a WAL flush on every call is not.
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO OFF")
+            dbapi_connection.commit()
+
+    return engine
 
 
 class Budget:
