@@ -81,3 +81,10 @@ def fresh_emu() -> Iterator[Emu]:
     for running in start_emu(seed=11):
         running.server.admin.set_limits(enforce=False)
         yield running
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    """A plain kept-alive client (no auth, no redirects followed)."""
+    with httpx.Client(timeout=30) as client:
+        yield client

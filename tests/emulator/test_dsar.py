@@ -38,15 +38,15 @@ def _window(emu: Emu) -> dict[str, str]:
     return {"startDate": (today - timedelta(days=500)).isoformat(), "endDate": today.isoformat()}
 
 
-def _download(url: str, auth: tuple[str, str]) -> list[dict[str, Any]]:
-    first = httpx.get(url, auth=auth)
+def _download(http: httpx.Client, url: str, auth: tuple[str, str]) -> list[dict[str, Any]]:
+    first = http.get(url, auth=auth)
     assert first.status_code == 302
     location = first.headers["location"]
     assert urlsplit(location).hostname != urlsplit(url).hostname  # another host
     assert urlsplit(location).port == urlsplit(url).port
-    rejected = httpx.get(location, auth=auth)  # Authorization resent to storage: refused
+    rejected = http.get(location, auth=auth)  # Authorization resent to storage: refused
     assert rejected.status_code == 400
-    blob = httpx.get(location)
+    blob = http.get(location)
     assert blob.status_code == 200
     assert blob.headers["content-type"] == "application/gzip"
     lines = gzip.decompress(blob.content).decode().splitlines()
@@ -54,7 +54,7 @@ def _download(url: str, auth: tuple[str, str]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("eu", [False, True])
-def test_dsar_lifecycle_and_outputs(fresh_emu: Emu, eu: bool) -> None:
+def test_dsar_lifecycle_and_outputs(fresh_emu: Emu, http: httpx.Client, eu: bool) -> None:
     emu = fresh_emu
     project = "eu-app" if eu else "web"
     user = emu.catalog[project]["heavy"]
@@ -74,18 +74,16 @@ def test_dsar_lifecycle_and_outputs(fresh_emu: Emu, eu: bool) -> None:
     events: list[dict[str, Any]] = []
     for url in status["urls"]:
         assert url.startswith(emu.eu_url if eu else emu.url)
-        lines = _download(url, emu.org_auth)
+        lines = _download(http, url, emu.org_auth)
         assert len({line["event_time"][:7] for line in lines}) == 1
         events += lines
     assert len(events) == user["num_events"]
     assert {e["uuid"] for e in events} == {e["uuid"] for e in _all_events(emu, user, project)}
-    assert {"amplitude_id", "app", "event_time", "event_type", "server_upload_time"} <= set(
-        events[0]
-    )
+    assert {"amplitude_id", "app", "event_time", "event_type", "server_upload_time"} <= set(events[0])
     expires = date.fromisoformat(status["expires"])
     emu.server.admin.advance(days=2)
     assert date.fromisoformat(emu.server.admin.state()["now"][:10]) >= expires
-    expired = httpx.get(status["urls"][0], auth=emu.org_auth)
+    expired = http.get(status["urls"][0], auth=emu.org_auth)
     assert expired.status_code == 403
 
 
@@ -100,7 +98,7 @@ def _all_events(emu: Emu, user: dict[str, Any], project: str) -> list[dict[str, 
     return list(events.values())
 
 
-def test_user_id_spanning_two_projects(fresh_emu: Emu) -> None:
+def test_user_id_spanning_two_projects(fresh_emu: Emu, http: httpx.Client) -> None:
     emu = fresh_emu
     shared = emu.catalog["web"]["cross_project"][0]
     request_id = _create(emu, {"userId": shared["user_id"], **_window(emu)})
@@ -108,7 +106,7 @@ def test_user_id_spanning_two_projects(fresh_emu: Emu) -> None:
     urls = _status(emu, request_id)["urls"]
     apps = set()
     for url in urls:
-        apps |= {line["app"] for line in _download(url, emu.org_auth)}
+        apps |= {line["app"] for line in _download(http, url, emu.org_auth)}
     assert apps == {emu.catalog["web"]["app"], emu.catalog["mobile"]["app"]}
 
 
@@ -123,29 +121,29 @@ def test_oversize_user_fails(fresh_emu: Emu) -> None:
     assert status["urls"] == []
 
 
-def test_storage_link_expires_too(fresh_emu: Emu) -> None:
+def test_storage_link_expires_too(fresh_emu: Emu, http: httpx.Client) -> None:
     emu = fresh_emu
     alice = emu.catalog["web"]["ordinary"][0]
     request_id = _create(emu, {"amplitudeId": alice["amplitude_id"], **_window(emu)})
     emu.server.admin.advance(days=1, seconds=60)
     url = _status(emu, request_id)["urls"][0]
-    location = httpx.get(url, auth=emu.org_auth).headers["location"]
-    assert httpx.get(location).status_code == 200
+    location = http.get(url, auth=emu.org_auth).headers["location"]
+    assert http.get(location).status_code == 200
     emu.server.admin.advance(days=2)
-    assert httpx.get(location).status_code == 403
-    assert httpx.get(location.split("?")[0]).status_code == 403  # unsigned
+    assert http.get(location).status_code == 403
+    assert http.get(location.split("?")[0]).status_code == 403  # unsigned
 
 
-def test_synthetic_output_streams(fresh_emu: Emu) -> None:
+def test_synthetic_output_streams(fresh_emu: Emu, http: httpx.Client) -> None:
     emu = fresh_emu
     alice = emu.catalog["web"]["ordinary"][0]
     emu.server.admin.dsar_synthetic(alice["amplitude_id"], 5_000_000)
     request_id = _create(emu, {"amplitudeId": alice["amplitude_id"], **_window(emu)})
     emu.server.admin.advance(days=2)
     [url] = _status(emu, request_id)["urls"]
-    location = httpx.get(url, auth=emu.org_auth).headers["location"]
+    location = http.get(url, auth=emu.org_auth).headers["location"]
     decompressor_total = 0
-    with httpx.stream("GET", location) as response:
+    with http.stream("GET", location) as response:
         assert response.status_code == 200
         raw = b"".join(response.iter_bytes())
     text = gzip.decompress(raw)

@@ -29,10 +29,7 @@ def _wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
 
 def test_search_pool_allows_360_then_429(limited: Emu) -> None:
     with limited.client("web") as client:
-        statuses = [
-            client.get("/api/2/usersearch", params={"user": f"q{i}"}).status_code
-            for i in range(360)
-        ]
+        statuses = [client.get("/api/2/usersearch", params={"user": f"q{i}"}).status_code for i in range(360)]
         assert statuses == [200] * 360
         refused = client.get("/api/2/usersearch", params={"user": "one-more"})
         assert refused.status_code == 429
@@ -99,9 +96,7 @@ def test_cost_pool_events_list(limited: Emu) -> None:
 def test_external_load_spends_search_pool(limited: Emu) -> None:
     limited.server.admin.external_load("usersearch", 0.5, project="web")
     with limited.client("web") as client:
-        statuses = [
-            client.get("/api/2/usersearch", params={"user": "x"}).status_code for _ in range(181)
-        ]
+        statuses = [client.get("/api/2/usersearch", params={"user": "x"}).status_code for _ in range(181)]
     assert statuses == [200] * 180 + [429]
 
 
@@ -152,7 +147,5 @@ def test_enforcement_can_be_switched_off(limited: Emu) -> None:
 
 
 def test_unknown_pool_is_400(limited: Emu) -> None:
-    response = httpx.post(
-        limited.url + "/_admin/external_load", json={"pool": "nope", "fraction": 0.5}
-    )
+    response = httpx.post(limited.url + "/_admin/external_load", json={"pool": "nope", "fraction": 0.5})
     assert response.status_code == 400

@@ -102,9 +102,7 @@ def test_numeric_user_id_collides_with_amplitude_id(emu: Emu) -> None:
 
 
 def test_projects_and_regions_are_separate(emu: Emu) -> None:
-    assert emu.get("/api/2/usersearch", "eu-app", user="alice@example.com").json()["type"] == (
-        "nomatch"
-    )
+    assert emu.get("/api/2/usersearch", "eu-app", user="alice@example.com").json()["type"] == ("nomatch")
     eu_user = emu.catalog["eu-app"]["ordinary"][0]
     body = emu.get("/api/2/usersearch", "eu-app", user=eu_user["user_id"]).json()
     assert _ids(body) == [eu_user["amplitude_id"]]

@@ -73,9 +73,7 @@ class EmulatorAdmin:
         result: dict[str, Any] = self._call("POST", "/events", json=body)
         return result
 
-    def merge(
-        self, project: str, canonical_amplitude_id: int, merged_amplitude_id: int
-    ) -> dict[str, Any]:
+    def merge(self, project: str, canonical_amplitude_id: int, merged_amplitude_id: int) -> dict[str, Any]:
         """Merge one user into another (the second ID becomes a merged ID)."""
         body = {
             "project": project,

@@ -34,18 +34,12 @@ def parse_basic(header: str | None) -> Credentials | None:
     return Credentials(key, secret)
 
 
-def find_project(
-    projects: dict[str, Project], region: str, creds: Credentials | None
-) -> Project | None:
+def find_project(projects: dict[str, Project], region: str, creds: Credentials | None) -> Project | None:
     """The project of this region whose keys match (keys of the other region are refused)."""
     if creds is None:
         return None
     for project in projects.values():
-        if (
-            project.region == region
-            and project.api_key == creds.key
-            and project.secret_key == creds.secret
-        ):
+        if project.region == region and project.api_key == creds.key and project.secret_key == creds.secret:
             return project
     return None
 

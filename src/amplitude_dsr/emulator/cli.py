@@ -56,14 +56,10 @@ def print_banner(doc: dict[str, Any], json_output: bool, out: TextIO) -> None:
     ]
     for p in doc["projects"]:
         lines.append(
-            f"{p['name']:<10} {p['app']:<7} {p['region']:<6} {p['api_key']:<33} "
-            f"{p['secret_key']:<33} {p['base_url']}"
+            f"{p['name']:<10} {p['app']:<7} {p['region']:<6} {p['api_key']:<33} {p['secret_key']:<33} {p['base_url']}"
         )
     org = doc["org"]
-    lines.append(
-        f"{'org':<10} {org['org_id']:<7} {'both':<6} {org['api_key']:<33} {org['secret_key']:<33} "
-        "(DSAR)"
-    )
+    lines.append(f"{'org':<10} {org['org_id']:<7} {'both':<6} {org['api_key']:<33} {org['secret_key']:<33} (DSAR)")
     lines += ["", f"Admin API: {doc['admin_url']}/state   Press Ctrl-C to stop.", ""]
     out.write("\n".join(lines))
     out.flush()

@@ -153,9 +153,7 @@ class DeletionBook:
         jobs = [j for j in self.jobs if j.project == project and start <= j.day <= end]
         return [j.wire(today) for j in sorted(jobs, key=lambda j: j.day) if j.entries]
 
-    def remove(
-        self, project: str, amplitude_id: int, day: date, today: date
-    ) -> tuple[int, dict[str, Any]]:
+    def remove(self, project: str, amplitude_id: int, day: date, today: date) -> tuple[int, dict[str, Any]]:
         """DELETE a user from a staging job: (status code, body)."""
         job = next((j for j in self.jobs if j.project == project and j.day == day), None)
         if job is None:
@@ -165,8 +163,7 @@ class DeletionBook:
             return 404, {"error": "amplitude_id is not part of this deletion job"}
         if not job.open_for_changes(today):
             return 400, {
-                "error": "users can only be removed while the job is staging "
-                "and more than 3 days before its day"
+                "error": "users can only be removed while the job is staging and more than 3 days before its day"
             }
         job.entries.remove(entry)
         return 200, entry.wire(False)

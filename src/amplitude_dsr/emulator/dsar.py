@@ -99,16 +99,12 @@ class DsarBook:
         self.synthetic: dict[int, int] = {}  # amplitude_id -> approx uncompressed bytes
         self._next_id = FIRST_REQUEST_ID
 
-    def create(
-        self, region: str, user_id: str | None, amplitude_id: int | None, start: date, end: date
-    ) -> DsarRequest:
+    def create(self, region: str, user_id: str | None, amplitude_id: int | None, start: date, end: date) -> DsarRequest:
         """Register a new request (call under the world lock)."""
         request_id = self._next_id
         self._next_id += 1
         token = stable_uuid(self.world.seed, "dsar", request_id).replace("-", "")
-        req = DsarRequest(
-            request_id, region, user_id, amplitude_id, start, end, self.world.clock.now(), token
-        )
+        req = DsarRequest(request_id, region, user_id, amplitude_id, start, end, self.world.clock.now(), token)
         self.requests[request_id] = req
         return req
 
@@ -161,10 +157,7 @@ class DsarBook:
         done = status == "done"
         urls = []
         if done and req.outputs is not None:
-            urls = [
-                f"{base_url}/api/2/dsar/requests/{req.request_id}/outputs/{n}"
-                for n in range(len(req.outputs))
-            ]
+            urls = [f"{base_url}/api/2/dsar/requests/{req.request_id}/outputs/{n}" for n in range(len(req.outputs))]
         return {
             "requestId": req.request_id,
             "userId": req.user_id,

@@ -62,9 +62,7 @@ class Captured:
     body: bytes = b""
 
 
-async def respond(
-    send: Send, status: int, body: Any, headers: dict[str, str] | None = None
-) -> None:
+async def respond(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
     """Send a complete JSON response."""
     raw = json.dumps(body).encode()
     hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
@@ -157,9 +155,7 @@ class Gate:
         ticket: Ticket | None = None
         if endpoint.family in ("project", "org"):
             try:
-                ticket = world.limits.admit(
-                    endpoint.pool, scope_key, endpoint.cost, list(endpoint.caps)
-                )
+                ticket = world.limits.admit(endpoint.pool, scope_key, endpoint.cost, list(endpoint.caps))
             except RateLimited as limited:
                 entry["status"] = 429
                 body = {"error": "rate limit exceeded", "limit": limited.message}

@@ -114,10 +114,7 @@ class Limits:
                 for cap, amount in caps:
                     if self._inflight.get((cap, scope), 0) + amount > CAPS[cap].capacity:
                         raise RateLimited(CAPS[cap].message)
-                if (
-                    pool is not None
-                    and self._used(pool, scope, now) + cost > WINDOWS[pool].capacity
-                ):
+                if pool is not None and self._used(pool, scope, now) + cost > WINDOWS[pool].capacity:
                     raise RateLimited(WINDOWS[pool].message)
             if pool is not None:
                 self._spent.setdefault((pool, scope), deque()).append((now, cost))

@@ -84,9 +84,7 @@ def register_ops(app: FastAPI, world: World) -> None:
             world.limits.enforce = bool(body["enforce"])
         if body.get("reset"):
             world.limits.reset()
-        return JSONResponse(
-            {"rate_scale": world.limits.rate_scale, "enforce": world.limits.enforce}
-        )
+        return JSONResponse({"rate_scale": world.limits.rate_scale, "enforce": world.limits.enforce})
 
     @app.post("/_admin/dsar_synthetic")
     async def dsar_synthetic(request: Request) -> JSONResponse:

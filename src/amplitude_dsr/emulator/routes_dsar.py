@@ -53,9 +53,7 @@ def register(app: FastAPI, world: World) -> None:
             amplitude_id = int(amplitude_id)
         if user_id is None and amplitude_id is None:
             return bad_request("userId or amplitudeId is required")
-        if amplitude_id is not None and (
-            not isinstance(amplitude_id, int) or isinstance(amplitude_id, bool)
-        ):
+        if amplitude_id is not None and (not isinstance(amplitude_id, int) or isinstance(amplitude_id, bool)):
             return bad_request("amplitudeId must be an integer")
         start, end = _date(body, "startDate"), _date(body, "endDate")
         if start is None or end is None:
@@ -117,11 +115,7 @@ def register(app: FastAPI, world: World) -> None:
         with world.lock:
             req = world.dsar.requests.get(int(request_id)) if request_id.isdigit() else None
             outputs = req.outputs if req is not None else None
-            if (
-                req is None
-                or outputs is None
-                or request.query_params.get("X-Amz-Signature") != req.token
-            ):
+            if req is None or outputs is None or request.query_params.get("X-Amz-Signature") != req.token:
                 return JSONResponse({"Error": "AccessDenied"}, status_code=403)
             if world.clock.now() >= req.expires_at:
                 return JSONResponse({"Error": "AccessDenied", "Message": "expired"}, 403)

@@ -84,9 +84,7 @@ def id_lists(body: dict[str, Any]) -> tuple[list[int], list[str]]:
         raise BadRequest("amplitude_ids and user_ids must be arrays")
     amplitude_ids: list[int] = []
     for value in aids_raw:
-        if isinstance(value, bool) or not (
-            isinstance(value, int) or (isinstance(value, str) and value.isdigit())
-        ):
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
             raise BadRequest(f"invalid amplitude_id: {value!r}")
         amplitude_ids.append(int(value))
     user_ids = [str(v) for v in uids_raw if v is not None]
@@ -122,9 +120,7 @@ def register(app: FastAPI, world: World) -> None:
                 ignore = True  # amplitude-api.md §4.1: forced by delete_from_org
                 names = [n for n, p in world.projects.items() if p.region == region]
             book = world.deletions
-            resolved = {
-                n: book.resolve(n, amplitude_ids, user_ids, requester, today) for n in names
-            }
+            resolved = {n: book.resolve(n, amplitude_ids, user_ids, requester, today) for n in names}
             found = set().union(*(r.found for r in resolved.values()))
             invalid: list[Any] = [a for a in amplitude_ids if str(a) not in found]
             invalid += [u for u in user_ids if u not in found]

@@ -172,9 +172,7 @@ def _seed_project(world: World, project: Project, kind: str) -> dict[str, object
     for _ in range(2):
         other = new_user(world, name, None, kind, merged.created_ms)
         merged.device_ids.append(other.device_ids[0])
-        lay_out(
-            world, merged, [4, 6], recent - 40 * DAY_MS, long_ago, amplitude_id=other.amplitude_id
-        )
+        lay_out(world, merged, [4, 6], recent - 40 * DAY_MS, long_ago, amplitude_id=other.amplitude_id)
         merged.merged_ids.append(other.amplitude_id)
         merged.merge_times[str(other.amplitude_id)] = recent - 35 * DAY_MS
     world.index_user(merged)

@@ -162,11 +162,7 @@ class World:
                     return {"matches": [match_entry(user)], "type": "match_amplitude_id"}
             users = sorted(self.live_users(project), key=lambda u: u.amplitude_id)
             exact = [u for u in users if u.user_id == query or query in u.device_ids]
-            prefix = [
-                u
-                for u in users
-                if u.user_id is not None and u.user_id != query and u.user_id.startswith(query)
-            ]
+            prefix = [u for u in users if u.user_id is not None and u.user_id != query and u.user_id.startswith(query)]
             if exact:
                 # Exact matches first, but Amplitude mixes in prefix matches: filter client-side.
                 matches = [match_entry(u) for u in exact + prefix]
@@ -175,9 +171,7 @@ class World:
                 return {"matches": [match_entry(u) for u in prefix], "type": "match_user_prefix"}
             return {"matches": [], "type": "nomatch"}
 
-    def activity(
-        self, project: str, amplitude_id: int, offset: int, limit: int, direction: str
-    ) -> dict[str, Any]:
+    def activity(self, project: str, amplitude_id: int, offset: int, limit: int, direction: str) -> dict[str, Any]:
         """User Activity (amplitude-api.md §2): whole sessions, so pages may exceed ``limit``."""
         with self.lock:
             user = self._by_id[project].get(amplitude_id)
