@@ -92,6 +92,7 @@ def test_rate_scale_multiplies_rate() -> None:
 def test_only_one_per_window_pools_have_a_spacing_gate() -> None:
     assert min_interval(POOLS["deletion"], 1.0) == 1.0
     assert min_interval(POOLS["deletion"], 4.0) == 0.25
+    assert min_interval(POOLS["deletion"], 1.0, 0.75) == pytest.approx(4 / 3)
     assert min_interval(POOLS["user"], 1.0) == 0.0
     assert min_interval(POOLS["rest"], 1.0) == 0.0
 

@@ -287,7 +287,7 @@ class Budget:
         spec = pool_spec(pool)
         rate = bucket_rate(spec, self.fraction, self.rate_scale, min_call_cost(pool))
         capacity = bucket_capacity(spec, self.fraction, min_call_cost(pool))
-        gap = min_interval(spec, self.rate_scale)
+        gap = min_interval(spec, self.rate_scale, self.fraction)
         holds = tuple(p for p in spec.holds if slot_count(pool_spec(p), self.fraction))
         started = self.clock()
         reserved = False

@@ -135,10 +135,12 @@ def min_call_cost(pool: str) -> int:
     return DSAR_POST_COST if pool == "dsar" else 1
 
 
-def min_interval(spec: PoolSpec, rate_scale: float) -> float:
-    """Seconds that must separate two calls of a pool documented as one call per window
-    (deletions: 1 per second). Zero for pools with a larger count, where the bucket's small
-    capacity leaves enough slack."""
+def min_interval(spec: PoolSpec, rate_scale: float, fraction: float = 1.0) -> float:
+    """Seconds that must separate the starts of two calls of a pool documented as one call per
+    window (deletions: 1 per second): our own steady spacing, ``window / (fraction x
+    rate_scale)``, so a call that starts late never bunches up with the next one and the
+    documented window keeps a margin for network jitter. Zero for pools with a larger count,
+    where the bucket's small capacity leaves enough slack."""
     if spec.limit is None or spec.window is None or spec.limit > 1:
         return 0.0
-    return spec.window / spec.limit / rate_scale
+    return spec.window / spec.limit / (rate_scale * fraction)
