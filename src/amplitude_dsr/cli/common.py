@@ -87,7 +87,12 @@ def identifiers(
 ) -> list[Identifier]:
     """Validated identifiers from the repeatable flags (UsageError on the first bad one)."""
     result: list[Identifier] = []
-    for kind, values in (("email", emails), ("user_id", user_ids), ("amplitude_id", amplitude_ids), ("device_id", device_ids)):
+    for kind, values in (
+        ("email", emails),
+        ("user_id", user_ids),
+        ("amplitude_id", amplitude_ids),
+        ("device_id", device_ids),
+    ):
         for value in values or []:
             ident = Identifier.parse(kind, value)
             if ident not in result:
@@ -103,12 +108,28 @@ def emit_json(document: Any) -> None:
     sys.stdout.flush()
 
 
-EMAIL_OPT = typer.Option(None, "--email", help="Email of the data subject (searched as a user ID unless an identity map translates it). Repeatable.")
-USER_ID_OPT = typer.Option(None, "--user-id", help="Amplitude user_id (exact, case-sensitive). Repeatable.")
-AMPLITUDE_ID_OPT = typer.Option(None, "--amplitude-id", help="Numeric Amplitude ID. Repeatable.")
-DEVICE_ID_OPT = typer.Option(None, "--device-id", help="Device ID (anonymous users). Repeatable.")
+EMAIL_OPT = typer.Option(
+    None, "--email", metavar="EMAIL",
+    help="Email of the data subject (searched as a user ID unless an identity map translates it). Repeatable.",
+)  # fmt: skip
+USER_ID_OPT = typer.Option(
+    None, "--user-id", metavar="USER_ID", help="Amplitude user_id (exact, case-sensitive). Repeatable."
+)
+AMPLITUDE_ID_OPT = typer.Option(
+    None, "--amplitude-id", metavar="AMPLITUDE_ID", help="Numeric Amplitude ID (the service-side ID). Repeatable."
+)
+DEVICE_ID_OPT = typer.Option(None, "--device-id", metavar="DEVICE_ID", help="Device ID (anonymous users). Repeatable.")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout instead of text.")
-PROJECT_OPT = typer.Option(None, "--project", help="Limit to these configured projects (default: all). Repeatable.")
-IDENTITY_MAP_OPT = typer.Option(None, "--identity-map", help="CSV file (email,user_id) or http(s) lookup URL translating emails to user IDs.")
-REGULATION_OPT = typer.Option("gdpr", "--regulation", help="gdpr (30-day deadline) or ccpa (45 days).")
-OUT_OPT = typer.Option(None, "--out", help="Directory for reports and certificates (default: <data dir>/output).")
+PROJECT_OPT = typer.Option(
+    None, "--project", metavar="NAME", help="Limit to this configured project (default: all). Repeatable."
+)
+IDENTITY_MAP_OPT = typer.Option(
+    None, "--identity-map", metavar="CSV|URL",
+    help="CSV file (email,user_id) or http(s) lookup URL translating emails to user IDs.",
+)  # fmt: skip
+REGULATION_OPT = typer.Option(
+    "gdpr", "--regulation", metavar="gdpr|ccpa", help="Regulation: gdpr (30-day deadline) or ccpa (45 days)."
+)
+OUT_OPT = typer.Option(
+    None, "--out", metavar="DIR", help="Directory for reports and certificates (default: <data dir>/output)."
+)
