@@ -57,9 +57,7 @@ def write_events(path: Path, events: Iterable[dict[str, Any]]) -> Path:
 
 
 def resolution() -> Resolution:
-    accepted = Candidate(
-        amplitude_id=12345, user_id="jane@example.com", accepted=True, reason="exact user_id match"
-    )
+    accepted = Candidate(amplitude_id=12345, user_id="jane@example.com", accepted=True, reason="exact user_id match")
     prefix = Candidate(
         amplitude_id=999,
         user_id="jane@example.com.au",
@@ -74,9 +72,7 @@ def resolution() -> Resolution:
         match_type="match_user_or_device_id",
         candidates=[accepted, prefix],
     )
-    nothing = SearchAttempt(
-        identifier=DEVICE, project="web", term_kind="device_id", term="dev-1", match_type="none"
-    )
+    nothing = SearchAttempt(identifier=DEVICE, project="web", term_kind="device_id", term="dev-1", match_type="none")
     subject = Subject(
         project="web",
         amplitude_id=12345,
@@ -110,13 +106,9 @@ def access_result(
         sources=["user_activity", "dsar"],
         event_count=count,
         events_by_type={"Type 0": 2, "Type 1": 1},
-        sessions=[
-            SessionSummary(session_id=1722867700000, start="2024-08-05 14:00", event_count=count)
-        ],
+        sessions=[SessionSummary(session_id=1722867700000, start="2024-08-05 14:00", event_count=count)],
         events_path=str(path),
-        dsar=DsarInfo(
-            request_id=7, status="failed", fail_reason="too large", fell_back_to_project_keys=True
-        ),
+        dsar=DsarInfo(request_id=7, status="failed", fail_reason="too large", fell_back_to_project_keys=True),
     )
     return AccessResult(
         request_id=request_id,

@@ -72,9 +72,7 @@ def test_subject_without_events_file(tmp_path: Path) -> None:
     result = access_result(tmp_path, [])
     result.subjects[0].events_path = None
     result.subjects[0].event_count = 0
-    export = json.loads(
-        (write_access_package(result, tmp_path / "out") / "export.json").read_text()
-    )
+    export = json.loads((write_access_package(result, tmp_path / "out") / "export.json").read_text())
     assert export["subjects"][0]["events"] == []
 
 
@@ -88,9 +86,7 @@ def test_missing_events_file_with_reported_events_refuses(tmp_path: Path) -> Non
 
 def test_html_escapes_untrusted_event_content(tmp_path: Path) -> None:
     hostile = "<script>alert(1)</script>"
-    result = access_result(
-        tmp_path, [event(1, event_type=hostile, event_properties={"x": hostile})]
-    )
+    result = access_result(tmp_path, [event(1, event_type=hostile, event_properties={"x": hostile})])
     result.subjects[0].summary["properties"] = {hostile: hostile}
     result.subjects[0].events_by_type = {hostile: 1}
     html = (write_access_package(result, tmp_path / "out") / "report.html").read_text()
@@ -99,9 +95,7 @@ def test_html_escapes_untrusted_event_content(tmp_path: Path) -> None:
 
 
 def test_html_is_self_contained_and_explains_resolution(tmp_path: Path) -> None:
-    html = (
-        write_access_package(access_result(tmp_path, [event(1)]), tmp_path / "out") / "report.html"
-    ).read_text()
+    html = (write_access_package(access_result(tmp_path, [event(1)]), tmp_path / "out") / "report.html").read_text()
     assert "http://" not in html and "https://" not in html and "<link" not in html
     assert "prefix match of another user" in html
     assert "rejected" in html and "accepted" in html
@@ -111,9 +105,7 @@ def test_html_is_self_contained_and_explains_resolution(tmp_path: Path) -> None:
 
 def test_html_caps_recent_events_and_points_at_full_files(tmp_path: Path) -> None:
     events = [event(i, event_type=f"evt-{i:04d}") for i in range(300)]
-    final = write_access_package(
-        access_result(tmp_path, events), tmp_path / "out", recent_events=20
-    )
+    final = write_access_package(access_result(tmp_path, events), tmp_path / "out", recent_events=20)
     html = (final / "report.html").read_text()
     assert "The 20 most recent of 300 events are shown." in html
     assert "evt-0299" in html and "evt-0280" in html and "evt-0279" not in html

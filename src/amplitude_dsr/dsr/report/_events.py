@@ -45,9 +45,7 @@ def iter_events(path: str | None, expected: int) -> Iterator[dict[str, Any]]:
     file = Path(path)
     if not file.exists():
         if expected:
-            raise EventsFileError(
-                f"events file is missing although {expected} events were collected"
-            )
+            raise EventsFileError(f"events file is missing although {expected} events were collected")
         return
     with file.open("rb") as lines:
         for number, line in enumerate(lines, start=1):

@@ -117,10 +117,7 @@ def summary_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Labelled rows of a cleaned ``userData`` summary; known fields first, ``properties`` apart."""
     known = [k for k in SUMMARY_LABELS if k in summary]
     other = sorted(k for k in summary if k not in SUMMARY_LABELS and k != "properties")
-    return [
-        (SUMMARY_LABELS.get(k, k.replace("_", " ").capitalize()), display(summary[k]))
-        for k in known + other
-    ]
+    return [(SUMMARY_LABELS.get(k, k.replace("_", " ").capitalize()), display(summary[k])) for k in known + other]
 
 
 def property_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -11,7 +11,8 @@ import csv
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from amplitude_dsr.dsr.model import AccessResult, Identifier, Resolution, SearchAttempt, SubjectData
 from amplitude_dsr.dsr.report import _present
@@ -21,9 +22,11 @@ from amplitude_dsr.dsr.report._output import HashingWriter, atomic_package, iso,
 EXPORT_SCHEMA = "amplitude-dsr/access-export"
 EXPORT_SCHEMA_VERSION = 1
 RECENT_EVENTS_IN_REPORT = 200
-NO_DATA_STATEMENT = (
-    "No data held: no Amplitude user matched any of the identifiers in any searched project."
-)
+NO_DATA_STATEMENT = "No data held: no Amplitude user matched any of the identifiers in any searched project."
+
+
+class _RowWriter(Protocol):
+    def writerow(self, row: Iterable[Any], /) -> Any: ...
 
 
 def write_access_package(
@@ -119,7 +122,7 @@ def _write_export(
     generated_at: datetime,
     *,
     out: HashingWriter,
-    rows: Any,
+    rows: _RowWriter,
     recent: RecentEvents,
     counts: list[int],
 ) -> None:
@@ -146,9 +149,7 @@ def _write_export(
     out.write("\n  ]\n}\n" if result.subjects else "]\n}\n")
 
 
-def _report_context(
-    result: AccessResult, created: datetime, recent: RecentEvents, counts: list[int]
-) -> dict[str, Any]:
+def _report_context(result: AccessResult, created: datetime, recent: RecentEvents, counts: list[int]) -> dict[str, Any]:
     by_identifier: dict[Identifier, list[SearchAttempt]] = {}
     for attempt in result.resolution.attempts:
         by_identifier.setdefault(attempt.identifier, []).append(attempt)

@@ -22,9 +22,7 @@ CERTIFICATE_SCHEMA = "amplitude-dsr/deletion-certificate"
 CERTIFICATE_SCHEMA_VERSION = 1
 
 
-def certificate_json(
-    result: DeletionResult, *, issued_at: datetime | None = None
-) -> dict[str, Any]:
+def certificate_json(result: DeletionResult, *, issued_at: datetime | None = None) -> dict[str, Any]:
     """The certificate of ``result`` as a JSON-ready dict (``issued_at`` defaults to now)."""
     receipts = [r.model_dump(mode="json") for r in result.receipts]
     verifications = [v.model_dump(mode="json") for v in result.verifications]
@@ -61,9 +59,7 @@ def certificate_json(
     }
 
 
-def write_certificate(
-    result: DeletionResult, out_dir: Path, *, now: datetime | None = None
-) -> Path:
+def write_certificate(result: DeletionResult, out_dir: Path, *, now: datetime | None = None) -> Path:
     """Write the certificate of ``result`` atomically to ``out_dir/<request_id>/`` and return it.
 
     Replaces an existing certificate of the same request; on any error nothing is left behind.
