@@ -126,9 +126,7 @@ def test_edited_row_is_detected_at_its_id(db: Db, column: str, value: str) -> No
     written = _fill(db)
     target = written[2].id
     with db.engine.begin() as conn:
-        conn.execute(
-            text(f"UPDATE {db.table} SET {column} = :v WHERE id = :id"), {"v": value, "id": target}
-        )
+        conn.execute(text(f"UPDATE {db.table} SET {column} = :v WHERE id = :id"), {"v": value, "id": target})
     with db.engine.connect() as conn, pytest.raises(AuditTamperDetected) as caught:
         verify(conn)
     assert caught.value.row_id == target
@@ -146,10 +144,7 @@ def test_deleted_middle_row_is_detected(db: Db) -> None:
 def test_reordered_rows_are_detected(db: Db) -> None:
     written = _fill(db)
     a, b = written[1], written[2]
-    swap = (
-        f"UPDATE {db.table} SET request_id=:r, kind=:k, detail=:d, at=:at, prev_hash=:p, hash=:h"
-        " WHERE id=:id"
-    )
+    swap = f"UPDATE {db.table} SET request_id=:r, kind=:k, detail=:d, at=:at, prev_hash=:p, hash=:h WHERE id=:id"
     with db.engine.begin() as conn:
         for src, dst in ((b, a.id), (a, b.id)):
             at = src.at.isoformat(timespec="microseconds")
@@ -177,9 +172,7 @@ def _worker(url: str, schema: str | None, name: str, count: int) -> None:
 def test_two_processes_append_one_valid_chain(db: Db) -> None:
     ctx = multiprocessing.get_context("spawn")
     count = 40
-    procs = [
-        ctx.Process(target=_worker, args=(db.url, db.schema, f"p{n}", count)) for n in range(2)
-    ]
+    procs = [ctx.Process(target=_worker, args=(db.url, db.schema, f"p{n}", count)) for n in range(2)]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -202,14 +195,8 @@ def test_identifier_digest_is_recomputable_and_hides_value() -> None:
 
 
 json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.text()
-    | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
+    st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
 )
 
@@ -217,9 +204,7 @@ json_values = st.recursive(
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
 def test_chain_hash_is_independent_of_key_order(detail: dict[str, object]) -> None:
     reordered = dict(reversed(list(detail.items())))
-    assert audit.chain_hash("0" * 64, "r", "t", "k", detail) == audit.chain_hash(
-        "0" * 64, "r", "t", "k", reordered
-    )
+    assert audit.chain_hash("0" * 64, "r", "t", "k", detail) == audit.chain_hash("0" * 64, "r", "t", "k", reordered)
 
 
 @given(json_values, json_values)

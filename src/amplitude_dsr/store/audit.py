@@ -72,9 +72,7 @@ AUDIT_METADATA = MetaData()
 dsr_audit = Table(
     "dsr_audit",
     AUDIT_METADATA,
-    Column(
-        "id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-    ),
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
     Column("request_id", String(200), nullable=False, index=True),
     Column("at", String(40), nullable=False),  # ISO 8601 UTC, hashed exactly as stored
     Column("kind", String(100), nullable=False),
@@ -99,14 +97,10 @@ class AuditEntry:
 
 def canonical_json(value: Any) -> str:
     """Serialise ``value`` deterministically: sorted keys, no spaces, UTF-8, no NaN."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def chain_hash(
-    prev_hash: str, request_id: str, at: str, kind: str, detail: Mapping[str, Any]
-) -> str:
+def chain_hash(prev_hash: str, request_id: str, at: str, kind: str, detail: Mapping[str, Any]) -> str:
     """The hash of one audit row: SHA-256 over the canonical JSON of its linked fields."""
     payload = canonical_json([prev_hash, request_id, at, kind, detail])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
@@ -158,19 +152,12 @@ def append(
         .returning(dsr_audit.c.id)
     ).scalar_one()
     prev = conn.execute(
-        select(dsr_audit.c.hash)
-        .where(dsr_audit.c.id < new_id)
-        .order_by(dsr_audit.c.id.desc())
-        .limit(1)
+        select(dsr_audit.c.hash).where(dsr_audit.c.id < new_id).order_by(dsr_audit.c.id.desc()).limit(1)
     ).scalar_one_or_none()
     prev_hash = prev or GENESIS_HASH
     digest = chain_hash(prev_hash, request_id, stamp, kind, clean)
-    conn.execute(
-        update(dsr_audit).where(dsr_audit.c.id == new_id).values(prev_hash=prev_hash, hash=digest)
-    )
-    return AuditEntry(
-        new_id, request_id, datetime.fromisoformat(stamp), kind, clean, prev_hash, digest
-    )
+    conn.execute(update(dsr_audit).where(dsr_audit.c.id == new_id).values(prev_hash=prev_hash, hash=digest))
+    return AuditEntry(new_id, request_id, datetime.fromisoformat(stamp), kind, clean, prev_hash, digest)
 
 
 def entries(conn: Connection, request_id: str | None = None) -> list[AuditEntry]:
@@ -212,9 +199,7 @@ def verify(conn: Connection) -> str:
 
 def head(conn: Connection) -> str:
     """The hash of the last row (``GENESIS_HASH`` when the trail is empty). Does not verify."""
-    last = conn.execute(
-        select(dsr_audit.c.hash).order_by(dsr_audit.c.id.desc()).limit(1)
-    ).scalar_one_or_none()
+    last = conn.execute(select(dsr_audit.c.hash).order_by(dsr_audit.c.id.desc()).limit(1)).scalar_one_or_none()
     return last or GENESIS_HASH
 
 
@@ -230,9 +215,7 @@ def _refuse_secrets(value: Any) -> None:
         for key in value:
             lowered = str(key).lower()
             if any(word in lowered for word in _SECRET_WORDS):
-                raise ValueError(
-                    f"audit detail key {key!r} looks like a secret; never audit secrets"
-                )
+                raise ValueError(f"audit detail key {key!r} looks like a secret; never audit secrets")
         items = value.values()
     elif isinstance(value, list):
         items = value

@@ -60,7 +60,7 @@ _env: Environment | None = None
 
 def environment() -> Environment:
     """The shared Jinja2 environment (templates from package data, autoescape on)."""
-    global _env  # noqa: PLW0603 - one lazily built, immutable environment
+    global _env
     if _env is None:
         _env = Environment(
             loader=PackageLoader("amplitude_dsr.dsr.report", "templates"),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any, Protocol
 
 from amplitude_dsr.dsr.model import AccessResult, Identifier, Resolution, SearchAttempt, SubjectData
