@@ -35,7 +35,9 @@ def _request_count(db_url: str) -> int:
 
 
 def _posted_ids(emulator: EmulatorServer) -> list[int]:
-    return [int(a) for call in api_calls(emulator, "/api/2/deletions/users", "POST") for a in call["body"]["amplitude_ids"]]
+    return [
+        int(a) for call in api_calls(emulator, "/api/2/deletions/users", "POST") for a in call["body"]["amplitude_ids"]
+    ]
 
 
 def test_batch_runs_mixed_requests_and_a_rerun_changes_nothing(
