@@ -112,3 +112,11 @@ def test_certificate_html_failure_midway_leaves_nothing(tmp_path: Path, monkeypa
     with pytest.raises(RuntimeError):
         write_certificate(deletion_result(), tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_report_package_exports() -> None:
+    import amplitude_dsr.dsr.report as report
+
+    public = {name for name in dir(report) if not name.startswith("_") and name.isidentifier()}
+    assert set(report.__all__) <= public
+    assert {"write_access_package", "write_certificate", "certificate_json"} <= set(report.__all__)

@@ -49,8 +49,8 @@ SUMMARY_LABELS = {
 }
 SOURCE_LABELS = {
     "dsar": "Amplitude DSAR export (complete event history, organisation keys)",
-    "user_activity": "User Activity API (user summary and recent events, project keys)",
-    "user_activity_full": "User Activity API, every page (full event history, project keys)",
+    "user_activity": "User Activity API (profile summary and recent events, project keys)",
+    "user_activity_full_history": "User Activity API, every page (full event history, project keys)",
     "user_search": "User Search API (identity lookup)",
 }
 PROPERTY_TEXT_LIMIT = 400
