@@ -173,3 +173,37 @@ def test_batch_header_and_empty_file(tmp_path: Path, invoke: Invoke, db_url: str
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("error: no requests in")
     assert _request_count(db_url) == 0
+
+
+def test_batch_beside_a_worker_submits_and_the_worker_runs_them(
+    emulator: EmulatorServer, catalog: dict[str, Any], db_url: str, tmp_path: Path, invoke: Invoke
+) -> None:
+    """A worker holds the executor lock: batch only submits (role "auto" becomes a submitter)
+    and waits while the worker executes."""
+    web = catalog["web"]["ordinary"]
+    csv_file = _write(
+        tmp_path / "beside.csv",
+        "request,kind,value",
+        f"access,user_id,{web[5]['user_id']}",
+        f"deletion,user_id,{web[6]['user_id']}",
+    )
+    env = env_for(emulator, db_url)
+    full_env = {k: v for k, v in os.environ.items() if k not in CONTRACT_ENV} | env
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "from amplitude_dsr.cli.main import run; run()", "worker"],
+        env=full_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert worker.stderr is not None
+        assert "running" in worker.stderr.readline()  # the worker holds the executor lock now
+        result = invoke(["batch", str(csv_file)], env)
+        assert_clean(result)
+        assert result.exit_code == 0, result.output
+        assert "completed" in result.stdout
+        assert "the running worker follows them" in result.stdout
+    finally:
+        worker.terminate()
+        _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0
+    assert "Traceback" not in stderr
+    assert len(api_calls(emulator, "/api/2/deletions/users", "POST")) == 1
