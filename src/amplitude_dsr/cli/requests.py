@@ -11,11 +11,20 @@ from rich.table import Table
 
 from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import (
-    AMPLITUDE_ID_OPT, DEVICE_ID_OPT, EMAIL_OPT, IDENTITY_MAP_OPT, JSON_OPT, OUT_OPT, PROJECT_OPT,
-    REGULATION_OPT, USER_ID_OPT, guarded,
+    AMPLITUDE_ID_OPT,
+    DEVICE_ID_OPT,
+    EMAIL_OPT,
+    IDENTITY_MAP_OPT,
+    JSON_OPT,
+    OUT_OPT,
+    PROJECT_OPT,
+    REGULATION_OPT,
+    USER_ID_OPT,
+    guarded,
 )  # fmt: skip
-from amplitude_dsr.dsr import api
-from amplitude_dsr.errors import DomainError
+from amplitude_dsr.dsr import api, identity_map
+from amplitude_dsr.dsr.model import REGULATION_DAYS
+from amplitude_dsr.errors import DomainError, UsageError
 from amplitude_dsr.store import repo
 from amplitude_dsr.store.db import make_engine
 
@@ -34,6 +43,7 @@ def request_document(row: repo.RequestRow) -> dict[str, Any]:
     if row.kind == "access" and "subjects" in result:
         doc["subjects"] = result["subjects"]
         doc["unresolved_identifiers"] = result.get("unresolved", 0)
+        doc["data_held"] = bool(result["subjects"])
     if row.out_dir:
         doc["files"] = sorted(str(p) for p in Path(row.out_dir).glob("*") if p.is_file())
     return doc
@@ -45,7 +55,9 @@ def access(
     amplitude_id: list[str] = AMPLITUDE_ID_OPT,
     device_id: list[str] = DEVICE_ID_OPT,
     project: list[str] = PROJECT_OPT,
-    full_history: bool = typer.Option(False, "--full-history", help="Page through every event (costs one user-pool call per 1000 events)."),
+    full_history: bool = typer.Option(
+        False, "--full-history", help="Page through every event (costs one user-pool call per 1000 events)."
+    ),
     identity_map: str = IDENTITY_MAP_OPT,
     out: Path = OUT_OPT,
     regulation: str = REGULATION_OPT,
@@ -62,11 +74,15 @@ def delete(
     amplitude_id: list[str] = AMPLITUDE_ID_OPT,
     device_id: list[str] = DEVICE_ID_OPT,
     project: list[str] = PROJECT_OPT,
-    org_wide: bool = typer.Option(False, "--org-wide", help="Delete from every project of the organisation (delete_from_org)."),
+    org_wide: bool = typer.Option(
+        False, "--org-wide", help="Delete from every project of the organisation (delete_from_org)."
+    ),
     identity_map: str = IDENTITY_MAP_OPT,
     out: Path = OUT_OPT,
     regulation: str = REGULATION_OPT,
-    wait: bool = typer.Option(False, "--wait", help="Follow the deletion to a final state (verified, recollected, ...)."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Follow the deletion to a final state (verified, recollected, ...)."
+    ),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Schedule whole-record deletion; returns a request ID at once unless --wait."""
@@ -85,6 +101,7 @@ def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
         options["full_history"] = bool(args["full_history"])
     else:
         options["org_wide"] = bool(args["org_wide"])
+    _check_before_writing(options, args["regulation"])
     with common.runtime("auto" if wait else "submitter") as rt:
         request_id, _ = api.submit(rt, kind, idents, options=options, regulation=args["regulation"])
         if wait:
@@ -100,17 +117,34 @@ def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
         raise DomainError(row.error or "the request failed")
 
 
+def _check_before_writing(options: dict[str, Any], regulation: str) -> None:
+    """Usage errors the request would only meet later, raised before anything is written (no
+    database, no output directory): regulation, project names, the identity map."""
+    if regulation not in REGULATION_DAYS:
+        raise UsageError("regulation must be 'gdpr' or 'ccpa'")
+    settings = common.settings()
+    if not settings.projects:
+        settings.project()  # raises the ConfigError that says what to set
+    for name in options["projects"]:
+        settings.project(name)
+    identity_map.check_source(options["identity_map"])
+
+
 def _print_request(doc: dict[str, Any], *, waited: bool, worker_running: bool) -> None:
     out = common.out
     out.print(f"request [bold]{doc['request_id']}[/] ({doc['kind']}): [bold]{doc['status']}[/]")
     for subject in doc.get("subjects", []):
-        out.print(f"  subject in project {subject['project']}: {subject['events']} events from {', '.join(subject['sources'])}")
+        sources = ", ".join(subject["sources"])
+        out.print(f"  subject in project {subject['project']}: {subject['events']} events from {sources}")
     if doc["kind"] == "access" and doc["status"] == "completed" and not doc.get("subjects"):
         out.print("  no data held: no Amplitude user matched any identifier exactly")
     if doc.get("out_dir"):
         out.print(f"  files in {doc['out_dir']}")
     if not waited:
-        out.print("  queued; `amplitude-dsr worker` processes it" + ("" if worker_running else " (start one if none is running)"))
+        out.print(
+            "  queued; `amplitude-dsr worker` processes it"
+            + ("" if worker_running else " (start one if none is running)")
+        )
 
 
 def status(

@@ -6,19 +6,21 @@ Durable: every Amplitude call is a checkpointed step; DSAR polling sleeps durabl
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from dbos import DBOS
 
+from amplitude_dsr.amplitude.models import DsarRequest
 from amplitude_dsr.dsr import steps
 from amplitude_dsr.dsr.identity_map import build as build_identity_map
 from amplitude_dsr.dsr.model import AccessResult, DsarInfo, Identifier, IdentifierKind, Subject, SubjectData
 from amplitude_dsr.dsr.report import write_access_package
 from amplitude_dsr.dsr.resolve import Resolved, resolve
 from amplitude_dsr.dsr.runtime import current
-from amplitude_dsr.errors import DsrError
+from amplitude_dsr.errors import DsrError, FatalError
 from amplitude_dsr.store import repo
 
 DSAR_EARLIEST = date(2012, 1, 1)  # Amplitude holds no data before its launch
@@ -75,28 +77,50 @@ def access_workflow(request_id: str) -> str:
         steps.audit_step(request_id, "resolved", {"subjects": len(resolved.resolution.subjects)})
         set_status_step(request_id, "collecting")
         notes: list[str] = []
-        subjects = [_collect(request_id, s, resolved, full, notes) for s in resolved.resolution.subjects]
+        subjects = _collect(request_id, resolved, full, notes)
         if not subjects:
             notes.append("No data held: no Amplitude user matched any identifier exactly.")
         result = AccessResult(
             request_id=request_id, created_at=req.created_at, completed_at=DBOS_now(),
-            regulation=req.regulation if req.regulation in ("gdpr", "ccpa") else "gdpr",  # type: ignore[arg-type]
+            regulation=req.regulation if req.regulation in ("gdpr", "ccpa") else "gdpr",
             identifiers=identifiers, resolution=resolved.resolution, subjects=subjects, notes=notes,
         )  # fmt: skip
         out = write_package_step(result, req.options.get("out_dir") or str(current().data_dir / "output"))
         summary = {
-            "subjects": [
-                {"project": s.subject.project, "events": s.event_count, "sources": s.sources} for s in subjects
-            ],
+            "subjects": [_subject_summary(s) for s in subjects],
             "unresolved": len(resolved.resolution.unresolved()),
+            "data_held": bool(subjects),
         }
         steps.audit_step(request_id, "completed", {"subjects": len(subjects), "out_dir": out})
+        remove_work_step(request_id)
         set_status_step(request_id, "completed", {"out_dir": out, "result": summary})
         return "completed"
     except DsrError as exc:
+        remove_work_step(request_id)
         steps.audit_step(request_id, "failed", {"reason": steps.fatal_message(exc)})
         set_status_step(request_id, "failed", {"error": steps.fatal_message(exc)})
         return "failed"
+
+
+@DBOS.step()
+def remove_work_step(request_id: str) -> None:
+    """Delete the request's work files (copies of the subject's events) once the package is
+    written or the request failed: personal data is kept only in the package itself."""
+    shutil.rmtree(current().data_dir / "work" / request_id, ignore_errors=True)
+
+
+def _subject_summary(data: SubjectData) -> dict[str, Any]:
+    """What ``status``/``--json`` show for one subject: counts and kinds, no identifier values."""
+    return {
+        "project": data.subject.project,
+        "events": data.event_count,
+        "sources": data.sources,
+        "matched_by": sorted({i.kind.value for i in data.subject.matched_by}),
+        "merged_amplitude_ids": len(data.subject.merged_amplitude_ids),
+        "sessions": len(data.sessions),
+        "most_recent_session_complete": data.most_recent_session_complete,
+        "dsar": data.dsar.status if data.dsar else None,
+    }
 
 
 @DBOS.step()
@@ -104,62 +128,94 @@ def _now_step() -> datetime:
     return datetime.now(UTC)
 
 
-def DBOS_now() -> datetime:  # noqa: N802 - reads like a clock
+def DBOS_now() -> datetime:
     """The current time, checkpointed so a replayed workflow sees the same value."""
     return _now_step()
 
 
-def _collect(
-    request_id: str, subject: Subject, resolved: Resolved, full: bool, notes: list[str]
-) -> SubjectData:
+def _collect(request_id: str, resolved: Resolved, full: bool, notes: list[str]) -> list[SubjectData]:
+    """Each subject's data from User Activity (fetched during resolution), and with org keys its
+    DSAR export merged in (every export is created first, then all are polled together)."""
+    collected = [_from_activity(s, resolved, full) for s in resolved.resolution.subjects]
+    if not collected or current().dsar() is None:
+        return collected
+    dsar_ids = [_create_dsar(request_id, data) for data in collected]
+    pending = dict(enumerate(dsar_ids))
+    poll = current().settings.poll_interval
+    while True:
+        for index, dsar_id in list(pending.items()):
+            state = steps.call(steps.dsar_get_step, dsar_id)
+            if state.status in (DSAR_DONE, DSAR_FAILED):
+                # Download at once: the links expire two days after the export is done.
+                collected[index] = _finish_dsar(request_id, collected[index], state, notes)
+                del pending[index]
+        if not pending:
+            return collected
+        DBOS.sleep(poll)
+
+
+def _from_activity(subject: Subject, resolved: Resolved, full: bool) -> SubjectData:
     act = resolved.activity.get(subject.key)
-    data = SubjectData(
+    return SubjectData(
         subject=subject,
         summary=act.user_data.model_dump(mode="json") if act else {},
         sources=["user_activity_full_history" if full else "user_activity"],
         event_count=act.event_count if act else 0,
         events_by_type=act.events_by_type if act else {},
         sessions=act.sessions if act else [],
+        most_recent_session_complete=act.recent_session_complete if act else True,
         events_path=act.events_path if act else None,
     )
-    if current().dsar() is None:
-        return data
-    dsar, urls = _run_dsar(request_id, subject, act.user_data.first_used if act else None)
-    if dsar.status == DSAR_DONE:
-        download = steps.call(steps.dsar_download_step, request_id, subject.project, subject.amplitude_id, urls)
-        dsar = dsar.model_copy(update={"files": download.files, "events": download.event_count})
+
+
+def _create_dsar(request_id: str, data: SubjectData) -> int:
+    """Create the subject's DSAR export over its whole lifetime (from its first use, or from
+    :data:`DSAR_EARLIEST` when unknown, to today)."""
+    today = DBOS_now().date()
+    start = DSAR_EARLIEST
+    first_used = data.summary.get("first_used")
+    if isinstance(first_used, str):
+        try:
+            start = min(date.fromisoformat(first_used[:10]), today)
+        except ValueError:
+            start = DSAR_EARLIEST
+    dsar_id = steps.call(steps.dsar_create_step, data.subject.amplitude_id, start, today)
+    steps.audit_step(request_id, "dsar_created", {"dsar_request_id": dsar_id})
+    return dsar_id
+
+
+def _finish_dsar(request_id: str, data: SubjectData, state: DsarRequest, notes: list[str]) -> SubjectData:
+    """Merge a finished export into the subject's data, or fall back to the project-key data."""
+    steps.audit_step(
+        request_id, f"dsar_{state.status}", {"dsar_request_id": state.request_id, "files": len(state.urls)}
+    )
+    info = DsarInfo(
+        request_id=state.request_id, status=state.status, fail_reason=state.fail_reason, files=len(state.urls)
+    )
+    if state.status == DSAR_DONE:
+        s = data.subject
+        try:
+            got = steps.call(
+                steps.dsar_download_step, request_id, s.project, s.amplitude_id, list(state.urls), data.events_path
+            )
+        except FatalError as exc:
+            notes.append(
+                f"The DSAR export of one subject could not be downloaded ({steps.fatal_message(exc)}); "
+                "the report falls back to the project-key data. Run the request again for a new export."
+            )
+            info = info.model_copy(update={"status": "download_failed", "fell_back_to_project_keys": True})
+            return data.model_copy(update={"dsar": info})
+        info = info.model_copy(update={"files": got.files, "events": got.dsar_events})
         return data.model_copy(
             update={
-                "dsar": dsar, "sources": ["dsar", "user_activity"], "event_count": download.event_count,
-                "events_by_type": download.events_by_type, "sessions": download.sessions,
-                "events_path": download.path,
+                "dsar": info, "sources": ["dsar", *data.sources], "event_count": got.event_count,
+                "events_by_type": got.events_by_type, "sessions": got.sessions, "events_path": got.path,
+                "most_recent_session_complete": True,
             }
         )  # fmt: skip
     notes.append(
-        f"The DSAR export for one subject ended as {dsar.status!r}"
-        f"{': ' + dsar.fail_reason if dsar.fail_reason else ''}; "
+        f"The DSAR export for one subject ended as {state.status!r}"
+        f"{': ' + state.fail_reason if state.fail_reason else ''}; "
         "the report falls back to the project-key data (summary, recent events, last session)."
     )
-    return data.model_copy(update={"dsar": dsar.model_copy(update={"fell_back_to_project_keys": True})})
-
-
-def _run_dsar(request_id: str, subject: Subject, first_used: str | None) -> tuple[DsarInfo, list[str]]:
-    """Create the subject's DSAR export over its lifetime and poll it (durable sleeps between
-    polls, within the DSAR cost budget) until it is done or failed."""
-    start = DSAR_EARLIEST
-    if first_used:
-        try:
-            start = min(date.fromisoformat(first_used[:10]), DBOS_now().date())
-        except ValueError:
-            start = DSAR_EARLIEST
-    dsar_id = steps.call(steps.dsar_create_step, subject.amplitude_id, start, DBOS_now().date())
-    steps.audit_step(request_id, "dsar_created", {"dsar_request_id": dsar_id})
-    poll = current().settings.poll_interval
-    while True:
-        state = steps.call(steps.dsar_get_step, dsar_id)
-        if state.status in (DSAR_DONE, DSAR_FAILED):
-            break
-        DBOS.sleep(poll)
-    steps.audit_step(request_id, f"dsar_{state.status}", {"dsar_request_id": dsar_id, "files": len(state.urls)})
-    info = DsarInfo(request_id=dsar_id, status=state.status, fail_reason=state.fail_reason, files=len(state.urls))
-    return info, list(state.urls)
+    return data.model_copy(update={"dsar": info.model_copy(update={"fell_back_to_project_keys": True})})

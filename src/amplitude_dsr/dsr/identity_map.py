@@ -29,8 +29,8 @@ def load_csv(path: Path, emails: Iterable[str]) -> dict[str, list[str]]:
             fields = {f.strip().lower() for f in reader.fieldnames or []}
             if not {"email", "user_id"} <= fields:
                 raise UsageError(f"identity map {path} needs the columns email,user_id")
-            for row in reader:
-                row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+            for raw in reader:
+                row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
                 email = row.get("email", "").lower()
                 if email in wanted and row.get("user_id"):
                     found.setdefault(email, [])
@@ -43,7 +43,9 @@ def load_csv(path: Path, emails: Iterable[str]) -> dict[str, list[str]]:
     return found
 
 
-def lookup_http(url: str, emails: Iterable[str], *, transport: httpx.BaseTransport | None = None) -> dict[str, list[str]]:
+def lookup_http(
+    url: str, emails: Iterable[str], *, transport: httpx.BaseTransport | None = None
+) -> dict[str, list[str]]:
     """Ask the operator's lookup service for each email."""
     found: dict[str, list[str]] = {}
     with httpx.Client(timeout=LOOKUP_TIMEOUT, transport=transport) as client:
@@ -59,10 +61,22 @@ def lookup_http(url: str, emails: Iterable[str], *, transport: httpx.BaseTranspo
             try:
                 ids = response.json().get("user_ids", [])
             except (ValueError, AttributeError):
-                raise UsageError("identity lookup service did not answer {\"user_ids\": [...]}") from None
+                raise UsageError('identity lookup service did not answer {"user_ids": [...]}') from None
             if ids:
                 found[email.lower()] = [str(i) for i in ids]
     return found
+
+
+def check_source(source: str | None) -> None:
+    """Refuse an unusable identity map before a request is stored (:class:`UsageError`): a CSV
+    file must exist and have the columns ``email,user_id``; a lookup must be an http(s) URL."""
+    if not source:
+        return
+    if "://" in source:
+        if not source.startswith(("http://", "https://")) or not httpx.URL(source).host:
+            raise UsageError("an identity map lookup must be an http:// or https:// URL")
+        return
+    load_csv(Path(source), ())
 
 
 def build(source: str | None, emails: Iterable[str]) -> dict[str, list[str]]:

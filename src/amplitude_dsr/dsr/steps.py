@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -20,7 +20,7 @@ from amplitude_dsr.amplitude.models import DsarRequest, Event, UserData, UserSea
 from amplitude_dsr.dsr.activity import PAGE_SIZE, EventStats, most_recent_session, needs_next_page
 from amplitude_dsr.dsr.model import SessionSummary
 from amplitude_dsr.dsr.runtime import current
-from amplitude_dsr.errors import DeferredError, FatalError, RetriableError, UncertainOutcome
+from amplitude_dsr.errors import DeferredError, DsrError, RetriableError, UncertainOutcome
 from amplitude_dsr.store import audit
 
 log = logging.getLogger("amplitude_dsr.dsr")
@@ -120,27 +120,55 @@ def dsar_get_step(dsar_request_id: int) -> DsarRequest:
 
 @dataclass
 class DsarDownload:
+    """One subject's DSAR export merged with its User Activity events (on disk at ``path``)."""
+
     path: str
     files: int
     event_count: int
     events_by_type: dict[str, int]
     sessions: list[SessionSummary]
+    dsar_events: int = 0
 
 
 @DBOS.step(retries_allowed=False)
-def dsar_download_step(request_id: str, project: str, amplitude_id: int, urls: list[str]) -> DsarDownload:
-    """Download every output file (streamed, gunzipped line by line) into one JSON-lines file."""
+def dsar_download_step(
+    request_id: str, project: str, amplitude_id: int, urls: list[str], activity_path: str | None = None
+) -> DsarDownload:
+    """Download every output file (streamed, gunzipped line by line) into one JSON-lines file,
+    then add the User Activity events the export does not hold (matched by ``uuid``), so the
+    subject's export is the union of both without duplicates. Only the activity keys are held
+    in memory, never the export."""
     rt = current()
     dsar = rt.dsar()
     assert dsar is not None
+    activity_keys = {e.dedupe_key() for e in _read_events(activity_path)}
+    in_export: set[str] = set()
     path = rt.work_dir(request_id) / f"{project}-{amplitude_id}.dsar.jsonl"
     stats = EventStats(dedupe=False)
     with path.open("w", encoding="utf-8") as out:
         for url in urls:
             for line in dsar.iter_output(url):
-                stats.add([Event.model_validate(line)])
+                event = Event.model_validate(line)
+                key = event.dedupe_key()
+                if key in activity_keys:
+                    in_export.add(key)
+                stats.add([event])
                 out.write(json.dumps(line, separators=(",", ":"), default=str) + "\n")
-    return DsarDownload(str(path), len(urls), stats.count, dict(stats.by_type), stats.session_summaries())
+        dsar_events = stats.count
+        for event in _read_events(activity_path):
+            if event.dedupe_key() not in in_export:
+                stats.add([event])
+                out.write(json.dumps(event.to_wire(), separators=(",", ":"), default=str) + "\n")
+    return DsarDownload(str(path), len(urls), stats.count, dict(stats.by_type), stats.session_summaries(), dsar_events)
+
+
+def _read_events(path: str | None) -> Iterator[Event]:
+    if not path:
+        return
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield Event.model_validate_json(line)
 
 
 @DBOS.step()
@@ -153,6 +181,6 @@ def audit_step(request_id: str, kind: str, detail: dict[str, Any]) -> None:
 
 def fatal_message(exc: Exception) -> str:
     """A one-line, identifier-free reason for a failed request."""
-    if isinstance(exc, FatalError | RetriableError | DeferredError | UncertainOutcome):
+    if isinstance(exc, DsrError):  # deliberate errors carry identifier-free messages
         return str(exc)
     return f"{type(exc).__name__}: unexpected error (see logs)"
