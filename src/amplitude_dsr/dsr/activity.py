@@ -37,12 +37,16 @@ def needs_next_page(
     A short page means the history is exhausted. With ``full_history`` every page is fetched;
     otherwise only while the oldest event of the page still belongs to the most recent session
     (a session reaching past the page), so that the whole most recent session is present.
+
+    A page holding more than ``limit + 1`` events was widened by Amplitude so that it ends where a
+    session ends (``amplitude-api.md`` §2; the ``+ 1`` allows for the documented 0-indexed
+    ``limit``): its last session is whole, so no page is fetched again for the same session.
     """
     if len(page) < limit:
         return False
     if full_history:
         return True
-    if recent_session is None:
+    if recent_session is None or len(page) > limit + 1:
         return False
     oldest = min(page, key=lambda e: e.event_time or "")
     return oldest.session_id == recent_session

@@ -99,8 +99,10 @@ def confirm(term: SearchTerm, candidate_id: int, user_data: UserData) -> tuple[b
             return True, "confirmed: the Amplitude ID belongs to this user (canonical or merged)"
         return False, "rejected: the Amplitude ID is not among this user's IDs"
     if term.term_kind is IdentifierKind.DEVICE_ID:
-        if not user_data.device_ids or term.term in user_data.device_ids:
+        if term.term in user_data.device_ids:
             return True, "confirmed: the device ID belongs to this user"
+        # Also when the summary lists no devices: unproven is not accepted (it may be a prefix
+        # match on somebody's user_id mixed into an exact result).
         return False, "rejected: the device ID is not among this user's devices"
     if term.term_kind is IdentifierKind.USER_ID and user_data.user_id not in (None, term.term):
         return False, "rejected: the user's current user_id differs from the query"
