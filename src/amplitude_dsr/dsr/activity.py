@@ -29,9 +29,7 @@ def most_recent_session(events: Sequence[Event]) -> int | None:
     return newest[1] if newest else None
 
 
-def needs_next_page(
-    page: Sequence[Event], *, limit: int, full_history: bool, recent_session: int | None
-) -> bool:
+def needs_next_page(page: Sequence[Event], *, limit: int, full_history: bool, recent_session: int | None) -> bool:
     """Whether another (offset) page must be fetched.
 
     A short page means the history is exhausted. With ``full_history`` every page is fetched;
@@ -76,7 +74,9 @@ class EventStats:
             self.count += 1
             self.by_type[event.event_type or "(unknown)"] += 1
             if event.session_id is not None and event.session_id != NO_SESSION:
-                bounds = self.sessions.setdefault(event.session_id, [event.event_time or "", event.event_time or "", "0"])
+                bounds = self.sessions.setdefault(
+                    event.session_id, [event.event_time or "", event.event_time or "", "0"]
+                )
                 stamp = event.event_time or ""
                 bounds[0] = min(bounds[0], stamp) if bounds[0] else stamp
                 bounds[1] = max(bounds[1], stamp)
