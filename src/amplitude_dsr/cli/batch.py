@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import typer
 from dbos import DBOS
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from amplitude_dsr.amplitude.limits import (
     DELETION_RATE_LIMIT,
@@ -230,14 +231,16 @@ def _batch(
     base: dict[str, Any] = {
         "projects": projects, "identity_map": identity_map, "out_dir": str(out.resolve()) if out else None,
     }  # fmt: skip
-    with common.runtime("auto") as rt:
+    with common.runtime("auto") as rt, _progress(show=not json_out) as progress:
+        task = progress.add_task("submitting", total=len(parsed.requests))
         for planned in parsed.requests:
             options = dict(base, batch_key=f"{file.name}:{planned.subject or ''}")
             options.update({"org_wide": org_wide} if planned.kind == "deletion" else {"full_history": False})
             planned.request_id, planned.created = api.submit(
                 rt, planned.kind, planned.identifiers, options=options, regulation=regulation, dedupe=True
             )
-        rows = _follow(rt.engine, parsed.requests, settings, wait=wait, show=not json_out)
+            progress.advance(task)
+        rows = _follow(rt.engine, parsed.requests, settings, progress, wait=wait)
         worker_running = not rt.executor
     docs = []
     for planned in parsed.requests:
@@ -268,45 +271,47 @@ def _report_bad_rows(file: Path, errors: Sequence[BadRow], json_out: bool) -> No
     raise UsageError(f"{len(errors)} bad {noun} in {file}; nothing was submitted")
 
 
+def _progress(*, show: bool) -> Progress:
+    """A progress bar on stderr (disabled for --json)."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), disable=not show,
+    )  # fmt: skip
+
+
 def _follow(
-    engine: Any, planned: Sequence[PlannedRequest], settings: Settings, *, wait: bool, show: bool
+    engine: sa.Engine, planned: Sequence[PlannedRequest], settings: Settings, progress: Progress, *, wait: bool
 ) -> dict[str, repo.RequestRow]:
-    """Poll the requests until each is done watching; a progress bar on stderr when ``show``."""
+    """Poll the requests until each is done watching, updating the progress bar."""
     ids = list(dict.fromkeys(p.request_id for p in planned))
     idents = {p.request_id: len(p.identifiers) for p in planned}
     rows: dict[str, repo.RequestRow] = {}
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, disable=not show, transient=False,
-    )  # fmt: skip
     last_workflow_check = 0.0
-    with progress:
-        task = progress.add_task("submitting", total=len(ids))
-        while True:
-            for rid in ids:
-                if rid not in rows or not reached(rows[rid], wait=wait):
-                    rows[rid] = repo.get_request(engine, rid)
+    task = progress.add_task("following", total=len(ids))
+    while True:
+        for rid in ids:
+            if rid not in rows or not reached(rows[rid], wait=wait):
+                rows[rid] = repo.get_request(engine, rid)
+        pending = [rid for rid in ids if not reached(rows[rid], wait=wait)]
+        now = time.monotonic()
+        if pending and now - last_workflow_check > WORKFLOW_CHECK_SECONDS:
+            last_workflow_check = now
+            _fail_dead_workflows(engine, pending, rows)
             pending = [rid for rid in ids if not reached(rows[rid], wait=wait)]
-            now = time.monotonic()
-            if pending and now - last_workflow_check > WORKFLOW_CHECK_SECONDS:
-                last_workflow_check = now
-                _fail_dead_workflows(engine, pending, rows)
-                pending = [rid for rid in ids if not reached(rows[rid], wait=wait)]
-            eta = eta_seconds(
-                sum(idents[r] for r in pending if rows[r].status in UNRESOLVED),
-                sum(idents[r] for r in pending if rows[r].kind == "deletion" and rows[r].status in NOT_RECEIPTED),
-                budget_fraction=settings.budget_fraction, rate_scale=settings.rate_scale,
-            )  # fmt: skip
-            goal = "final" if wait else "done or receipted"
-            progress.update(
-                task, completed=len(ids) - len(pending),
-                description=f"{goal} · rate-budget ETA {format_eta(eta)}" if pending else "all requests " + goal,
-            )  # fmt: skip
-            if not pending:
-                _settle(rows.values())
-                return rows
-            time.sleep(max(POLL_SECONDS, min(5.0, len(pending) * 0.005)))
+        eta = eta_seconds(
+            sum(idents[r] for r in pending if rows[r].status in UNRESOLVED),
+            sum(idents[r] for r in pending if rows[r].kind == "deletion" and rows[r].status in NOT_RECEIPTED),
+            budget_fraction=settings.budget_fraction, rate_scale=settings.rate_scale,
+        )  # fmt: skip
+        goal = "final" if wait else "done or receipted"
+        progress.update(
+            task, completed=len(ids) - len(pending),
+            description=f"{goal} · rate-budget ETA {format_eta(eta)}" if pending else "all requests " + goal,
+        )  # fmt: skip
+        if not pending:
+            _settle(rows.values())
+            return rows
+        time.sleep(max(POLL_SECONDS, min(5.0, len(pending) * 0.005)))
 
 
 def _settle(rows: Iterable[repo.RequestRow]) -> None:
@@ -318,7 +323,7 @@ def _settle(rows: Iterable[repo.RequestRow]) -> None:
                 DBOS.retrieve_workflow(row.id).get_result(polling_interval_sec=0.1)
 
 
-def _fail_dead_workflows(engine: Any, pending: Sequence[str], rows: dict[str, repo.RequestRow]) -> None:
+def _fail_dead_workflows(engine: sa.Engine, pending: Sequence[str], rows: dict[str, repo.RequestRow]) -> None:
     """A workflow that ended in error (or was cancelled) without a final request status would
     be waited for forever: reload its row and, if still not final, show it as failed."""
     for rid in pending:
@@ -332,17 +337,37 @@ def _as_failed(row: repo.RequestRow, error: str) -> repo.RequestRow:
     return dataclasses.replace(row, status="failed", error=row.error or error)
 
 
+def _short_path(path: str) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def _print_summary(
     planned: Sequence[PlannedRequest], docs: Sequence[dict[str, Any]], *, wait: bool, worker_running: bool
 ) -> None:
-    table = Table("request", "kind", "status", "out_dir", "from", "new")
+    dirs = [Path(d["out_dir"]) for d in docs if d["out_dir"]]
+    shared = len({d.parent for d in dirs}) == 1 and all(
+        Path(d["out_dir"]).name == d["request_id"] for d in docs if d["out_dir"]
+    )  # every request in <one directory>/<request_id>: name the directory once, keep the table narrow
+    columns: list[Column | str] = [Column("request", no_wrap=True), "kind", "status", "from", "new"]
+    if not shared:
+        columns.append(Column("out_dir", overflow="fold"))
+    table = Table(*columns)
     for p, doc in zip(planned, docs, strict=True):
         style = "bold red" if doc["status"] == "failed" else None
-        where = doc["out_dir"] or doc["error"] or ""
-        table.add_row(
-            doc["request_id"], doc["kind"], doc["status"], where, p.source, "yes" if p.created else "known", style=style
-        )
+        cells = [doc["request_id"], doc["kind"], doc["status"], p.source, "yes" if p.created else "known"]
+        if not shared:
+            cells.append(_short_path(doc["out_dir"]) if doc["out_dir"] else (doc["error"] or ""))
+        table.add_row(*cells, style=style)
     common.out.print(table)
+    if shared and dirs:
+        common.out.print(f"out_dir: {_short_path(str(dirs[0].parent))}/<request>/", markup=False)
+    for p, doc in zip(planned, docs, strict=True):
+        if doc["error"]:
+            common.out.print(f"{doc['request_id']} ({p.source}): {doc['error']}", markup=False)
     known = sum(not p.created for p in planned)
     if known:
         common.out.print(f"{known} of {len(planned)} requests were already known (submitted by an earlier run)")
