@@ -126,3 +126,25 @@ def test_drop_after_processes_then_closes(fresh_emu: Emu) -> None:
 def test_unknown_kind_is_400(emu: Emu) -> None:
     response = httpx.post(emu.url + "/_admin/faults", json={"kind": "explode"})
     assert response.status_code == 400
+
+
+def test_delay_after_logs_the_effect_before_answering(fresh_emu: Emu) -> None:
+    emu = fresh_emu
+    emu.server.admin.inject_fault("delay_after", path="/api/2/deletions/users", method="POST", delay=2)
+    result: dict[str, httpx.Response] = {}
+
+    def post() -> None:
+        with emu.client("web") as client:
+            result["r"] = client.post("/api/2/deletions/users", json={"user_ids": ["alice@example.com"]})
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    while not [e for e in emu.server.admin.request_log() if e["method"] == "POST"]:
+        time.sleep(0.02)
+    assert "r" not in result  # logged (and applied) while the answer is still held back
+    [entry] = [e for e in emu.server.admin.request_log() if e["method"] == "POST"]
+    assert entry["fault"] == "delay_after" and entry["status"] == 200
+    emu.server.admin.clear_faults()
+    thread.join()
+    assert result["r"].status_code == 200 and result["r"].json()["status"] == "staging"
+    assert len([e for e in emu.server.admin.request_log() if e["method"] == "POST"]) == 1

@@ -1,4 +1,5 @@
-"""Injected faults: 429 storms, 5xx, slow and hanging responses, malformed bodies, drops.
+"""Injected faults: 429 storms, 5xx, slow and hanging responses, malformed bodies, drops, and
+responses held back after the request took effect (``delay_after``).
 
 A fault matches requests by path prefix (after the ``/eu`` prefix is removed), method and
 project, and applies to the next ``count`` matching requests (``count: null`` = until cleared).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-KINDS = ("429", "500", "502", "503", "slow", "hang", "malformed", "drop_after")
+KINDS = ("429", "500", "502", "503", "slow", "hang", "malformed", "drop_after", "delay_after")
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Order for an API call: strip ``/eu`` -> authenticate (401) -> apply due lifecycles -> take a
 matching fault (429/5xx answer at once) -> admit against the rate-limit pools (429) -> slow or
-hang -> run the route -> malformed or dropped response -> log. Admin calls pass straight through.
+hang -> run the route -> malformed, dropped or held (``delay_after``: logged, then answered after
+``delay``) response -> log. Admin calls pass straight through.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ class Gate:
         try:
             await self._handle(scope, receive, send, endpoint, entry)
         finally:
-            self.world.log.record(**entry)
+            if not entry.pop("logged", False):
+                self.world.log.record(**entry)
 
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, entry: dict[str, Any]
@@ -178,7 +180,7 @@ class Gate:
             entry["status"] = None
             drop_connection(send)
             return
-        if kind not in ("malformed", "drop_after"):
+        if kind not in ("malformed", "drop_after", "delay_after"):
             captured = Captured()
 
             async def passthrough(message: Message) -> None:
@@ -199,6 +201,14 @@ class Gate:
                 captured.body += message.get("body", b"")
 
         await self.app(scope, receive, capture)
+        if fault is not None and kind == "delay_after":
+            entry["status"] = captured.status
+            self.world.log.record(**entry)  # visible in the log while the answer is held back
+            entry["logged"] = True
+            await self._sleep(fault.delay)
+            await send({"type": "http.response.start", "status": captured.status, "headers": captured.headers})
+            await send({"type": "http.response.body", "body": captured.body})
+            return
         if kind == "drop_after":
             entry["status"] = None
             if drop_connection(send):
@@ -210,6 +220,13 @@ class Gate:
         hdrs.append((b"content-length", str(len(broken)).encode()))
         await send({"type": "http.response.start", "status": captured.status, "headers": hdrs})
         await send({"type": "http.response.body", "body": broken})
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the server stops."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while not self.world.stopping.is_set() and loop.time() < end:
+            await asyncio.sleep(min(0.1, end - loop.time()))
 
     async def _hang(self, receive: Receive) -> None:
         """Wait until the client goes away or the server stops."""
