@@ -1,0 +1,418 @@
+"""Render ``bench/RESULTS.md`` and the PNG plots from ``bench/results/*.json`` (the last run).
+
+.venv/bin/python bench/report.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+OUT = common.BENCH_DIR / "RESULTS.md"
+PLOTS = common.BENCH_DIR / "plots"
+MB = 1_000_000
+LOAD_HEADERS = [
+    "db", "procs", "seconds", "429s", "429s after 1st window", "first 429 at s", "last 429 at s",
+    "ours/limit last window",
+]  # fmt: skip
+MEMORY_HEADERS = [
+    "export", "status", "events", "peak RSS (VmHWM)", "peak RSS (sampled)", "RSS after imports",
+    "work files", "report files", "downloads", "seconds",
+]  # fmt: skip
+OVERHEAD_HEADERS = [
+    "db", "requests in DB", "timed requests", "calls", "wall s", "HTTP s (replay)", "overhead ms/call",
+    "HTTP ms/call", "wall ms/request",
+]  # fmt: skip
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(common.fmt(c) if c is not None else "-" for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def budget_section(data: dict[str, Any] | None) -> str:
+    if not data:
+        return "## 1. Budget use per pool\n\nNot run yet: `.venv/bin/python bench/budget_procs.py`.\n"
+    runs = data["runs"]
+    rows = [
+        [
+            r["pool"],
+            r["db"],
+            r["procs"],
+            f"x{r['rate_scale']:g} ({r['window_s']:.2f} s window)",
+            r["steady_calls"],
+            r["steady_ratio"],
+            r["steady_peak_window_ratio"],
+            r["steady_429"],
+        ]
+        for r in runs
+    ]
+    load = [r for r in runs if "load_429" in r]
+    load_rows = [
+        [
+            r["db"],
+            r["procs"],
+            r["load_s"],
+            r["load_429"],
+            r["load_429_after_first_window"],
+            r["load_first_429_s"],
+            r["load_last_429_s"],
+            r["load_ratio_last_window"],
+        ]
+        for r in load
+    ]
+    plt = _plt()
+    if load:
+        fig, axes = plt.subplots(len(load), 1, figsize=(9, 2.2 * len(load)), sharex=True, squeeze=False)
+        for ax, r in zip(axes[:, 0], load, strict=True):
+            s = r["series"]
+            ax.bar([x[0] for x in s], [x[1] for x in s], width=1.0, color="tab:blue", label="200")
+            ax.bar(
+                [x[0] for x in s], [x[2] for x in s], width=1.0, bottom=[x[1] for x in s], color="tab:red", label="429"
+            )
+            ax.axhline(r["documented_per_s"], color="black", lw=0.8, ls="--", label="documented rate")
+            ax.axhline(0.75 * r["documented_per_s"], color="green", lw=0.8, ls=":", label="0.75")
+            ax.axvline(r["steady_s"], color="grey", lw=0.8)
+            ax.set_ylabel("calls/s")
+            ax.set_title(
+                f"user pool, {r['db']}, {r['procs']} process(es); external load from {r['steady_s']:.0f} s", fontsize=9
+            )
+        axes[0, 0].legend(fontsize=7, loc="upper right")
+        axes[-1, 0].set_xlabel("seconds")
+        fig.tight_layout()
+        fig.savefig(PLOTS / "budget_user_pool.png", dpi=90)
+        plt.close(fig)
+    return f"""## 1. Budget use per pool
+
+**How measured.** `bench/budget_procs.py`: a fresh emulator process and a fresh database per row
+(SQLite file, or `CREATE DATABASE` on `{common.PG_URL}`, dropped afterwards). 1 or 4 worker processes
+(`multiprocessing` spawn), each with {runs[0]["threads_per_proc"]} threads and its own `Budget` +
+client on the shared database (fraction {data["fraction"]}), call the pool's cheapest endpoint as
+fast as the budget allows (user: `usersearch`; deletion: `GET /deletions/users`; DSAR: `GET` of one
+export). Counted from the emulator's request log. Emulator and client share one `rate_scale`, which
+divides every documented window (counts unchanged). *achieved/limit* = 200s per second after the
+first second / documented (scaled) rate. *peak window* = the fullest sliding window of the documented
+length / documented count (only where the phase is longer than a window).
+
+Rerun: `.venv/bin/python bench/budget_procs.py` (`--quick` for shorter phases).
+
+{table(["pool", "db", "procs", "scale", "calls", "achieved/limit", "peak window/limit", "429s"], rows)}
+
+**External consumer takes half of the user pool** (`external_load("usersearch", 0.5)`, after the
+steady phase): 429s seen while it runs, and our share of the documented count in the last window.
+
+{table(LOAD_HEADERS, load_rows)}
+
+![user pool](plots/budget_user_pool.png)
+"""
+
+
+def deletion_section(data: dict[str, Any] | None) -> str:
+    if not data:
+        return "## 2. Deletion submissions per subject\n\nNot run yet: `.venv/bin/python bench/deletion_batching.py`.\n"
+    rows = []
+    for r in data["rows"]:
+        o, b, b1 = r["ours"], r["baseline"], r["baseline_documented"]
+        sizes = o["ids_per_post"]
+        rows.append(
+            [
+                o["n"],
+                o["mode"],
+                o["posts"],
+                o["posts_per_subject"],
+                ", ".join(map(str, sizes)) if len(sizes) <= 12 else f"{len(sizes)} POSTs, max {max(sizes)}",
+                o["post_429"],
+                o["deletion_gets"],
+                o["seconds"],
+                b["posts"],
+                b["post_429"],
+                b1["post_429"],
+            ]
+        )
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for mode, marker in (("full", "o"), ("reduced", "s")):
+        pts = [(r["ours"]["n"], r["ours"]["posts_per_subject"]) for r in data["rows"] if r["ours"]["mode"] == mode]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker=marker, label=f"ours ({mode} path)")
+    base = sorted({(r["baseline"]["n"], r["baseline"]["posts_per_subject"]) for r in data["rows"]})
+    ax.plot(*zip(*base, strict=True), marker="x", label="naive: one POST per subject")
+    ax.axhline(0.011, color="grey", ls=":", label="target 0.011")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("subjects")
+    ax.set_ylabel("POSTs per subject")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(PLOTS / "deletion_posts.png", dpi=90)
+    plt.close(fig)
+    first = data["rows"][0]["ours"]
+    return f"""## 2. Deletion submissions per subject
+
+**How measured.** `bench/deletion_batching.py`, SQLite, limits x{data["rate_scale"]:g} on both sides.
+*full* path: N users added to the emulator (admin `add_user`), N deletion requests through
+`api.submit` on an in-process executor runtime, timed until every Amplitude ID is receipted (its
+job is `staging` or later); POSTs counted from the emulator's log. Settings: `max_linger`
+{first.get("max_linger")} s (not the 300 s default, see problem P-1), `poll_interval` 0.5 s with a
+fast emulated clock so tracked requests finish and free their queue slots (problem P-1).
+*reduced* path (10,000, and 1,000 for comparison): requests and queued IDs written with
+`repo.insert_request` + `repo.queue_items` (resolution skipped), then `submission.flush_step` as a
+worker runs it. Baseline: a naive loop, one POST of one user ID per subject, no pacing, no retry,
+on a fresh emulator with the same users, at x{data["rate_scale"]:g} and at the documented limit
+(x1: 1 request per second).
+
+Rerun: `.venv/bin/python bench/deletion_batching.py` (`--sizes 10,100` for a subset).
+
+{
+        table(
+            [
+                "subjects",
+                "path",
+                "our POSTs",
+                "POSTs/subject",
+                "IDs per POST",
+                "our 429s",
+                "our deletion GETs",
+                "seconds",
+                "naive POSTs",
+                f"naive 429s (x{data['rate_scale']:g})",
+                "naive 429s (x1)",
+            ],
+            rows,
+        )
+    }
+
+![deletion POSTs per subject](plots/deletion_posts.png)
+"""
+
+
+def access_section(data: dict[str, Any] | None) -> str:
+    if not data:
+        return "## 3. User-pool calls per access request\n\nNot run yet: `.venv/bin/python bench/access_calls.py`.\n"
+    rows = [
+        [r["case"], r["status"], r["searches"], r["activity_pages"], r["user_pool_calls"], r["http_429"]]
+        for r in data["rows"]
+    ]
+    return f"""## 3. User-pool calls per access request
+
+**How measured.** `bench/access_calls.py`: one access request per case (project keys only) through
+`api.submit`/`api.wait` on an executor runtime against a fresh emulator (seed 1, limits
+x{data["rate_scale"]:g}); `usersearch` and `useractivity` calls counted from the request log between
+submission and result. Target: 2 for an ordinary user.
+
+Rerun: `.venv/bin/python bench/access_calls.py`.
+
+{table(["case", "status", "searches", "activity pages", "user-pool calls", "429s"], rows)}
+"""
+
+
+def memory_section(data: dict[str, Any] | None) -> str:
+    if not data:
+        return "## 4. Peak memory of a large DSAR export\n\nNot run yet: `.venv/bin/python bench/dsar_memory.py`.\n"
+    rows = []
+    for r in data["runs"]:
+        subj = ((r.get("result") or {}).get("subjects") or [{}])[0]
+        rows.append(
+            [
+                f"{r['approx_bytes'] / MB:.0f} MB",
+                r["status"],
+                subj.get("events"),
+                f"{r['vm_hwm'] / MB:.0f} MB",
+                f"{r['peak_rss_sampled'] / MB:.0f} MB",
+                f"{r['rss_after_open'] / MB:.0f} MB",
+                f"{sum(r['work_files'].values()) / MB:.0f} MB",
+                f"{sum(r['output_files'].values()) / MB:.0f} MB",
+                r["downloads"],
+                r["seconds"],
+            ]
+        )
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for r in data["runs"]:
+        s = r["samples"]
+        ax.plot([x[0] for x in s], [x[1] / MB for x in s], label=f"{r['approx_bytes'] / MB:.0f} MB export")
+    ax.axhline(200, color="grey", ls=":", label="target 200 MB")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("RSS (MB)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(PLOTS / "dsar_memory.png", dpi=90)
+    plt.close(fig)
+    return f"""## 4. Peak memory while processing a large DSAR export
+
+**How measured.** `bench/dsar_memory.py`: per size a fresh emulator process generates the subject's
+DSAR output on the fly (`dsar_synthetic`, about that many uncompressed bytes, gzipped JSON lines),
+and a fresh child process runs the full access request with org keys through the real workflow
+(`api.submit` + `api.wait`, SQLite): search, activity, DSAR create, polls, streamed download and
+gunzip into the work file, then the report package. *VmHWM* is the kernel's peak RSS of that
+process (read by the child from `/proc/self/status` at the end); the parent also samples `VmRSS`
+every 50 ms (the plot). Work and output files are in a temp dir on disk, deleted afterwards.
+Target: under 200 MB and flat as the export grows.
+
+Rerun: `.venv/bin/python bench/dsar_memory.py` (`--sizes-mb 100,1000` for a subset).
+
+{table(MEMORY_HEADERS, rows)}
+
+![RSS over time](plots/dsar_memory.png)
+"""
+
+
+def overhead_section(data: dict[str, Any] | None) -> str:
+    if not data:
+        return "## 5. Orchestration overhead per Amplitude call\n\nNot run yet: `.venv/bin/python bench/overhead.py`.\n"
+    rows = [
+        [
+            r["db"],
+            r["prefilled"],
+            r["requests"],
+            r["calls"],
+            r["wall_s"],
+            r["http_replay_s"],
+            r["overhead_per_call_ms"],
+            r["http_per_call_ms"],
+            r["wall_per_request_ms"],
+        ]
+        for r in data["rows"]
+    ]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for db in sorted({r["db"] for r in data["rows"]}):
+        pts = [(r["prefilled"], r["overhead_per_call_ms"]) for r in data["rows"] if r["db"] == db]
+        ax.plot(*zip(*pts, strict=True), marker="o", label=db)
+    ax.set_xscale("log")
+    ax.set_xlabel("requests already in the database")
+    ax.set_ylabel("overhead per Amplitude call (ms)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(PLOTS / "overhead.png", dpi=90)
+    plt.close(fig)
+    return f"""## 5. Orchestration overhead per Amplitude call
+
+**How measured.** `bench/overhead.py`: budgets lifted (client `rate_scale`
+{data["client_rate_scale"]:g}, the emulator's limits switched off), no injected latency, the
+emulator in its own process. One child process per database opens an executor runtime, pre-fills
+the tables (`repo.insert_request` + an audit `received` entry per request; half of them deletions
+with a deletion item), and at 100, 1,000 and 10,000 earlier requests times {data["batch"]} access
+requests for ordinary users submitted together, from the first `api.submit` to the last
+`api.wait`. HTTP time = the same logged calls replayed one after another with a bare
+`httpx.Client` against the same emulator. Overhead per call = (wall - HTTP) / calls; it covers
+DBOS checkpoints, our tables and audit chain, budget transactions, `api.wait` polling (0.2 s) and
+writing each request's report package. The DBOS system tables are not pre-filled (see "Not
+measured").
+
+Rerun: `.venv/bin/python bench/overhead.py`.
+
+{table(OVERHEAD_HEADERS, rows)}
+
+![overhead](plots/overhead.png)
+"""
+
+
+def summary(results: dict[str, dict[str, Any] | None]) -> str:
+    lines = ["| figure | target | measured |", "|---|---|---|"]
+    b = results["budget"]
+    if b:
+        user = [r for r in b["runs"] if r["pool"] == "user"]
+        if user:
+            lo, hi = min(r["steady_ratio"] for r in user), max(r["steady_ratio"] for r in user)
+            lines.append(
+                f"| user pool achieved/limit (1 and 4 procs, SQLite and PostgreSQL) | 0.70-0.80, 0 429s | "
+                f"{lo:.3f}-{hi:.3f}, {sum(r['steady_429'] for r in user)} 429s |"
+            )
+            lines.append(
+                "| 429s while an external consumer takes half the user pool | bounded | "
+                + ", ".join(f"{r['db']}/{r['procs']}p: {r['load_429']}" for r in user if "load_429" in r)
+                + " |"
+            )
+        for pool in ("deletion", "dsar"):
+            rs = [r for r in b["runs"] if r["pool"] == pool]
+            if rs:
+                lines.append(
+                    f"| {pool} pool achieved/limit | 0.70-0.80, 0 429s | "
+                    f"{min(r['steady_ratio'] for r in rs):.3f}-{max(r['steady_ratio'] for r in rs):.3f}, "
+                    f"{sum(r['steady_429'] for r in rs)} 429s |"
+                )
+    d = results["deletion"]
+    if d:
+        for r in d["rows"]:
+            o = r["ours"]
+            lines.append(
+                f"| deletion POSTs per subject, {o['n']} subjects ({o['mode']} path) | <= 0.011 at 1000 | "
+                f"{o['posts_per_subject']:.4f} (naive: {r['baseline']['posts_per_subject']:.0f}, "
+                f"{r['baseline_documented']['post_429']} of its {r['baseline_documented']['posts']} POSTs 429 at 1/s) |"
+            )
+    a = results["access_calls"]
+    if a:
+        ordinary = [r["user_pool_calls"] for r in a["rows"] if r["case"].startswith("ordinary")]
+        heavy = [f"{r['case']}: {r['user_pool_calls']}" for r in a["rows"] if r["case"].startswith("heavy")]
+        lines.append(f"| user-pool calls per access request, ordinary user | 2 | {min(ordinary)}-{max(ordinary)} |")
+        lines.append(f"| user-pool calls per access request, heavy user | - | {'; '.join(heavy)} |")
+    m = results["dsar_memory"]
+    if m:
+        lines.append(
+            "| peak RSS during a DSAR export | < 200 MB, flat | "
+            + ", ".join(f"{r['approx_bytes'] / MB:.0f} MB: {r['vm_hwm'] / MB:.0f} MB" for r in m["runs"])
+            + " |"
+        )
+    o5 = results["overhead"]
+    if o5:
+        lines.append(
+            "| orchestration overhead per call (ms) by requests in DB | - | "
+            + "; ".join(f"{r['db']} {r['prefilled']}: {r['overhead_per_call_ms']:.0f}" for r in o5["rows"])
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def render() -> Path:
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    names = ["budget", "deletion", "access_calls", "dsar_memory", "overhead"]
+    results = {n: common.load_result(n) for n in names}
+    when = sorted({r["measured_at"] for r in results.values() if r})
+    mach = next((r["machine"] for r in results.values() if r), common.machine())
+    problems = (common.BENCH_DIR / "PROBLEMS.md").read_text() if (common.BENCH_DIR / "PROBLEMS.md").exists() else ""
+    text = f"""# Benchmark results
+
+Generated by `bench/report.py` from `bench/results/*.json` (the last run of each bench); do not edit by
+hand. Rerun everything (about 15 minutes on two cores) with:
+
+    .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/run_all.py
+
+Measured {when[0] if when else "-"}{" to " + when[-1] if len(when) > 1 else ""} on {mach["cpus"]} CPUs
+({mach["cpu"]}), Python {mach["python"]}. Every figure comes from the emulator's request log or the
+operating system, never from what our code says about itself. Benchmarks are not tests: nothing here
+is asserted.
+
+## Summary
+
+{summary(results)}
+
+{problems}
+{budget_section(results["budget"])}
+{deletion_section(results["deletion"])}
+{access_section(results["access_calls"])}
+{memory_section(results["dsar_memory"])}
+{overhead_section(results["overhead"])}
+"""
+    OUT.write_text(text)
+    return OUT
+
+
+if __name__ == "__main__":
+    print(render())
