@@ -38,6 +38,24 @@ def _plt() -> Any:
     return plt
 
 
+NOT_MEASURED = """## Not measured
+
+- Real Amplitude: every figure is against the emulator, whose limits are sliding windows divided
+  by `rate_scale`. The deletion pool is measured at x4 only (a 0.25 s window): at larger scales the
+  window shrinks below the scheduling jitter of two cores. The DSAR pool never fills a whole window
+  in the time we run (its window is 360 s at x10), so only its rate is compared.
+- The full deletion path at 1,000 and 10,000 subjects (problem P-1 makes it take far longer than
+  minutes); those sizes use the reduced path, which skips resolution and measures batching alone.
+- Deletion batching on PostgreSQL and with several worker processes (SQLite, one process only).
+- The 5-concurrent REST cap under our own load is covered only by `bench/budget.py` (section 1b).
+- DBOS system tables are not pre-filled in the overhead bench: only our tables and the audit chain
+  grow to 10,000 requests; a database that has run 10,000 workflows also holds their checkpoints.
+- Memory of deletion requests, of many concurrent access requests, and of the emulator itself.
+- Latency of durable waits (DBOS queue polling 0.2 s, `api.wait` polling 0.2 s) on its own; it is
+  inside the overhead figure.
+"""
+
+
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(common.fmt(c) if c is not None else "-" for c in row) + " |" for row in rows]
@@ -118,6 +136,26 @@ steady phase): 429s seen while it runs, and our share of the documented count in
 {table(LOAD_HEADERS, load_rows)}
 
 ![user pool](plots/budget_user_pool.png)
+"""
+
+
+def budget_client_section(data: dict[str, Any] | None) -> str:
+    if not data or not data.get("runs"):
+        return ""
+    keys: list[str] = []
+    for r in data["runs"]:
+        keys += [k for k in r if k not in keys]
+    rows = [[r.get(k) for k in keys] for r in data["runs"]]
+    return f"""### 1b. All pools from one process pair (`bench/budget.py`, the client engineer's bench)
+
+**How measured.** `bench/budget.py` (its docstring has the details): 2 worker processes per pool
+with several threads each, a fixed number of calls per thread, an in-process emulator; the REST
+row holds every response for 0.2 s (`slow` fault) to measure concurrency. Run by `run_all.py` on a
+SQLite file and on a fresh PostgreSQL database.
+
+Rerun: `.venv/bin/python bench/budget.py` (`--database-url postgresql+psycopg://...` for PostgreSQL).
+
+{table(keys, rows)}
 """
 
 
@@ -382,7 +420,7 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
 
 def render() -> Path:
     PLOTS.mkdir(parents=True, exist_ok=True)
-    names = ["budget", "deletion", "access_calls", "dsar_memory", "overhead"]
+    names = ["budget", "budget_client", "deletion", "access_calls", "dsar_memory", "overhead"]
     results = {n: common.load_result(n) for n in names}
     when = sorted({r["measured_at"] for r in results.values() if r})
     mach = next((r["machine"] for r in results.values() if r), common.machine())
@@ -405,11 +443,12 @@ is asserted.
 
 {problems}
 {budget_section(results["budget"])}
+{budget_client_section(results["budget_client"])}
 {deletion_section(results["deletion"])}
 {access_section(results["access_calls"])}
 {memory_section(results["dsar_memory"])}
 {overhead_section(results["overhead"])}
-"""
+{NOT_MEASURED}"""
     OUT.write_text(text)
     return OUT
 
