@@ -18,8 +18,8 @@ from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr.access import access_workflow
 from amplitude_dsr.dsr.deletion import FINAL, deletion_workflow
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
-from amplitude_dsr.dsr.runtime import Runtime, enqueue
-from amplitude_dsr.errors import CancelRefused, ConfigError, DomainError, UsageError
+from amplitude_dsr.dsr.runtime import DELETION_QUEUE, Runtime, enqueue
+from amplitude_dsr.errors import BadRequest, CancelRefused, ConfigError, DomainError, NotFound, UsageError
 from amplitude_dsr.store import audit, repo
 
 ACCESS_FINAL = ("completed", "failed")
@@ -71,8 +71,10 @@ def submit(
                 {"kind": kind, "identifiers": [audit.identifier_digest(i.kind.value, i.value) for i in identifiers],
                  "regulation": regulation},
             )  # fmt: skip
-    workflow = access_workflow if kind == "access" else deletion_workflow
-    enqueue(workflow, row.id, row.id)
+    if kind == "access":
+        enqueue(access_workflow, row.id, row.id)
+    else:
+        enqueue(deletion_workflow, row.id, row.id, queue=DELETION_QUEUE)
     return row.id, created
 
 
@@ -121,12 +123,22 @@ def cancel(rt: Runtime, request_id: str, *, today: date | None = None) -> str:
     removed = 0
     for item in receipted:
         assert item.job_day is not None
-        rt.client(item.project).remove_from_deletion(item.amplitude_id, date.fromisoformat(item.job_day))
+        try:
+            rt.client(item.project).remove_from_deletion(item.amplitude_id, date.fromisoformat(item.job_day))
+        except (BadRequest, NotFound) as exc:
+            # Amplitude's own clock decides in the end (its job may have frozen already).
+            raise CancelRefused(
+                f"Amplitude refused to remove the IDs from the job of {item.job_day} (HTTP {exc.status}); "
+                "a job can be changed only while 'staging' and more than 3 days before its day"
+                + (f"; {removed} of {len(receipted)} IDs were already removed" if removed else "")
+            ) from exc
         removed += 1
-    repo.cancel_items(rt.engine, request_id, only_queued=False)
+    dropped = repo.cancel_items(rt.engine, request_id, only_queued=False)
+    if dropped is None:
+        raise CancelRefused("a submission to Amplitude is in progress; try again in a minute")
     repo.update_request(rt.engine, request_id, status="cancelled", completed_at=datetime.now(UTC))
     with rt.engine.begin() as conn:
-        audit.append(conn, request_id, "cancelled", {"removed_from_jobs": removed, "queued_dropped": len(items) - removed})
+        audit.append(conn, request_id, "cancelled", {"removed_from_jobs": removed, "queued_dropped": dropped - removed})
     return "cancelled"
 
 

@@ -7,7 +7,10 @@ point resumes where it stopped.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +19,18 @@ from dbos import DBOS
 from amplitude_dsr.amplitude.models import DeletionJob
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import steps
-from amplitude_dsr.dsr.access import DBOS_now, load_identity_map, load_step, projects_for, set_status_step
+from amplitude_dsr.dsr.access import DBOS_now, load_identity_map, load_step, projects_for
 from amplitude_dsr.dsr.evidence import build_deletion_result
 from amplitude_dsr.dsr.identity import judge, search_terms
 from amplitude_dsr.dsr.model import Identifier, Subject, Verification
 from amplitude_dsr.dsr.report import write_certificate
 from amplitude_dsr.dsr.resolve import resolve
 from amplitude_dsr.dsr.runtime import current
-from amplitude_dsr.dsr.submission import flush_step
+from amplitude_dsr.dsr.submission import RECEIPT_TOPIC, flush
 from amplitude_dsr.errors import DsrError
-from amplitude_dsr.store import repo
+from amplitude_dsr.store import audit, repo
 
-SUBMIT_CHECK_INTERVAL = 2.0  # seconds between checks for this request's receipt
+SUBMIT_CHECK_FLOOR = 0.5  # seconds before the first re-check for this request's receipt
 FINAL = ("verified", "recollected", "still_present", "nothing_found", "cancelled", "failed")
 
 
@@ -35,13 +38,9 @@ FINAL = ("verified", "recollected", "still_present", "nothing_found", "cancelled
 def queue_step(request_id: str, subjects: list[Subject], org_wide: bool) -> int:
     total = 0
     for subject in subjects:
-        total += repo.queue_items(current().engine, request_id, subject.project, subject.all_amplitude_ids, org_wide=org_wide)
+        ids = subject.all_amplitude_ids
+        total += repo.queue_items(current().engine, request_id, subject.project, ids, org_wide=org_wide)
     return total
-
-
-@DBOS.step()
-def items_step(request_id: str) -> list[repo.Item]:
-    return repo.items_for(current().engine, request_id)
 
 
 @DBOS.step()
@@ -49,15 +48,13 @@ def status_step(request_id: str) -> str:
     return repo.get_request(current().engine, request_id).status
 
 
-@DBOS.step(retries_allowed=False)
-def list_jobs_step(project: str, day: str) -> list[DeletionJob]:
-    start, end = logic.job_window(day)
-    return current().client(project).list_deletions(start, end)
-
-
 @DBOS.step()
-def job_status_step(request_id: str, project: str, day: str, status: str) -> None:
-    repo.set_job_status(current().engine, request_id, project, day, status)
+def progress_step(request_id: str, status: str, fields: dict[str, Any] | None = None) -> bool:
+    """Record the request's progress unless it was cancelled meanwhile (False then)."""
+    extra = dict(fields or {})
+    if status in FINAL:
+        extra.setdefault("completed_at", datetime.now(UTC))
+    return repo.advance_request(current().engine, request_id, status, **extra)
 
 
 @DBOS.step()
@@ -76,19 +73,19 @@ def deletion_workflow(request_id: str) -> str:
         status, verifications = _run(request_id, req.identifiers, req.options)
     except DsrError as exc:
         steps.audit_step(request_id, "failed", {"reason": steps.fatal_message(exc)})
-        set_status_step(request_id, "failed", {"error": steps.fatal_message(exc)})
+        progress_step(request_id, "failed", {"error": steps.fatal_message(exc)})
         status = "failed"
-    if status == "cancelled":
-        return status
+    if status == "cancelled" or status_step(request_id) == "cancelled":
+        return "cancelled"
     path = certificate_step(request_id, status, verifications, out_dir)
-    set_status_step(request_id, status, {"out_dir": path})
+    progress_step(request_id, status, {"out_dir": path})
     return status
 
 
 def _run(
     request_id: str, raw_identifiers: list[dict[str, str]], options: dict[str, Any]
 ) -> tuple[str, list[Verification]]:
-    set_status_step(request_id, "resolving")
+    progress_step(request_id, "resolving")
     identifiers = [Identifier.model_validate(i) for i in raw_identifiers]
     imap = load_identity_map(identifiers, options)
     projects = projects_for(options)
@@ -99,11 +96,12 @@ def _run(
         {"subjects": len(subjects), "amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects),
          "resolution": resolved.resolution.model_dump(mode="json")},
     )  # fmt: skip
-    set_status_step(request_id, "resolved", {"result": {"resolution": resolved.resolution.model_dump(mode="json")}})
+    progress_step(request_id, "resolved", {"result": {"resolution": resolved.resolution.model_dump(mode="json")}})
     if not subjects:
         return "nothing_found", []
     queue_step(request_id, subjects, bool(options.get("org_wide")))
-    set_status_step(request_id, "queued")
+    if not progress_step(request_id, "queued"):
+        return "cancelled", []
     steps.audit_step(request_id, "queued", {"amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects)})
     items = _submit(request_id)
     if items is None:
@@ -114,50 +112,109 @@ def _run(
         return ("failed" if any(i.state == "failed" for i in items) else "nothing_found"), []
     if not _track(request_id, receipted):
         return "cancelled", []
-    set_status_step(request_id, "verifying")
+    if not progress_step(request_id, "verifying"):
+        return "cancelled", []
     verifications = _verify(identifiers, projects, receipted, imap)
     outcomes = {v.outcome for v in verifications}
-    final = "verified" if outcomes <= {"verified"} else ("still_present" if "still_present" in outcomes else "recollected")
+    final = logic.request_outcome(outcomes)
     steps.audit_step(request_id, final, {"checked": len(verifications)})
     return final, verifications
 
 
 def _submit(request_id: str) -> list[repo.Item] | None:
+    """Wait (durably) until every queued ID of the request has a receipt (or another end).
+
+    Each round flushes what is due. Between rounds the request waits for the flusher's message
+    that its batch has a receipt, or for a timeout that doubles up to a cap: hundreds of requests
+    waiting for one batch cost a few rounds a second, not hundreds."""
+    wait, cap = SUBMIT_CHECK_FLOOR, logic.submit_wait_cap(current().settings.poll_interval)
     while True:
-        if status_step(request_id) == "cancelled":
+        items = steps.call(submit_round_step, request_id)
+        if items is None:
             return None
-        steps.call(flush_step)
-        items = items_step(request_id)
         if not any(i.state in ("queued", "batched") for i in items):
             return items
-        DBOS.sleep(min(SUBMIT_CHECK_INTERVAL, current().settings.poll_interval))
+        DBOS.recv(RECEIPT_TOPIC, timeout_seconds=wait)
+        wait = min(wait * 2, cap)
 
 
 def _track(request_id: str, items: Sequence[repo.Item]) -> bool:
-    jobs: dict[tuple[str, str], list[int]] = {}
+    """Follow every job holding the request's IDs until all are ``done``; False if cancelled."""
+    jobs: dict[str, tuple[str, str, list[int]]] = {}
     for item in items:
         assert item.job_day is not None
-        jobs.setdefault((item.project, item.job_day), []).append(item.amplitude_id)
-    known = {key: next(i.job_status for i in items if (i.project, i.job_day) == key) for key in jobs}
-    set_status_step(request_id, _aggregate(known.values()))
+        key = f"{item.project} {item.job_day}"
+        jobs.setdefault(key, (item.project, item.job_day, []))[2].append(item.amplitude_id)
+    known = {key: next(i.job_status or "staging" for i in items if f"{i.project} {i.job_day}" == key) for key in jobs}
     while True:
-        for (project, day), ids in jobs.items():
-            listing = steps.call(list_jobs_step, project, day)
-            job = logic.job_status(listing, day, ids)
-            if job is not None and job.status != known[(project, day)]:
-                known[(project, day)] = job.status
-                job_status_step(request_id, project, day, job.status)
-                steps.audit_step(
-                    request_id, "job_status",
-                    {"project": project, "day": day, "status": job.status,
-                     "active_scrub_done_date": job.active_scrub_done_date},
-                )  # fmt: skip
-        if status_step(request_id) == "cancelled":
-            return False
-        set_status_step(request_id, _aggregate(known.values()))
+        known, live = steps.call(track_round_step, request_id, jobs, known)
+        if not live:
+            return False  # cancelled
         if all(s == logic.FINAL_JOB_STATUS for s in known.values()):
             return True
         DBOS.sleep(current().settings.poll_interval)
+
+
+@DBOS.step(retries_allowed=False)
+def submit_round_step(request_id: str) -> list[repo.Item] | None:
+    """One submission round: the request's items after a flush, or ``None`` if it was cancelled.
+    One checkpoint per round keeps hundreds of waiting requests light on the database."""
+    rt = current()
+    if repo.get_request(rt.engine, request_id).status == "cancelled":
+        return None
+    flush(rt)
+    return repo.items_for(rt.engine, request_id)
+
+
+@DBOS.step(retries_allowed=False)
+def track_round_step(
+    request_id: str, jobs: dict[str, tuple[str, str, list[int]]], known: dict[str, str]
+) -> tuple[dict[str, str], bool]:
+    """One tracking round: list every job (all listings first, so a failed call writes nothing),
+    record and audit status changes, and store the request's aggregate status. Returns the job
+    statuses and False if the request was cancelled meanwhile."""
+    rt = current()
+    seen = dict(known)
+    changed: list[tuple[str, DeletionJob]] = []
+    for key, (project, day, ids) in jobs.items():
+        job = logic.job_status(_listing(project, day), day, ids)
+        if job is not None and job.status != seen[key]:
+            seen[key] = job.status
+            changed.append((key, job))
+    for key, job in changed:
+        project, day, _ids = jobs[key]
+        repo.set_job_status(rt.engine, request_id, project, day, job.status)
+        with rt.engine.begin() as conn:
+            audit.append(
+                conn, request_id, "job_status",
+                {"project": project, "day": day, "status": job.status,
+                 "active_scrub_done_date": job.active_scrub_done_date},
+            )  # fmt: skip
+    live = repo.advance_request(rt.engine, request_id, _aggregate(seen.values()))
+    return seen, live
+
+
+_listings: dict[tuple[str, str, str], tuple[float, list[DeletionJob]]] = {}
+_listings_lock = threading.Lock()
+
+
+def _listing(project: str, day: str) -> list[DeletionJob]:
+    """The jobs around ``day`` (a window of three days, far inside six months). Requests sharing
+    a job share one listing for half a poll interval, so a thousand requests waiting on one job
+    cost one GET per round, not a thousand."""
+    rt = current()
+    key = (rt.boot_id, project, day)
+    ttl = rt.settings.poll_interval / 2
+    now = time.monotonic()
+    with _listings_lock:
+        cached = _listings.get(key)
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1]
+    start, end = logic.job_window(day)
+    jobs = rt.client(project).list_deletions(start, end)
+    with _listings_lock:
+        _listings[key] = (time.monotonic(), jobs)
+    return jobs
 
 
 def _aggregate(statuses: Any) -> str:
@@ -186,4 +243,3 @@ def _verify(
                     detail=detail,
                 )  # fmt: skip
     return [v for v in results.values() if v.deleted_amplitude_ids or v.outcome != "verified"]
-

@@ -22,14 +22,24 @@ FINAL_JOB_STATUS = "done"
 STATUS_ORDER = {"staging": 0, "submitted": 1, "done": 2}
 
 
+def flush_floor(oldest_age: float, resolving: int, max_linger: float) -> int:
+    """The fewest distinct IDs worth a POST now: a partial batch (1) only when no other request is
+    still resolving (nothing more is about to join) or the oldest queued ID has waited
+    ``max_linger`` seconds; otherwise only a full batch (100)."""
+    if resolving == 0 or oldest_age >= max_linger:
+        return 1
+    return MAX_IDS_PER_POST
+
+
 def should_flush(queued: int, oldest_age: float, resolving: int, max_linger: float) -> bool:
-    """Submit now? A full batch always; a partial one only when no other request is still
-    resolving (nothing more is about to join) or the oldest queued ID has waited ``max_linger``."""
-    if queued <= 0:
-        return False
-    if queued >= MAX_IDS_PER_POST:
-        return True
-    return resolving == 0 or oldest_age >= max_linger
+    """Submit now? A full batch always; a partial one as :func:`flush_floor` allows."""
+    return queued > 0 and queued >= flush_floor(oldest_age, resolving, max_linger)
+
+
+def submit_wait_cap(poll_interval: float) -> float:
+    """The longest wait between two submission rounds of a request (a receipt message wakes it
+    sooner): 40 poll intervals, at least 8 s (tests poll fast) and at most a minute."""
+    return min(60.0, max(8.0, 40 * poll_interval))
 
 
 def receipt_days(jobs: Iterable[DeletionJob]) -> dict[int, tuple[str, str]]:
@@ -84,10 +94,7 @@ def cancel_refusal(status: str | None, day: str | None, today: date) -> str | No
     if status != "staging":
         return f"the deletion job is already {status!r}; only 'staging' jobs can be changed"
     if date.fromisoformat(day) - today <= timedelta(days=CANCEL_CUTOFF_DAYS):
-        return (
-            f"the job starts on {day}; users can be removed only more than "
-            f"{CANCEL_CUTOFF_DAYS} days before that"
-        )
+        return f"the job starts on {day}; users can be removed only more than {CANCEL_CUTOFF_DAYS} days before that"
     return None
 
 
@@ -106,6 +113,15 @@ def verification_outcome(
     if any(i in deleted for i in found):
         return "still_present", found, "a deleted Amplitude ID is still searchable"
     return "recollected", found, "a new Amplitude ID with this identifier appeared after the deletion"
+
+
+def request_outcome(outcomes: Iterable[VerificationOutcome]) -> str:
+    """The request's final status from its verification outcomes: ``verified`` only when every
+    check is; a deleted ID still searchable beats a re-collected one."""
+    found = set(outcomes)
+    if found <= {"verified"}:
+        return "verified"
+    return "still_present" if "still_present" in found else "recollected"
 
 
 def age_seconds(since: datetime, now: datetime) -> float:

@@ -62,7 +62,8 @@ def history_for(engine: sa.Engine, request_id: str) -> tuple[list[StatusChange],
         if entry.kind == "job_status":
             scope = f"job {detail.get('project')} {detail.get('day')}"
             status = str(detail.get("status"))
-            text = f"active scrub done {detail['active_scrub_done_date']}" if detail.get("active_scrub_done_date") else ""
+            scrubbed = detail.get("active_scrub_done_date")
+            text = f"active scrub done {scrubbed}" if scrubbed else ""
         else:
             scope, status = "request", entry.kind
             text = ", ".join(f"{k}={v}" for k, v in sorted(detail.items()) if k != "resolution")

@@ -20,9 +20,9 @@ import hashlib
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import IO, Any
 
 import sqlalchemy as sa
@@ -37,6 +37,12 @@ from amplitude_dsr.store.audit import create_audit_tables
 from amplitude_dsr.store.db import make_engine, sqlite_path
 
 QUEUE = "amplitude-dsr"
+# Deletions wait for days or weeks in durable sleeps, and a sleeping workflow still holds its queue
+# slot: with a small bound the 65th deletion would not even start until one of the first finished
+# (and the batching rule would wait on requests that cannot start). Amplitude's pools are guarded
+# by the budgets, not by this bound; it only caps threads per worker.
+DELETION_QUEUE = "amplitude-dsr-deletion"
+DELETION_WORKER_CONCURRENCY = 10_000
 DEFAULT_EXECUTOR_ID = "amplitude-dsr"
 APP_NAME = "amplitude-dsr"
 
@@ -68,7 +74,9 @@ class ExecutorLock:
                 return False
             self._file = handle
             return True
-        key = int.from_bytes(hashlib.sha256(f"amplitude-dsr:{self.executor_id}".encode()).digest()[:8], "big", signed=True)
+        key = int.from_bytes(
+            hashlib.sha256(f"amplitude-dsr:{self.executor_id}".encode()).digest()[:8], "big", signed=True
+        )
         self._engine = make_engine(self.database_url)
         conn = self._engine.connect()
         got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
@@ -226,9 +234,10 @@ def open_runtime(
         "notification_listener_polling_interval_sec": 0.1,
     }  # type: ignore[typeddict-unknown-key]
     DBOS(config=config)
-    DBOS.listen_queues([QUEUE] if executor else [])
+    DBOS.listen_queues([QUEUE, DELETION_QUEUE] if executor else [])
     DBOS.launch()
     DBOS.register_queue(QUEUE, worker_concurrency=64, polling_interval_sec=0.2)
+    DBOS.register_queue(DELETION_QUEUE, worker_concurrency=DELETION_WORKER_CONCURRENCY, polling_interval_sec=0.2)
     _current = Runtime(
         settings=settings, engine=engine, budget=budget, data_dir=data_dir, executor=executor,
         executor_id=executor_id, _lock=lock,
@@ -236,7 +245,7 @@ def open_runtime(
     return _current
 
 
-def enqueue(func: Callable[..., Any], workflow_id: str, *args: Any) -> Any:
-    """Enqueue ``func`` on the shared queue under ``workflow_id`` (the same ID never runs twice)."""
+def enqueue(func: Callable[..., Any], workflow_id: str, *args: Any, queue: str = QUEUE) -> Any:
+    """Enqueue ``func`` on ``queue`` under ``workflow_id`` (the same ID never runs twice)."""
     with SetWorkflowID(workflow_id):
-        return DBOS.enqueue_workflow(QUEUE, func, *args)
+        return DBOS.enqueue_workflow(queue, func, *args)

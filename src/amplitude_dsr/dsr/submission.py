@@ -21,32 +21,45 @@ from amplitude_dsr.store import audit, repo
 
 log = logging.getLogger("amplitude_dsr.dsr")
 STALE_POSTING = timedelta(minutes=10)  # a POST by another live executor never takes this long
-RESOLVING = ("received", "resolving")
+RECEIPT_TOPIC = "deletion_receipt"  # DBOS message to a request workflow: its batch is settled
+RESOLVING = ("received", "resolving", "resolved")  # "resolved": about to queue its IDs
 
 
 @DBOS.step(retries_allowed=False)
 def flush_step() -> int:
-    """Reconcile uncertain batches, then submit every batch that is due. Returns POSTs sent."""
-    rt = current()
+    """:func:`flush` as a step of its own. Returns the POSTs sent."""
+    return flush(current())
+
+
+def flush(rt: Runtime) -> int:
+    """Reconcile uncertain batches, send batches claimed but never sent, then claim and submit
+    every batch that is due. Returns the POSTs sent."""
     reconcile_uncertain(rt)
     sent = 0
+    # Claimed earlier but never sent: a crash between claim and POST, or refused by a budget or a
+    # 429 before anything happened. mark_posting lets exactly one flusher send each.
+    for stranded in repo.batches_in(rt.engine, ["intent"]):
+        sent += post_batch(rt, stranded)
     now = datetime.now(UTC)
-    for project, org_wide, queued, oldest in repo.queued_summary(rt.engine):
-        resolving = repo.count_requests_in(rt.engine, "deletion", RESOLVING)
-        while logic.should_flush(queued, logic.age_seconds(oldest, now), resolving, rt.settings.max_linger):
-            batch = repo.claim_batch(rt.engine, project, org_wide)
+    for project, org_wide, waiting, oldest in repo.queued_summary(rt.engine):
+        queued = waiting
+        while queued > 0:
+            resolving = repo.count_requests_in(rt.engine, "deletion", RESOLVING)
+            floor = logic.flush_floor(logic.age_seconds(oldest, now), resolving, rt.settings.max_linger)
+            if queued < floor:  # a cheap read first; the claim re-checks atomically
+                break
+            batch = repo.claim_batch(rt.engine, project, org_wide, min_ids=floor)
             if batch is None:
                 break
-            post_batch(rt, batch)
-            sent += 1
+            sent += post_batch(rt, batch)
             queued -= len(batch.amplitude_ids)
     return sent
 
 
-def post_batch(rt: Runtime, batch: repo.Batch) -> None:
-    """POST one batch unless another attempt already did; store the receipt."""
+def post_batch(rt: Runtime, batch: repo.Batch) -> bool:
+    """POST one batch unless another attempt already did; store the receipt. True if sent."""
     if not repo.mark_posting(rt.engine, batch.id, rt.poster_tag):
-        return
+        return False
     try:
         jobs = rt.client(batch.project).create_deletion(
             amplitude_ids=batch.amplitude_ids, requester=rt.settings.requester,
@@ -57,18 +70,20 @@ def post_batch(rt: Runtime, batch: repo.Batch) -> None:
         repo.mark_batch(rt.engine, batch.id, "intent")
         raise
     except UncertainOutcome as exc:
-        repo.mark_batch(rt.engine, batch.id, "uncertain", error=str(exc))
-        _audit_batch(rt, batch, "deletion_post_uncertain", {"reason": str(exc)})
-        return
+        if repo.mark_batch(rt.engine, batch.id, "uncertain", error=str(exc)):
+            _audit_batch(rt, batch, "deletion_post_uncertain", {"reason": str(exc)})
+        return True
     except FatalError as exc:
-        repo.mark_batch(rt.engine, batch.id, "failed", error=str(exc))
-        repo.record_receipt(rt.engine, batch.id, [], {}, [], state="failed", requeue_ids=())
-        _audit_batch(rt, batch, "deletion_post_failed", {"reason": str(exc)})
+        if repo.record_receipt(rt.engine, batch.id, [], {}, [], state="failed", error=str(exc)):
+            _audit_batch(rt, batch, "deletion_post_failed", {"reason": str(exc)})
         raise
     receipt = [j.model_dump(mode="json") for j in jobs]
     invalid = [int(i) for j in jobs for i in j.invalid_ids if str(i).isdigit()]
-    repo.record_receipt(rt.engine, batch.id, receipt, logic.receipt_days(jobs), invalid)
-    _audit_batch(rt, batch, "deletion_receipt", {"jobs": [{"day": j.day, "status": j.status, "app": j.app} for j in jobs], "invalid": len(invalid)})
+    if repo.record_receipt(rt.engine, batch.id, receipt, logic.receipt_days(jobs), invalid):
+        jobs_seen = [{"day": j.day, "status": j.status, "app": j.app} for j in jobs]
+        _audit_batch(rt, batch, "deletion_receipt", {"jobs": jobs_seen, "invalid": len(invalid)})
+        _notify(rt, batch)
+    return True
 
 
 def reconcile_uncertain(rt: Runtime) -> None:
@@ -81,9 +96,13 @@ def reconcile_uncertain(rt: Runtime) -> None:
         jobs = rt.client(batch.project).list_deletions(start, end)
         found, missing = logic.reconcile(batch.amplitude_ids, jobs, (batch.posted_at or batch.created_at).date())
         receipt = [j.model_dump(mode="json") for j in jobs if logic.job_status([j], j.day, batch.amplitude_ids)]
-        _audit_batch(rt, batch, "deletion_reconciled", {"found": len(found), "requeued": len(missing)})
-        repo.record_receipt(rt.engine, batch.id, receipt, found, [], state="reconciled", requeue_ids=missing)
-        log.info("reconciled batch %s: %d found at Amplitude, %d re-queued", batch.id, len(found), len(missing))
+        settled = repo.record_receipt(
+            rt.engine, batch.id, receipt, found, [], state="reconciled", requeue_ids=missing, from_state=batch.state
+        )
+        if settled:
+            _audit_batch(rt, batch, "deletion_reconciled", {"found": len(found), "requeued": len(missing)})
+            _notify(rt, batch)
+            log.info("reconciled batch %s: %d found at Amplitude, %d re-queued", batch.id, len(found), len(missing))
 
 
 def _posting_is_dead(rt: Runtime, batch: repo.Batch, now: datetime) -> bool:
@@ -94,6 +113,17 @@ def _posting_is_dead(rt: Runtime, batch: repo.Batch, now: datetime) -> bool:
     if executor == rt.executor_id and boot != rt.boot_id:
         return True
     return batch.posted_at is not None and now - batch.posted_at > STALE_POSTING
+
+
+def _notify(rt: Runtime, batch: repo.Batch) -> None:
+    """Wake the workflows of the batch's requests (their timeout wakes them anyway)."""
+    with rt.engine.connect() as conn:
+        request_ids = repo.requests_of_batch(conn, batch.id)
+    for request_id in request_ids:
+        try:
+            DBOS.send(request_id, batch.id, topic=RECEIPT_TOPIC)
+        except Exception:  # a lost wake-up only delays that request until its next round
+            log.debug("could not notify a request of batch %s", batch.id, exc_info=True)
 
 
 def _audit_batch(rt: Runtime, batch: repo.Batch, kind: str, detail: dict[str, object]) -> None:

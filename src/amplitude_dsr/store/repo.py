@@ -107,9 +107,7 @@ def insert_request(
     rid = request_id or new_id("dsr")
     with write_tx(engine) as conn:
         if idempotency_key:
-            existing = conn.execute(
-                sa.select(requests).where(requests.c.idempotency_key == idempotency_key)
-            ).first()
+            existing = conn.execute(sa.select(requests).where(requests.c.idempotency_key == idempotency_key)).first()
             if existing is not None:
                 return _row(existing), False
         conn.execute(
@@ -134,27 +132,37 @@ def get_request(engine: sa.Engine, request_id: str) -> RequestRow:
 def list_requests(engine: sa.Engine, *, limit: int = 200) -> list[RequestRow]:
     """Newest first."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(requests).order_by(requests.c.created_at.desc()).limit(limit)
-        ).all()
+        rows = conn.execute(sa.select(requests).order_by(requests.c.created_at.desc()).limit(limit)).all()
     return [_row(r) for r in rows]
 
 
 def update_request(engine: sa.Engine, request_id: str, **fields: Any) -> None:
     """Set ``fields`` (and ``updated_at``)."""
     with engine.begin() as conn:
-        conn.execute(
-            requests.update().where(requests.c.id == request_id).values(updated_at=utcnow(), **fields)
+        conn.execute(requests.update().where(requests.c.id == request_id).values(updated_at=utcnow(), **fields))
+
+
+def advance_request(
+    engine: sa.Engine, request_id: str, status: str, *, unless: Sequence[str] = ("cancelled",), **fields: Any
+) -> bool:
+    """Set ``status`` (and ``fields``) unless the request is already in one of ``unless``: a
+    workflow's progress never overwrites a cancel that happened beside it. False if it was."""
+    with engine.begin() as conn:
+        res = conn.execute(
+            requests.update()
+            .where(requests.c.id == request_id, requests.c.status.not_in(list(unless)))
+            .values(status=status, updated_at=utcnow(), **fields)
         )
+    return res.rowcount == 1
 
 
 def count_requests_in(engine: sa.Engine, kind: str, statuses: Sequence[str]) -> int:
     with engine.connect() as conn:
         return int(
             conn.execute(
-                sa.select(sa.func.count()).select_from(requests).where(
-                    requests.c.kind == kind, requests.c.status.in_(list(statuses))
-                )
+                sa.select(sa.func.count())
+                .select_from(requests)
+                .where(requests.c.kind == kind, requests.c.status.in_(list(statuses)))
             ).scalar_one()
         )
 
@@ -226,8 +234,27 @@ def queued_summary(engine: sa.Engine) -> list[tuple[str, bool, int, datetime]]:
     return [(r[0], bool(r[1]), int(r[2]), _aware(r[3]) or utcnow()) for r in rows]
 
 
-def claim_batch(engine: sa.Engine, project: str, org_wide: bool) -> Batch | None:
-    """Atomically move up to 100 distinct queued IDs of ``project`` into a new batch (``intent``).
+def pick_batch(rows: Sequence[tuple[int, int]], min_ids: int = 1) -> tuple[list[int], list[int]]:
+    """From queued ``(item id, Amplitude ID)`` rows in queue order: the first
+    :data:`MAX_IDS_PER_POST` distinct Amplitude IDs and every item holding one of them. Nothing
+    (two empty lists) when fewer than ``min_ids`` distinct IDs are queued."""
+    ids: dict[int, None] = {}
+    item_ids: list[int] = []
+    for item_id, aid in rows:
+        if aid not in ids:
+            if len(ids) >= MAX_IDS_PER_POST:
+                continue
+            ids[int(aid)] = None
+        item_ids.append(item_id)
+    if not ids or len(ids) < min_ids:
+        return [], []
+    return list(ids), item_ids
+
+
+def claim_batch(engine: sa.Engine, project: str, org_wide: bool, *, min_ids: int = 1) -> Batch | None:
+    """Atomically move up to 100 distinct queued IDs of ``project`` into a new batch (``intent``),
+    or nothing when fewer than ``min_ids`` are queued (so two flushers reading the same count
+    cannot turn one full batch into a full one and a stray partial one).
 
     The same Amplitude ID queued by several requests goes into the batch once and all its items
     point at the batch.
@@ -243,14 +270,7 @@ def claim_batch(engine: sa.Engine, project: str, org_wide: bool) -> Batch | None
             .order_by(deletion_items.c.id)
             .with_for_update(skip_locked=True)
         ).all()
-        ids: list[int] = []
-        item_ids: list[int] = []
-        for item_id, aid in rows:
-            if aid not in ids:
-                if len(ids) >= MAX_IDS_PER_POST:
-                    continue
-                ids.append(int(aid))
-            item_ids.append(item_id)
+        ids, item_ids = pick_batch([(int(r[0]), int(r[1])) for r in rows], min_ids)
         if not ids:
             return None
         batch_id = new_id("batch")
@@ -262,9 +282,7 @@ def claim_batch(engine: sa.Engine, project: str, org_wide: bool) -> Batch | None
             )
         )  # fmt: skip
         conn.execute(
-            deletion_items.update()
-            .where(deletion_items.c.id.in_(item_ids))
-            .values(state="batched", batch_id=batch_id)
+            deletion_items.update().where(deletion_items.c.id.in_(item_ids)).values(state="batched", batch_id=batch_id)
         )
     return Batch(batch_id, project, org_wide, "intent", ids, now, None, None)
 
@@ -306,22 +324,31 @@ def record_receipt(
     *,
     state: str = "receipted",
     requeue_ids: Iterable[int] = (),
-) -> None:
+    from_state: str = "posting",
+    error: str | None = None,
+) -> bool:
     """Store Amplitude's receipt; items get their job ``day`` and status. IDs Amplitude called
     invalid are marked ``invalid``; ``requeue_ids`` (absent from every job after reconciliation)
-    go back to the queue."""
+    go back to the queue.
+
+    Only a batch still in ``from_state`` is settled (False otherwise, and nothing changes): two
+    reconcilers of one dead POST, or a late poster and a reconciler, settle it exactly once."""
     requeue = set(requeue_ids)
     with write_tx(engine) as conn:
-        conn.execute(
-            deletion_batches.update().where(deletion_batches.c.id == batch_id).values(state=state, receipt=receipt)
+        res = conn.execute(
+            deletion_batches.update()
+            .where(deletion_batches.c.id == batch_id, deletion_batches.c.state == from_state)
+            .values(state=state, receipt=receipt, error=error)
         )
+        if res.rowcount != 1:
+            return False
         items = conn.execute(
             sa.select(deletion_items.c.id, deletion_items.c.amplitude_id).where(
                 deletion_items.c.batch_id == batch_id, deletion_items.c.state == "batched"
             )
         ).all()
-        for item_id, aid in items:
-            aid = int(aid)
+        for item_id, raw_aid in items:
+            aid = int(raw_aid)
             if aid in id_days:
                 day, status = id_days[aid]
                 values: dict[str, Any] = {"state": "receipted", "job_day": day, "job_status": status}
@@ -332,13 +359,20 @@ def record_receipt(
             else:  # listed in invalid_ids, or absent from every job of the receipt
                 values = {"state": "invalid"}
             conn.execute(deletion_items.update().where(deletion_items.c.id == item_id).values(**values))
+    return True
 
 
-def mark_batch(engine: sa.Engine, batch_id: str, state: str, error: str | None = None) -> None:
+def mark_batch(
+    engine: sa.Engine, batch_id: str, state: str, error: str | None = None, *, from_state: str = "posting"
+) -> bool:
+    """Move a batch from ``from_state`` to ``state``; False if it was no longer in ``from_state``."""
     with engine.begin() as conn:
-        conn.execute(
-            deletion_batches.update().where(deletion_batches.c.id == batch_id).values(state=state, error=error)
+        res = conn.execute(
+            deletion_batches.update()
+            .where(deletion_batches.c.id == batch_id, deletion_batches.c.state == from_state)
+            .values(state=state, error=error)
         )
+    return res.rowcount == 1
 
 
 @dataclass(frozen=True)
@@ -377,10 +411,19 @@ def set_job_status(engine: sa.Engine, request_id: str, project: str, day: str, s
         )
 
 
-def cancel_items(engine: sa.Engine, request_id: str, *, only_queued: bool) -> int:
-    """Mark a request's items cancelled (only still-queued ones when ``only_queued``)."""
+def cancel_items(engine: sa.Engine, request_id: str, *, only_queued: bool) -> int | None:
+    """Mark a request's items cancelled (only still-queued ones when ``only_queued``). ``None``,
+    and nothing changed, when one of its items is in a batch being submitted right now: checked
+    in the same transaction, so a flusher cannot claim an item the cancel is about to drop."""
     states = ["queued"] if only_queued else ["queued", "receipted"]
     with write_tx(engine) as conn:
+        busy = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(deletion_items)
+            .where(deletion_items.c.request_id == request_id, deletion_items.c.state == "batched")
+        ).scalar_one()
+        if busy:
+            return None
         res = conn.execute(
             deletion_items.update()
             .where(deletion_items.c.request_id == request_id, deletion_items.c.state.in_(states))
