@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,9 @@ from amplitude_dsr.store import repo
 from amplitude_dsr.store.db import make_engine
 
 
-def request_document(row: repo.RequestRow) -> dict[str, Any]:
-    """A JSON-safe summary of a request: no identifier values, only kinds and counts."""
+def request_document(row: repo.RequestRow, items: list[repo.Item] | None = None) -> dict[str, Any]:
+    """A JSON-safe summary of a request: no identifier values, only kinds and counts. A deletion
+    also lists its Amplitude jobs (project, day, status, how many of its IDs) and its IDs by state."""
     now = datetime.now(UTC)
     doc: dict[str, Any] = {
         "request_id": row.id, "kind": row.kind, "status": row.status, "regulation": row.regulation,
@@ -44,6 +46,16 @@ def request_document(row: repo.RequestRow) -> dict[str, Any]:
         doc["subjects"] = result["subjects"]
         doc["unresolved_identifiers"] = result.get("unresolved", 0)
         doc["data_held"] = bool(result["subjects"])
+    if row.kind == "deletion" and items is not None:
+        doc["amplitude_ids"] = dict(sorted(Counter(i.state for i in items).items()))
+        jobs: dict[tuple[str, str], list[repo.Item]] = {}
+        for item in items:
+            if item.job_day:
+                jobs.setdefault((item.project, item.job_day), []).append(item)
+        doc["jobs"] = [
+            {"project": project, "day": day, "status": group[0].job_status, "amplitude_ids": len(group)}
+            for (project, day), group in sorted(jobs.items())
+        ]
     if row.out_dir:
         doc["files"] = sorted(str(p) for p in Path(row.out_dir).glob("*") if p.is_file())
     return doc
@@ -107,8 +119,9 @@ def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
         if wait:
             api.wait(request_id)
         row = repo.get_request(rt.engine, request_id)
+        items = repo.items_for(rt.engine, request_id) if kind == "deletion" else None
         worker_running = rt.executor is False
-    doc = request_document(row)
+    doc = request_document(row, items)
     if args["json_out"]:
         common.emit_json(doc)
     else:
@@ -161,9 +174,9 @@ def _status(request_id: str | None, json_out: bool) -> None:
     repo.create_tables(engine)
     try:
         rows = [repo.get_request(engine, request_id)] if request_id else repo.list_requests(engine)
+        docs = [request_document(r, repo.items_for(engine, r.id) if r.kind == "deletion" else None) for r in rows]
     finally:
         engine.dispose()
-    docs = [request_document(r) for r in rows]
     if json_out:
         common.emit_json(docs[0] if request_id else {"requests": docs})
         return

@@ -4,6 +4,7 @@ values; transactions are chosen by the caller except where atomicity is the poin
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,9 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from amplitude_dsr.errors import RequestNotFound
+from amplitude_dsr.store.audit import AUDIT_METADATA
 from amplitude_dsr.store.tables import METADATA, deletion_batches, deletion_items, requests
 
 MAX_IDS_PER_POST = 100  # User Privacy v1: at most 100 IDs per request (amplitude-api.md §4.1)
+SCHEMA_ATTEMPTS = 5
 
 
 def utcnow() -> datetime:
@@ -27,8 +30,18 @@ def new_id(prefix: str) -> str:
 
 
 def create_tables(engine: sa.Engine) -> None:
-    """Create our tables if missing (idempotent)."""
-    METADATA.create_all(engine)
+    """Create our tables and the audit trail's if missing (idempotent). Two processes starting at
+    once on a new database (a worker and a CLI command) may both see a table missing and both
+    create it: the loser of that race tries again and finds it."""
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            METADATA.create_all(engine)
+            AUDIT_METADATA.create_all(engine)
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def write_tx(engine: sa.Engine) -> Any:
