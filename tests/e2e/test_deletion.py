@@ -245,3 +245,29 @@ def test_audit_trail_detects_an_edited_row(make_runtime: Any, catalog: dict[str,
         conn.execute(sa.update(audit.dsr_audit).where(audit.dsr_audit.c.id == receipt.id).values(detail=edited))
     with rt.engine.connect() as conn, pytest.raises(AuditTamperDetected):
         audit.verify(conn)
+
+
+def test_org_wide_deletion_creates_and_tracks_a_job_in_each_project(
+    make_runtime: Any, emulator: EmulatorServer, catalog: dict[str, Any]
+) -> None:
+    web, mobile = catalog["web"]["cross_project"][0], catalog["mobile"]["cross_project"][0]
+    assert web["user_id"] == mobile["user_id"] and web["amplitude_id"] != mobile["amplitude_id"]
+    rt = make_runtime(projects=("web", "mobile"))
+    rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", web["user_id"])], options={"org_wide": True})
+    assert api.wait(rid) == "verified"
+    sent = posts(emulator)
+    assert {p["project"]: p["body"]["amplitude_ids"] for p in sent} == {
+        "web": [web["amplitude_id"]],
+        "mobile": [mobile["amplitude_id"]],
+    }
+    assert all(p["body"]["delete_from_org"] == "True" for p in sent)
+    items = repo.items_for(rt.engine, rid)
+    assert {(i.project, i.job_status) for i in items} == {("web", "done"), ("mobile", "done")}
+    # each project's job was followed with that project's own key
+    listed = {e["project"] for e in api_calls(emulator, DELETIONS) if e["status"] == 200}
+    assert listed == {"web", "mobile"}
+    row = repo.get_request(rt.engine, rid)
+    cert = json.loads((Path(row.out_dir or "") / "certificate.json").read_text())
+    assert cert["request"]["org_wide"] is True
+    assert {r["project"] for r in cert["receipts"]} == {"web", "mobile"}
+    assert all(r["app"] is not None for r in cert["receipts"])
