@@ -1,4 +1,4 @@
-"""Run every benchmark (about 15 minutes on two cores), then regenerate ``bench/RESULTS.md`` and
+"""Run every benchmark (about 17 minutes on two cores), then regenerate ``bench/RESULTS.md`` and
 the plots in ``bench/plots/``.
 
     .venv/bin/pip install -e '.[bench]'
