@@ -56,12 +56,14 @@ def user_id_of(catalog: dict[str, Any], kind: str = "ordinary", index: int = 0) 
     return user["user_id"], user["amplitude_id"]
 
 
+@pytest.mark.slow
 def test_250_subjects_go_out_in_three_posts_and_all_verify(
     emulator: EmulatorServer, db_url: str, tmp_path: Path
 ) -> None:
     users = [emulator.admin.add_user("web", user_id=f"subject-{n:03d}@example.org", events=3) for n in range(250)]
     # Polling 250 requests every 0.2 s would measure our own overhead; one second is still fast.
-    settings = settings_for(emulator, db_url, poll_interval=1.0)
+    # The linger safety net is set far out: the flush rule alone must hold partial batches back.
+    settings = settings_for(emulator, db_url, poll_interval=1.0, max_linger=600.0)
     # Submit every request first (a submitter runs nothing), then let one executor run them all.
     rt = open_runtime(settings, role="submitter", data_dir=tmp_path / "data")
     try:
