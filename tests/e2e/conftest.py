@@ -49,18 +49,20 @@ def db_url(tmp_path: Path) -> Iterator[str]:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     yield base.rsplit("/", 1)[0] + "/" + name
     with admin.connect() as conn:
-        conn.exec_driver_sql(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
+        conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
     admin.dispose()
 
 
-def settings_for(emulator: EmulatorServer, db_url: str, *, org: bool = False, projects: tuple[str, ...] = ("web",), **extra: Any) -> Settings:
+def settings_for(
+    emulator: EmulatorServer, db_url: str, *, org: bool = False, projects: tuple[str, ...] = ("web",), **extra: Any
+) -> Settings:
     """Settings with the emulator's project keys (and org keys when ``org``)."""
     state = emulator.admin.state()
     configured = tuple(
-        ProjectConfig(name=p["name"], api_key=p["api_key"], secret_key=p["secret_key"], region=p["region"], base_url=p["base_url"])
+        ProjectConfig(
+            name=p["name"], api_key=p["api_key"], secret_key=p["secret_key"], region=p["region"], base_url=p["base_url"]
+        )
         for p in state["projects"]
         if p["name"] in projects
     )
@@ -69,8 +71,12 @@ def settings_for(emulator: EmulatorServer, db_url: str, *, org: bool = False, pr
         o = state["org"]
         org_config = OrgConfig(api_key=o["api_key"], secret_key=o["secret_key"], base_url=o["us_base_url"])
     values: dict[str, Any] = {
-        "projects": configured, "org": org_config, "database_url": db_url, "poll_interval": 0.2,
-        "rate_scale": RATE_SCALE, "max_linger": 30.0,
+        "projects": configured,
+        "org": org_config,
+        "database_url": db_url,
+        "poll_interval": 0.2,
+        "rate_scale": RATE_SCALE,
+        "max_linger": 30.0,
     }
     values.update(extra)
     return Settings(**values)
@@ -80,10 +86,14 @@ def env_for(emulator: EmulatorServer, db_url: str, project: str = "web", **extra
     """Environment variables for a CLI run against the emulator (one project)."""
     p = next(p for p in emulator.admin.state()["projects"] if p["name"] == project)
     env = {
-        "AMPLITUDE_API_KEY": p["api_key"], "AMPLITUDE_SECRET_KEY": p["secret_key"],
-        "AMPLITUDE_BASE_URL": p["base_url"], "AMPLITUDE_REGION": p["region"],
-        "AMPLITUDE_DSR_DATABASE_URL": db_url, "AMPLITUDE_DSR_RATE_SCALE": str(RATE_SCALE),
-        "AMPLITUDE_DSR_POLL_INTERVAL": "0.2", "AMPLITUDE_DSR_MAX_LINGER": "30",
+        "AMPLITUDE_API_KEY": p["api_key"],
+        "AMPLITUDE_SECRET_KEY": p["secret_key"],
+        "AMPLITUDE_BASE_URL": p["base_url"],
+        "AMPLITUDE_REGION": p["region"],
+        "AMPLITUDE_DSR_DATABASE_URL": db_url,
+        "AMPLITUDE_DSR_RATE_SCALE": str(RATE_SCALE),
+        "AMPLITUDE_DSR_POLL_INTERVAL": "0.2",
+        "AMPLITUDE_DSR_MAX_LINGER": "30",
     }
     env.update(extra)
     return env

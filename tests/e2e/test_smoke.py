@@ -19,7 +19,9 @@ def test_access_for_an_ordinary_user_costs_two_user_pool_calls(
 ) -> None:
     user = catalog["web"]["ordinary"][0]
     rt = make_runtime()
-    rid, _ = api.submit(rt, "access", [Identifier.parse("user_id", user["user_id"])], options={"out_dir": str(tmp_path / "out")})
+    rid, _ = api.submit(
+        rt, "access", [Identifier.parse("user_id", user["user_id"])], options={"out_dir": str(tmp_path / "out")}
+    )
     assert api.wait(rid) == "completed"
     row = repo.get_request(rt.engine, rid)
     export = json.loads((Path(row.out_dir or "") / "export.json").read_text())

@@ -29,7 +29,9 @@ DEMO_CLOCK_SPEED = 86400.0 * 4  # four emulated days per second: a deletion fini
 
 
 def demo(
-    directory: Path = typer.Option(Path("amplitude-dsr-demo"), "--dir", help="Where the demo database and reports go (recreated)."),
+    directory: Path = typer.Option(
+        Path("amplitude-dsr-demo"), "--dir", help="Where the demo database and reports go (recreated)."
+    ),
     seed: int = typer.Option(1, "--seed", help="Seed of the emulated world."),
     json_out: bool = JSON_OPT,
 ) -> None:
@@ -51,7 +53,10 @@ def _demo(directory: Path, seed: int, json_out: bool) -> None:
     started = time.monotonic()
     with EmulatorServer(seed=seed, rate_scale=DEMO_RATE_SCALE, clock_speed=DEMO_CLOCK_SPEED) as emu:
         state, catalog = emu.admin.state(), emu.admin.catalog()
-        say(f"emulator running at {emu.base_url} (seed {seed}, limits x{DEMO_RATE_SCALE:g}, clock x{DEMO_CLOCK_SPEED:g})")
+        say(
+            f"emulator running at {emu.base_url} "
+            f"(seed {seed}, limits x{DEMO_RATE_SCALE:g}, clock x{DEMO_CLOCK_SPEED:g})"
+        )
         settings = _settings(state, directory)
         rt = open_runtime(settings, role="executor", data_dir=directory / "data")
         try:
@@ -78,7 +83,8 @@ def _demo(directory: Path, seed: int, json_out: bool) -> None:
         "emulator_calls": calls,
         "elapsed_seconds": round(time.monotonic() - started, 1),
         "requests": [
-            {"request_id": r.id, "kind": r.kind, "status": r.status, "out_dir": r.out_dir, "error": r.error} for r in rows
+            {"request_id": r.id, "kind": r.kind, "status": r.status, "out_dir": r.out_dir, "error": r.error}
+            for r in rows
         ],
         "database": settings.database_url,
     }
@@ -94,7 +100,9 @@ def _settings(state: dict[str, Any], directory: Path) -> Settings:
     web = next(p for p in state["projects"] if p["name"] == "web")
     org = state["org"]
     return Settings(
-        projects=(ProjectConfig(name="web", api_key=web["api_key"], secret_key=web["secret_key"], base_url=web["base_url"]),),
+        projects=(
+            ProjectConfig(name="web", api_key=web["api_key"], secret_key=web["secret_key"], base_url=web["base_url"]),
+        ),
         org=OrgConfig(api_key=org["api_key"], secret_key=org["secret_key"], base_url=org["us_base_url"]),
         database_url=f"sqlite:///{directory / 'data' / 'dsr.sqlite'}",
         poll_interval=0.2, rate_scale=DEMO_RATE_SCALE, max_linger=5.0, requester="demo@amplitude-dsr.example",
@@ -110,4 +118,6 @@ def _print(doc: dict[str, Any]) -> None:
         if r["out_dir"]:
             main = "report.html" if r["kind"] == "access" else "certificate.html"
             common.out.print(f"{r['kind']}: open {Path(r['out_dir']) / main}")
-    common.out.print(f"{doc['emulator_calls']} Amplitude API calls, {doc['elapsed_seconds']} s. Database: {doc['database']}")
+    common.out.print(
+        f"{doc['emulator_calls']} Amplitude API calls, {doc['elapsed_seconds']} s. Database: {doc['database']}"
+    )

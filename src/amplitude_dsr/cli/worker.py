@@ -21,8 +21,12 @@ ACTIVE_STATUSES = ("ENQUEUED", "PENDING")
 
 
 def worker(
-    until_idle: bool = typer.Option(False, "--until-idle", help="Exit when no workflow is due (all finished or sleeping)."),
-    executor_id: str = typer.Option(DEFAULT_EXECUTOR_ID, "--executor-id", help="Executor identity (PostgreSQL scale-out: one per worker)."),
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="Exit when no workflow is due (all finished or sleeping)."
+    ),
+    executor_id: str = typer.Option(
+        DEFAULT_EXECUTOR_ID, "--executor-id", help="Executor identity (PostgreSQL scale-out: one per worker)."
+    ),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Run deletion tracking, DSAR polling and queued requests until stopped."""
