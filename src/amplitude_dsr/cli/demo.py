@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import JSON_OPT, guarded
@@ -110,14 +109,11 @@ def _settings(state: dict[str, Any], directory: Path) -> Settings:
 
 
 def _print(doc: dict[str, Any]) -> None:
-    table = Table("request", "kind", "status", "files")
     for r in doc["requests"]:
-        table.add_row(r["request_id"], r["kind"], r["status"], r["out_dir"] or r["error"] or "")
-    common.out.print(table)
-    for r in doc["requests"]:
+        common.out.print(f"[bold]{r['kind']}[/] {r['request_id']}: [bold]{r['status']}[/]")
         if r["out_dir"]:
             main = "report.html" if r["kind"] == "access" else "certificate.html"
-            common.out.print(f"{r['kind']}: open {Path(r['out_dir']) / main}")
-    common.out.print(
-        f"{doc['emulator_calls']} Amplitude API calls, {doc['elapsed_seconds']} s. Database: {doc['database']}"
-    )
+            common.out.print(f"  open {Path(r['out_dir']) / main}", markup=False)
+        elif r["error"]:
+            common.out.print(f"  {r['error']}", markup=False)
+    common.out.print(f"{doc['emulator_calls']} Amplitude API calls in {doc['elapsed_seconds']} s; database {doc['database']}")
