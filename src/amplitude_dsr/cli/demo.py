@@ -116,4 +116,5 @@ def _print(doc: dict[str, Any]) -> None:
             common.out.print(f"  open {Path(r['out_dir']) / main}", markup=False)
         elif r["error"]:
             common.out.print(f"  {r['error']}", markup=False)
-    common.out.print(f"{doc['emulator_calls']} Amplitude API calls in {doc['elapsed_seconds']} s; database {doc['database']}")
+    calls, seconds = doc["emulator_calls"], doc["elapsed_seconds"]
+    common.out.print(f"{calls} Amplitude API calls in {seconds} s; database {doc['database']}")
