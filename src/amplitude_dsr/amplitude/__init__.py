@@ -4,7 +4,7 @@ Knows nothing about privacy requests. See ``docs/client.md`` for the API, the bu
 each exception means to a caller.
 """
 
-from amplitude_dsr.amplitude.budget import Budget, normalize_database_url
+from amplitude_dsr.amplitude.budget import Budget
 from amplitude_dsr.amplitude.client import (
     AmplitudeClient,
     deletion_body,
@@ -30,6 +30,7 @@ from amplitude_dsr.amplitude.models import (
 )
 from amplitude_dsr.amplitude.retry import backoff_delay, should_retry
 from amplitude_dsr.amplitude.transport import classify, redact_url
+from amplitude_dsr.config import normalize_database_url
 
 __all__ = [
     "POOLS",

@@ -45,20 +45,13 @@ from amplitude_dsr.amplitude.limits import (
     pool_spec,
     slot_count,
 )
+from amplitude_dsr.config import normalize_database_url
 from amplitude_dsr.errors import BudgetExhausted
 
 SLOT_POLL_MIN = 0.02  # seconds between attempts to claim a busy concurrency slot
 SLOT_POLL_MAX = 0.25
 FLOAT_NOISE = 1e-6  # seconds: a shorter computed wait is rounding error, not a wait
 SQLITE_BUSY_TIMEOUT = 60.0  # seconds SQLite waits for the write lock before failing
-
-
-def normalize_database_url(url: str) -> str:
-    """The SQLAlchemy URL for ``url``: ``postgresql://`` and ``postgres://`` use psycopg 3."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
 
 
 def _make_engine(url: str) -> Engine:
