@@ -166,10 +166,17 @@ class Runtime:
             _current = None
 
 
+class RuntimeClosed(BaseException):
+    """Raised in a workflow thread that outlived its runtime (DBOS leaves durable sleeps running
+    when it is destroyed). Deliberately a ``BaseException``: DBOS records ordinary exceptions as
+    the workflow's ERROR outcome, while this one leaves the workflow PENDING, exactly as if the
+    process had died, so the next executor recovers it."""
+
+
 def current() -> Runtime:
     """The runtime of this process (set by :func:`open_runtime`)."""
     if _current is None:
-        raise RuntimeError("amplitude-dsr runtime not opened in this process")
+        raise RuntimeClosed("amplitude-dsr runtime is not open in this process")
     return _current
 
 
