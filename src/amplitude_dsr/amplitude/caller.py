@@ -16,7 +16,8 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -198,3 +199,29 @@ class Caller:
             raise UnexpectedStatus("too many redirects", url=redact_url(path)) from exc
         log.debug("%s %s -> %d", method, redact_url(response.request.url), response.status_code)
         return classify(response, pool=pool, now=self.budget.clock())
+
+
+class CallerOwner:
+    """What both clients share around their :class:`Caller`: its host, closing, ``with``."""
+
+    _caller: Caller
+
+    @property
+    def base_url(self) -> str:
+        """The API host this client talks to (region default or override)."""
+        return self._caller.base_url
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._caller.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -9,13 +9,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import httpx
 
 from amplitude_dsr.amplitude.budget import Budget
-from amplitude_dsr.amplitude.caller import Caller, parse_model
+from amplitude_dsr.amplitude.caller import Caller, CallerOwner, parse_model
 from amplitude_dsr.amplitude.limits import (
     DELETION_LIST_MAX_DAYS,
     EVENTS_LIST_COST,
@@ -98,7 +97,7 @@ def parse_jobs(data: Any, url: str) -> list[DeletionJob]:
     raise MalformedResponse("Amplitude deletion response is neither an object nor a list", url=url)
 
 
-class AmplitudeClient:
+class AmplitudeClient(CallerOwner):
     """One Amplitude project (project API key + secret key), sync, budgeted, retried.
 
     Use as a context manager, or call :meth:`close`. Exceptions are those of
@@ -128,11 +127,6 @@ class AmplitudeClient:
         )
 
     @property
-    def base_url(self) -> str:
-        """The API host this client talks to (region default or override)."""
-        return self._caller.base_url
-
-    @property
     def scope(self) -> str:
         """The budget scope of this project (a hash of the API key, never the key)."""
         return self._caller.scope
@@ -140,20 +134,6 @@ class AmplitudeClient:
     def __repr__(self) -> str:
         return f"AmplitudeClient(project={self.project_name!r}, base_url={self.base_url!r})"
 
-    def close(self) -> None:
-        """Close the HTTP connections."""
-        self._caller.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- Dashboard REST ------------------------------------------------------------------
 

@@ -12,14 +12,13 @@ import random
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from amplitude_dsr.amplitude import hosts
 from amplitude_dsr.amplitude.budget import Budget
-from amplitude_dsr.amplitude.caller import Caller, parse_model
+from amplitude_dsr.amplitude.caller import Caller, CallerOwner, parse_model
 from amplitude_dsr.amplitude.limits import DSAR_GET_COST, DSAR_POST_COST
 from amplitude_dsr.amplitude.models import DsarCreated, DsarRequest
 from amplitude_dsr.amplitude.transport import classify, redact_url, transport_error
@@ -102,7 +101,7 @@ def _parse_line(line: bytes) -> dict[str, Any]:
     return value
 
 
-class DsarClient:
+class DsarClient(CallerOwner):
     """The DSAR export API with org-level keys (from Amplitude Support), sync and budgeted."""
 
     def __init__(
@@ -126,28 +125,9 @@ class DsarClient:
             jitter=jitter,
         )
 
-    @property
-    def base_url(self) -> str:
-        """The API host this client talks to (region default or override)."""
-        return self._caller.base_url
-
     def __repr__(self) -> str:
         return f"DsarClient(base_url={self.base_url!r})"
 
-    def close(self) -> None:
-        """Close the HTTP connections."""
-        self._caller.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def create(
         self,
