@@ -78,8 +78,9 @@ def test_pause_stops_every_budget_on_the_database_then_resumes_empty(make_budget
     first.pause("user", SCOPE, until)
     assert second.paused_until("user", SCOPE) == until
     spend(second, "user", 1)
-    # Waits out the pause, then one token's worth (the bucket restarts empty: no burst).
-    assert clock.sleeps == pytest.approx([100, 3600 / 270])
+    # Waits out the pause, then one token's worth at half the rate (the bucket restarts empty:
+    # no burst, and the 429 halved the factor).
+    assert clock.sleeps == pytest.approx([100, 2 * 3600 / 270])
 
 
 def test_pause_longer_than_the_inline_wait_raises_with_its_end(make_budget: MakeBudget, clock: FakeClock) -> None:
@@ -96,6 +97,61 @@ def test_pause_never_shortens_an_existing_pause(make_budget: MakeBudget, clock: 
     budget.pause("user", SCOPE, clock.now + 100)
     budget.pause("user", SCOPE, clock.now + 10)
     assert budget.paused_until("user", SCOPE) == clock.now + 100
+
+
+def test_a_429_halves_the_rate_for_every_budget_then_it_recovers_window_by_window(
+    make_budget: MakeBudget, clock: FakeClock
+) -> None:
+    first = make_budget(clock=clock, sleep=clock.sleep, max_inline_wait=200)
+    second = make_budget(clock=clock, sleep=clock.sleep, max_inline_wait=200)
+    spend(first, "deletion", 1)
+    assert second.rate_factor("deletion", SCOPE) == 1.0
+    until = clock.now + 2
+    first.pause("deletion", SCOPE, until)
+    assert second.rate_factor("deletion", SCOPE) == pytest.approx(0.5)
+    clock.now = until
+    spend(second, "deletion", 2)
+    # 0.75 per second halved: 8/3 s per call (the factor has regained 0.1 per 1 s window meanwhile).
+    assert clock.sleeps[0] == pytest.approx(1 / (0.75 * 0.5))
+    assert sum(clock.sleeps[1:]) < clock.sleeps[0]  # already faster: the factor recovers
+    clock.now = until + 5  # five windows of 1 s: +0.5
+    assert first.rate_factor("deletion", SCOPE) == pytest.approx(1.0)
+
+
+def test_429s_during_a_pause_lower_the_rate_once(make_budget: MakeBudget, clock: FakeClock) -> None:
+    budget = make_budget(clock=clock, sleep=clock.sleep)
+    budget.pause("user", SCOPE, clock.now + 300)
+    for _ in range(7):  # the other calls that were in flight when the first 429 came back
+        budget.pause("user", SCOPE, clock.now + 300)
+    assert budget.rate_factor("user", SCOPE) == pytest.approx(0.5)
+    clock.now += 300  # a new 429 right after the pause: a new episode
+    budget.pause("user", SCOPE, clock.now + 300)
+    assert budget.rate_factor("user", SCOPE) == pytest.approx(0.25)
+    for _ in range(10):
+        clock.now += 300
+        budget.pause("user", SCOPE, clock.now + 300)
+    assert budget.rate_factor("user", SCOPE) == pytest.approx(0.1)  # the floor
+    clock.now += 300 + 3600 * 3  # three hourly windows after the pause: +0.3
+    assert budget.rate_factor("user", SCOPE) == pytest.approx(0.4)
+
+
+def test_an_old_bucket_table_gains_the_factor_columns(make_budget: MakeBudget, database_url: str, table_prefix: str) -> None:
+    engine = sa.create_engine(normalize_database_url(database_url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f'CREATE TABLE "{table_prefix}_bucket" (pool VARCHAR(32) NOT NULL, scope VARCHAR(128) NOT NULL, '
+            "tokens FLOAT NOT NULL, updated_at FLOAT NOT NULL, paused_until FLOAT NOT NULL, "
+            "last_fire FLOAT NOT NULL, PRIMARY KEY (pool, scope))"
+        )
+        conn.exec_driver_sql(
+            f"INSERT INTO \"{table_prefix}_bucket\" VALUES ('user', '{SCOPE}', 3.0, 0.0, 0.0, 0.0)"
+        )
+    engine.dispose()
+    budget = make_budget()
+    assert budget.rate_factor("user", SCOPE) == 1.0
+    spend(budget, "user", 1)
+    budget.pause("user", SCOPE, budget.clock() + 1)
+    assert budget.rate_factor("user", SCOPE) == pytest.approx(0.5)
 
 
 def test_scopes_are_independent(make_budget: MakeBudget, clock: FakeClock) -> None:

@@ -207,16 +207,20 @@ def test_429_pauses_the_pool_then_retries_with_exact_waits(
 ) -> None:
     too_many = httpx.Response(429, json={"error": "rate limit exceeded"})
     rec = Recorder(too_many, too_many, ok({"matches": [], "type": "nomatch"}))
-    client_for(rec, max_retry_time=10_000).user_search("x")
+    client = client_for(rec, max_retry_time=10_000)
+    client.user_search("x")
     assert len(rec.requests) == 3
-    # Hourly pool: 300 s, then 600 s; after each pause the bucket restarts empty (one token).
-    assert clock.sleeps == pytest.approx([300, TOKEN_WAIT, 600, TOKEN_WAIT])
+    # Hourly pool: 300 s, then 600 s; after each pause the bucket restarts empty (one token), and
+    # each 429 halved the rate (the factor regains 0.1 per hour, a little during the token wait).
+    second = 0.5 * (0.5 + 2 * TOKEN_WAIT * 0.1 / 3600)
+    assert clock.sleeps == pytest.approx([300, 2 * TOKEN_WAIT, 600, TOKEN_WAIT / second])
+    assert fake_budget.rate_factor("user", client.scope) == pytest.approx(second + TOKEN_WAIT / second * 0.1 / 3600)
 
 
 def test_429_honours_retry_after(client_for: Callable[..., AmplitudeClient], clock: FakeClock) -> None:
     rec = Recorder(httpx.Response(429, headers={"Retry-After": "7"}), ok({"matches": [], "type": "nomatch"}))
     client_for(rec).user_search("x")
-    assert clock.sleeps == pytest.approx([7, TOKEN_WAIT])
+    assert clock.sleeps == pytest.approx([7, 2 * TOKEN_WAIT])
 
 
 def test_429_concurrency_body_backs_off_ten_seconds(

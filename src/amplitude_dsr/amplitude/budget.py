@@ -5,7 +5,7 @@ processes on SQLite. So the budget keeps its own two tables and changes them ato
 short transaction per step (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on
 PostgreSQL):
 
-``<prefix>_bucket(pool, scope, tokens, updated_at, paused_until, last_fire)``
+``<prefix>_bucket(pool, scope, tokens, updated_at, paused_until, last_fire, factor, factor_at)``
     A token bucket per pool and scope (project or org). Tokens refill at
     ``fraction x documented rate x rate_scale`` up to a small capacity (see
     :func:`~amplitude_dsr.amplitude.limits.bucket_capacity`). A caller *reserves* its tokens
@@ -14,6 +14,9 @@ PostgreSQL):
     process from spending that pool until then; afterwards the bucket restarts empty and
     waiting callers queue again (no burst after a 429). ``last_fire`` enforces the documented
     spacing of a one-per-window pool (deletions: 1 per second) when a call really starts.
+    ``factor``/``factor_at`` scale the refill rate after a 429 (halved, then regained window by
+    window: :mod:`~amplitude_dsr.amplitude.adaptive`), so a pool that somebody else shares
+    settles below the wall instead of hitting it after every pause.
 ``<prefix>_slot(pool, scope, slot, holder, expires_at)``
     One row per concurrency slot. A call claims a free (or expired) row for each pool it holds
     and releases it afterwards; a crashed process's lease expires after ``lease_seconds``.
@@ -37,7 +40,9 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from amplitude_dsr.amplitude.adaptive import current_factor, decreased
 from amplitude_dsr.amplitude.limits import (
+    PoolSpec,
     bucket_capacity,
     bucket_rate,
     min_call_cost,
@@ -131,6 +136,8 @@ class Budget:
             sa.Column("updated_at", sa.Float, nullable=False),
             sa.Column("paused_until", sa.Float, nullable=False),
             sa.Column("last_fire", sa.Float, nullable=False),
+            sa.Column("factor", sa.Float, nullable=False, server_default=sa.text("1.0")),
+            sa.Column("factor_at", sa.Float, nullable=False, server_default=sa.text("0.0")),
         )
         self.slot = sa.Table(
             f"{table_prefix}_slot",
@@ -155,7 +162,27 @@ class Budget:
         except sa.exc.DBAPIError:
             # Another process created them between the check and the CREATE.
             self._metadata.create_all(self._engine, checkfirst=True)
+        self._add_missing_columns()
         self._tables_ready = True
+
+    def _add_missing_columns(self) -> None:
+        """Bring a bucket table created by an earlier version up to date (adds ``factor`` and
+        ``factor_at`` with their defaults; a concurrent process may win the race, that is fine)."""
+        present = {c["name"] for c in sa.inspect(self._engine).get_columns(self.bucket.name)}
+        for column in self.bucket.columns:
+            if column.name in present:
+                continue
+            ddl = (
+                f'ALTER TABLE "{self.bucket.name}" ADD COLUMN "{column.name}" '
+                f"FLOAT NOT NULL DEFAULT {column.server_default.arg.text}"  # type: ignore[union-attr]
+            )
+            try:
+                with self._engine.begin() as conn:
+                    conn.exec_driver_sql(ddl)
+            except sa.exc.DBAPIError:
+                present = {c["name"] for c in sa.inspect(self._engine).get_columns(self.bucket.name)}
+                if column.name not in present:
+                    raise
 
     def close(self) -> None:
         """Release the database connections."""
@@ -188,6 +215,8 @@ class Budget:
                         updated_at=self.clock(),
                         paused_until=0.0,
                         last_fire=0.0,
+                        factor=1.0,
+                        factor_at=0.0,
                     )
                     .on_conflict_do_nothing()
                 )
@@ -218,23 +247,49 @@ class Budget:
             raise ValueError(f"cost {cost} exceeds the {pool} bucket capacity {capacity}")
         return self._acquire(pool, scope, cost)
 
-    def pause(self, pool: str, scope: str, until: float) -> None:
+    def pause(self, pool: str, scope: str, until: float, *, slow_down: bool = True) -> None:
         """After a 429: no process spends ``pool`` for ``scope`` before ``until`` (epoch
         seconds). The bucket restarts empty then, and callers already waiting queue again, so
-        the pool resumes at the steady rate without a burst."""
-        pool_spec(pool)
+        the pool resumes without a burst. A 429 that starts a new pause also halves the pool's
+        rate factor (recovering from ``until`` on); one that arrives during a pause (a call that
+        was already in flight) does not, and neither does a concurrency 429 (``slow_down`` false:
+        too many calls at once, not too many per window)."""
+        spec = pool_spec(pool)
         self._ensure((pool,), scope)
         with self._engine.begin() as conn:
             row = self._lock_bucket(conn, pool, scope)
+            now = self.clock()
+            values: dict[str, float] = {
+                "paused_until": max(row.paused_until, until),
+                "tokens": 0.0,
+                "updated_at": max(row.updated_at, row.paused_until, until),
+            }
+            if slow_down and row.paused_until <= now:
+                factor = current_factor(row.factor, row.factor_at, now, self._window(spec))
+                values.update(factor=decreased(factor), factor_at=max(until, now))
             conn.execute(
-                self.bucket.update()
-                .where(self.bucket.c.pool == pool, self.bucket.c.scope == scope)
-                .values(
-                    paused_until=max(row.paused_until, until),
-                    tokens=0.0,
-                    updated_at=max(row.updated_at, row.paused_until, until),
-                )
+                self.bucket.update().where(self.bucket.c.pool == pool, self.bucket.c.scope == scope).values(**values)
             )
+
+    def rate_factor(self, pool: str, scope: str) -> float:
+        """The share of the configured rate ``pool`` runs at for ``scope`` now (1.0 unless a 429
+        lowered it recently; see :mod:`~amplitude_dsr.amplitude.adaptive`)."""
+        spec = pool_spec(pool)
+        self._ensure_tables()
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(self.bucket.c.factor, self.bucket.c.factor_at).where(
+                    self.bucket.c.pool == pool, self.bucket.c.scope == scope
+                )
+            ).one_or_none()
+            conn.rollback()
+        if row is None:
+            return 1.0
+        return current_factor(row.factor, row.factor_at, self.clock(), self._window(spec))
+
+    def _window(self, spec: PoolSpec) -> float | None:
+        """The pool's documented window in (scaled) seconds, or ``None`` without a rate."""
+        return None if spec.window is None else spec.window / self.rate_scale
 
     def paused_until(self, pool: str, scope: str) -> float:
         """The epoch second until which ``pool`` is paused for ``scope`` (0 when never)."""
@@ -255,6 +310,8 @@ class Budget:
             self.bucket.c.updated_at,
             self.bucket.c.paused_until,
             self.bucket.c.last_fire,
+            self.bucket.c.factor,
+            self.bucket.c.factor_at,
         ).where(self.bucket.c.pool == pool, self.bucket.c.scope == scope)
         return conn.execute(query.with_for_update()).one()
 
@@ -278,7 +335,8 @@ class Budget:
 
     def _wait_and_claim(self, pool: str, scope: str, cost: int, holder: str) -> list[str]:
         spec = pool_spec(pool)
-        rate = bucket_rate(spec, self.fraction, self.rate_scale, min_call_cost(pool))
+        full_rate = bucket_rate(spec, self.fraction, self.rate_scale, min_call_cost(pool))
+        window = self._window(spec)
         capacity = bucket_capacity(spec, self.fraction, min_call_cost(pool))
         gap = min_interval(spec, self.rate_scale, self.fraction)
         holds = tuple(p for p in spec.holds if slot_count(pool_spec(p), self.fraction))
@@ -290,6 +348,7 @@ class Budget:
                 row = self._lock_bucket(conn, pool, scope)
                 now = self.clock()
                 waited = now - started
+                rate = None if full_rate is None else full_rate * current_factor(row.factor, row.factor_at, now, window)
                 wait = 0.0
                 resume_at = now
                 if row.paused_until > now:

@@ -167,11 +167,12 @@ class Caller:
 
     def _after_rate_limit(self, exc: RateLimited, pool: str, attempt: int, started: float, url: str) -> None:
         spec = pool_spec(pool)
-        backoff = rate_limit_backoff(spec, self.budget.rate_scale, is_concurrency_limit(exc.body_excerpt))
+        concurrency = is_concurrency_limit(exc.body_excerpt)
+        backoff = rate_limit_backoff(spec, self.budget.rate_scale, concurrency)
         delay = backoff_delay(attempt, exc.retry_after, backoff.base, backoff.cap, self.jitter())
         now = self.budget.clock()
         resume = now + delay
-        self.budget.pause(pool, self.scope, resume)
+        self.budget.pause(pool, self.scope, resume, slow_down=not concurrency)
         log.warning("429 from Amplitude on %s: %s pool paused %.2fs (attempt %d)", url, pool, delay, attempt)
         if out_of_retries(attempt, now - started, delay, self.max_attempts, self.max_retry_time):
             raise BudgetExhausted(

@@ -134,7 +134,6 @@ class AmplitudeClient(CallerOwner):
     def __repr__(self) -> str:
         return f"AmplitudeClient(project={self.project_name!r}, base_url={self.base_url!r})"
 
-
     # --- Dashboard REST ------------------------------------------------------------------
 
     def user_search(self, user: str) -> UserSearchResult:

@@ -128,7 +128,6 @@ class DsarClient(CallerOwner):
     def __repr__(self) -> str:
         return f"DsarClient(base_url={self.base_url!r})"
 
-
     def create(
         self,
         *,

@@ -1,0 +1,55 @@
+"""The rate factor after a 429 (pure functions): bounded, monotonic, and the 429 count it implies."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from amplitude_dsr.amplitude.adaptive import DECREASE, MIN_FACTOR, RECOVERY_PER_WINDOW, current_factor, decreased
+
+factors = st.floats(min_value=MIN_FACTOR, max_value=1.0)
+seconds = st.floats(min_value=0.0, max_value=1e7)
+windows = st.floats(min_value=0.01, max_value=1e5)
+
+
+@given(factors, seconds, seconds, windows)
+def test_the_factor_stays_between_the_floor_and_one_and_never_falls_with_time(
+    factor: float, a: float, b: float, window: float
+) -> None:
+    early, late = sorted((a, b))
+    at_early = current_factor(factor, 0.0, early, window)
+    at_late = current_factor(factor, 0.0, late, window)
+    assert MIN_FACTOR <= at_early <= at_late <= 1.0
+
+
+@given(factors)
+def test_a_429_lowers_the_factor_but_not_below_the_floor(factor: float) -> None:
+    lower = decreased(factor)
+    assert MIN_FACTOR <= lower <= factor
+    assert lower == pytest.approx(max(MIN_FACTOR, factor * DECREASE))
+
+
+def test_recovery_is_linear_per_window_and_starts_at_since() -> None:
+    assert current_factor(0.5, 100.0, 50.0, 10.0) == 0.5  # before the pause ended
+    assert current_factor(0.5, 100.0, 120.0, 10.0) == pytest.approx(0.5 + 2 * RECOVERY_PER_WINDOW)
+    assert current_factor(0.5, 100.0, 1e6, 10.0) == 1.0
+
+
+def test_pools_without_a_rate_always_run_at_one() -> None:
+    assert current_factor(0.1, 0.0, 0.0, None) == 1.0
+
+
+def test_a_consumer_taking_half_the_pool_costs_a_bounded_number_of_episodes() -> None:
+    """Simulate windows: we run at 0.75 x factor, another consumer at 0.5 of the limit; an
+    episode (a pause and a halving) happens whenever the sum exceeds the limit. Over 100
+    windows the episodes are at most one per (recovery to the wall) period, not one per window."""
+    factor, since, episodes = 1.0, 0.0, 0
+    for window in range(100):
+        now = float(window)
+        if 0.75 * current_factor(factor, since, now, 1.0) + 0.5 > 1.0:
+            episodes += 1
+            factor, since = decreased(current_factor(factor, since, now, 1.0)), now + 1
+    # From 0.5 back above 2/3 takes two windows: an episode every third window at most.
+    assert episodes <= 100 // 3 + 1
+    assert episodes > 1  # and we keep probing for the freed share: the rate is not stuck low
