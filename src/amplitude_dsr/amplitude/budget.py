@@ -57,12 +57,23 @@ SLOT_POLL_MIN = 0.02  # seconds between attempts to claim a busy concurrency slo
 SLOT_POLL_MAX = 0.25
 FLOAT_NOISE = 1e-6  # seconds: a shorter computed wait is rounding error, not a wait
 SQLITE_BUSY_TIMEOUT = 60.0  # seconds SQLite waits for the write lock before failing
+# Connections per process. Every budget transaction is short and serialised on one row anyway, so
+# a thread that finds them all busy waits for one (that is waiting for the budget, not a failure).
+POOL_SIZE = 5
+POOL_OVERFLOW = 10
+POOL_TIMEOUT = 3600.0
 
 
 def _make_engine(url: str) -> Engine:
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT},
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
+            pool_timeout=POOL_TIMEOUT,
+        )
 
         @event.listens_for(engine, "connect")
         def _autocommit_driver(dbapi_connection: Any, _record: object) -> None:
@@ -79,7 +90,9 @@ def _make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(
+        url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_timeout=POOL_TIMEOUT
+    )
     if engine.dialect.name == "postgresql":
 
         @event.listens_for(engine, "connect")

@@ -89,7 +89,8 @@ def _run(
     identifiers = [Identifier.model_validate(i) for i in raw_identifiers]
     imap = load_identity_map(identifiers, options)
     projects = projects_for(options)
-    resolved = resolve(request_id, identifiers, projects, identity_map=imap)
+    with current().resolve_gate:  # counted as resolving while it waits: more IDs are coming
+        resolved = resolve(request_id, identifiers, projects, identity_map=imap)
     subjects = resolved.resolution.subjects
     steps.audit_step(
         request_id, "resolved",

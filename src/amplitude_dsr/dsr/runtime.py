@@ -43,6 +43,11 @@ QUEUE = "amplitude-dsr"
 # by the budgets, not by this bound; it only caps threads per worker.
 DELETION_QUEUE = "amplitude-dsr-deletion"
 DELETION_WORKER_CONCURRENCY = 10_000
+# Deletion workflows resolving their identifiers at once, per process. Thousands of deletions
+# submitted together start together (the queue above is unbounded); resolution spends the user
+# pool (8 concurrent calls at most), so a few more than that keep it busy, and the rest wait on
+# this gate as idle threads instead of queueing on the budget's database row.
+RESOLVE_CONCURRENCY = 16
 DEFAULT_EXECUTOR_ID = "amplitude-dsr"
 APP_NAME = "amplitude-dsr"
 
@@ -117,6 +122,9 @@ class Runtime:
     _clients: dict[str, AmplitudeClient] = field(default_factory=dict)
     _dsar: DsarClient | None = None
     _mutex: threading.Lock = field(default_factory=threading.Lock)
+    resolve_gate: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(RESOLVE_CONCURRENCY)
+    )
 
     def project_config(self, name: str) -> ProjectConfig:
         return self.settings.project(name)
