@@ -15,12 +15,13 @@ from dbos import DBOS
 
 from amplitude_dsr.amplitude.models import DsarRequest
 from amplitude_dsr.dsr import steps
+from amplitude_dsr.dsr.failures import failure_reason
 from amplitude_dsr.dsr.identity_map import build as build_identity_map
 from amplitude_dsr.dsr.model import AccessResult, DsarInfo, Identifier, IdentifierKind, Subject, SubjectData
 from amplitude_dsr.dsr.report import write_access_package
 from amplitude_dsr.dsr.resolve import Resolved, resolve
 from amplitude_dsr.dsr.runtime import current
-from amplitude_dsr.errors import DsrError, FatalError
+from amplitude_dsr.errors import FatalError
 from amplitude_dsr.store import repo
 
 DSAR_EARLIEST = date(2012, 1, 1)  # Amplitude holds no data before its launch
@@ -95,10 +96,11 @@ def access_workflow(request_id: str) -> str:
         remove_work_step(request_id)
         set_status_step(request_id, "completed", {"out_dir": out, "result": summary})
         return "completed"
-    except DsrError as exc:
+    except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
+        reason = failure_reason("access", request_id, exc)
         remove_work_step(request_id)
-        steps.audit_step(request_id, "failed", {"reason": steps.fatal_message(exc)})
-        set_status_step(request_id, "failed", {"error": steps.fatal_message(exc)})
+        steps.audit_step(request_id, "failed", {"reason": reason})
+        set_status_step(request_id, "failed", {"error": reason})
         return "failed"
 
 

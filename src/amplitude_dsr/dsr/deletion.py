@@ -21,13 +21,13 @@ from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import steps
 from amplitude_dsr.dsr.access import DBOS_now, load_identity_map, load_step, projects_for
 from amplitude_dsr.dsr.evidence import build_deletion_result
+from amplitude_dsr.dsr.failures import failure_reason
 from amplitude_dsr.dsr.identity import judge, search_terms
 from amplitude_dsr.dsr.model import Identifier, Subject, Verification
 from amplitude_dsr.dsr.report import write_certificate
 from amplitude_dsr.dsr.resolve import resolve
 from amplitude_dsr.dsr.runtime import current
 from amplitude_dsr.dsr.submission import RECEIPT_TOPIC, flush
-from amplitude_dsr.errors import DsrError
 from amplitude_dsr.store import audit, repo
 
 SUBMIT_CHECK_FLOOR = 0.5  # seconds before the first re-check for this request's receipt
@@ -71,9 +71,10 @@ def deletion_workflow(request_id: str) -> str:
     verifications: list[Verification] = []
     try:
         status, verifications = _run(request_id, req.identifiers, req.options)
-    except DsrError as exc:
-        steps.audit_step(request_id, "failed", {"reason": steps.fatal_message(exc)})
-        progress_step(request_id, "failed", {"error": steps.fatal_message(exc)})
+    except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
+        reason = failure_reason("deletion", request_id, exc)
+        steps.audit_step(request_id, "failed", {"reason": reason})
+        progress_step(request_id, "failed", {"error": reason})
         status = "failed"
     if status == "cancelled" or status_step(request_id) == "cancelled":
         return "cancelled"
