@@ -31,6 +31,7 @@ Messages never contain secrets, emails or user IDs: identifiers are reported by 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 
 class DsrError(Exception):
@@ -112,6 +113,17 @@ class DeferredError(AmplitudeError):
         super().__init__(message)
         self.resume_at = resume_at
         self.pool = pool
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # DBOS checkpoints a step's exception by pickling it and raises it again when a recovered
+        # workflow replays the step. The default would call ``cls(message)`` without the
+        # keyword-only ``resume_at`` and fail, ending the recovered workflow in error.
+        return (_rebuild_deferred, (type(self), self.message, self.resume_at), self.__dict__)
+
+
+def _rebuild_deferred(cls: type[DeferredError], message: str, resume_at: datetime) -> DeferredError:
+    """Unpickle a :class:`DeferredError` (its other attributes are restored from its state)."""
+    return cls(message, resume_at=resume_at)
 
 
 class BudgetExhausted(DeferredError):
