@@ -133,3 +133,8 @@ REGULATION_OPT = typer.Option(
 OUT_OPT = typer.Option(
     None, "--out", metavar="DIR", help="Directory for reports and certificates (default: <data dir>/output)."
 )
+MAX_WAIT_OPT = typer.Option(
+    300, "--max-wait", metavar="SECONDS", min=0,
+    help="Longest total wait for an exhausted rate budget; then exit 1 and leave the request queued "
+    "for a worker. 0: no limit.",
+)  # fmt: skip

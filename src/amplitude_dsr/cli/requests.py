@@ -17,6 +17,7 @@ from amplitude_dsr.cli.common import (
     EMAIL_OPT,
     IDENTITY_MAP_OPT,
     JSON_OPT,
+    MAX_WAIT_OPT,
     OUT_OPT,
     PROJECT_OPT,
     REGULATION_OPT,
@@ -25,9 +26,18 @@ from amplitude_dsr.cli.common import (
 )  # fmt: skip
 from amplitude_dsr.dsr import api, identity_map
 from amplitude_dsr.dsr.model import REGULATION_DAYS
-from amplitude_dsr.errors import DomainError, UsageError
+from amplitude_dsr.errors import BudgetExhausted, DomainError, UsageError
 from amplitude_dsr.store import repo
 from amplitude_dsr.store.db import make_engine
+
+# What each budget pool pays for (amplitude/limits.py), for the one-line message.
+POOL_CALLS = {
+    "user": "User Search and User Activity",
+    "deletion": "the deletion API",
+    "dsar": "DSAR exports",
+    "cost": "cost-based Dashboard calls",
+    "rest": "REST calls",
+}
 
 
 def request_document(row: repo.RequestRow, items: list[repo.Item] | None = None) -> dict[str, Any]:
@@ -74,6 +84,7 @@ def access(
     out: Path = OUT_OPT,
     regulation: str = REGULATION_OPT,
     no_wait: bool = typer.Option(False, "--no-wait", help="Return the request ID at once (a worker finishes it)."),
+    max_wait: int = MAX_WAIT_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """Collect what Amplitude holds about a person: JSON export, HTML report, CSV, manifest."""
@@ -95,6 +106,7 @@ def delete(
     wait: bool = typer.Option(
         False, "--wait", help="Follow the deletion to a final state (verified, recollected, ...)."
     ),
+    max_wait: int = MAX_WAIT_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """Schedule whole-record deletion; returns a request ID at once unless --wait."""
@@ -114,20 +126,41 @@ def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
     else:
         options["org_wide"] = bool(args["org_wide"])
     _check_before_writing(options, args["regulation"])
+    max_wait = float(args["max_wait"])
+    deferred: BudgetExhausted | None = None
     with common.runtime("auto" if wait else "submitter") as rt:
         request_id, _ = api.submit(rt, kind, idents, options=options, regulation=args["regulation"])
         if wait:
-            api.wait(request_id)
+            try:
+                api.wait(request_id, max_budget_wait=max_wait or None)
+            except BudgetExhausted as exc:
+                deferred = exc  # the workflow sleeps durably; the request stays queued
         row = repo.get_request(rt.engine, request_id)
         items = repo.items_for(rt.engine, request_id) if kind == "deletion" else None
         worker_running = rt.executor is False
     doc = request_document(row, items)
+    if deferred is not None:
+        doc["budget_wait"] = {"pool": deferred.pool, "resume_at": deferred.resume_at.isoformat()}
     if args["json_out"]:
         common.emit_json(doc)
     else:
         _print_request(doc, waited=wait, worker_running=worker_running)
+    if deferred is not None:
+        raise BudgetExhausted(
+            still_queued_message(request_id, deferred), resume_at=deferred.resume_at, pool=deferred.pool
+        )
     if row.status == "failed":
         raise DomainError(row.error or "the request failed")
+
+
+def still_queued_message(request_id: str, exc: BudgetExhausted) -> str:
+    """One line: which budget, until when (UTC), and that the request stays queued for a worker."""
+    pool = f"{exc.pool} rate budget ({POOL_CALLS[exc.pool]})" if exc.pool in POOL_CALLS else "rate budget"
+    until = exc.resume_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"the {pool} is exhausted, resume at {until} UTC; request {request_id} stays queued and "
+        f"finishes when a worker runs (`amplitude-dsr worker`); follow it with `amplitude-dsr status {request_id}`"
+    )
 
 
 def _check_before_writing(options: dict[str, Any], regulation: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -15,14 +16,25 @@ from typing import Any
 from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
+from amplitude_dsr.dsr import steps
 from amplitude_dsr.dsr.access import access_workflow
 from amplitude_dsr.dsr.deletion import FINAL, deletion_workflow
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
 from amplitude_dsr.dsr.runtime import DELETION_QUEUE, Runtime, enqueue
-from amplitude_dsr.errors import BadRequest, CancelRefused, ConfigError, DomainError, NotFound, UsageError
+from amplitude_dsr.errors import (
+    BadRequest,
+    BudgetExhausted,
+    CancelRefused,
+    ConfigError,
+    DomainError,
+    NotFound,
+    UsageError,
+)
 from amplitude_dsr.store import audit, repo
 
 ACCESS_FINAL = ("completed", "failed")
+WORKFLOW_FINAL = ("SUCCESS", "ERROR", "CANCELLED")  # DBOS workflow statuses that have a result
+WAIT_POLL_SECONDS = 0.2
 
 
 def idempotency_key(kind: str, identifiers: Sequence[Identifier], options: dict[str, Any]) -> str:
@@ -78,22 +90,60 @@ def submit(
     return row.id, created
 
 
-def wait(request_id: str, timeout: float | None = None) -> str:
-    """Block until the request's workflow returns its final status."""
+def wait(request_id: str, timeout: float | None = None, *, max_budget_wait: float | None = None) -> str:
+    """Block until the request's workflow returns its final status.
+
+    ``timeout``: raise :class:`DomainError` after that many seconds. ``max_budget_wait``: raise
+    :class:`BudgetExhausted` (``pool``, ``resume_at``) as soon as the workflow's sleeps on an
+    exhausted rate budget would add up to more than that many seconds; ``None`` waits for the
+    budget however long. Either way the request is untouched: it stays queued and an executor
+    (``worker``) finishes it."""
     handle: Any = DBOS.retrieve_workflow(request_id)
-    result = handle.get_result(polling_interval_sec=0.2) if timeout is None else _wait_until(handle, timeout)
-    return str(result)
+    if timeout is None and max_budget_wait is None:
+        return str(handle.get_result(polling_interval_sec=WAIT_POLL_SECONDS))
+    started = last = time.monotonic()
+    budget_waited = 0.0
+    while True:
+        if handle.get_status().status in WORKFLOW_FINAL:
+            return str(handle.get_result())
+        now = time.monotonic()
+        if max_budget_wait is not None:
+            pending = budget_wait(request_id)
+            if pending is not None:
+                budget_waited += now - last
+                if gives_up(budget_waited, pending.resume_at, max_budget_wait, datetime.now(UTC)):
+                    raise pending
+        last = now
+        if timeout is not None and now - started >= timeout:
+            raise DomainError(f"request still running after {timeout:.0f} s; check `amplitude-dsr status`")
+        time.sleep(WAIT_POLL_SECONDS)
 
 
-def _wait_until(handle: Any, timeout: float) -> Any:
-    import time
+def budget_wait(request_id: str) -> BudgetExhausted | None:
+    """The exhausted budget the request's workflow is sleeping on now, or ``None`` (not
+    sleeping on one, or the published wait is over). Read from the workflow event that
+    :func:`steps.call` sets around its durable sleep."""
+    value = DBOS.get_all_events(request_id).get(steps.BUDGET_WAIT_EVENT)
+    if not isinstance(value, dict):
+        return None
+    try:
+        resume_at = datetime.fromisoformat(str(value["resume_at"]))
+    except (KeyError, ValueError):
+        return None
+    if resume_at.tzinfo is None:
+        resume_at = resume_at.replace(tzinfo=UTC)
+    if resume_at <= datetime.now(UTC):
+        return None
+    pool = str(value.get("pool") or "")
+    return BudgetExhausted(
+        f"the {pool or 'rate'} budget has no room before {resume_at.isoformat()}", resume_at=resume_at, pool=pool
+    )
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if handle.get_status().status in ("SUCCESS", "ERROR", "CANCELLED"):
-            return handle.get_result()
-        time.sleep(0.2)
-    raise DomainError(f"request still running after {timeout:.0f} s; check `amplitude-dsr status`")
+
+def gives_up(waited: float, resume_at: datetime, max_budget_wait: float, now: datetime) -> bool:
+    """Whether a foreground wait stops: the budget waits seen so far (``waited`` seconds) plus
+    the one in progress (until ``resume_at``) exceed ``max_budget_wait`` seconds."""
+    return waited + max(0.0, (resume_at - now).total_seconds()) > max_budget_wait
 
 
 def is_final(row: repo.RequestRow) -> bool:

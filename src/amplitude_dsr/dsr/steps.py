@@ -2,7 +2,9 @@
 restarted workflow never spends the budget twice for data it already has.
 
 Steps raise the client's exceptions; :func:`call` (used by workflows) turns a deferred budget
-into a durable sleep and transient failures into bounded, durable retries.
+into a durable sleep and transient failures into bounded, durable retries. While it sleeps on a
+budget, the workflow's :data:`BUDGET_WAIT_EVENT` says which pool and until when, so a foreground
+command can give up waiting (``api.wait``) instead of blocking silently.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ T = TypeVar("T")
 
 MAX_TRANSIENT_ROUNDS = 6  # durable retries of a step after the client's own retries ran out
 TRANSIENT_SLEEP = 30.0  # seconds between those rounds (scaled by AMPLITUDE_DSR_RATE_SCALE)
+# Workflow event set while the workflow sleeps on an exhausted budget: {"pool": name,
+# "resume_at": ISO 8601 UTC}; None when it is not. Never holds an identifier or a secret.
+BUDGET_WAIT_EVENT = "budget_wait"
 
 
 def call(step: Callable[..., T], *args: Any) -> T:
@@ -40,7 +45,11 @@ def call(step: Callable[..., T], *args: Any) -> T:
         except DeferredError as exc:
             wait = max(1.0, (exc.resume_at - datetime.now(UTC)).total_seconds())
             log.info("budget %s exhausted; sleeping %.0f s durably", exc.pool or "?", wait)
+            # Published before the sleep (a foreground ``wait`` reads it) and cleared after it;
+            # both are checkpointed, so a recovered workflow replays them without re-publishing.
+            DBOS.set_event(BUDGET_WAIT_EVENT, budget_wait_value(exc))
             DBOS.sleep(wait)
+            DBOS.set_event(BUDGET_WAIT_EVENT, None)
         except UncertainOutcome:
             raise
         except RetriableError:
@@ -48,6 +57,11 @@ def call(step: Callable[..., T], *args: Any) -> T:
             if rounds >= MAX_TRANSIENT_ROUNDS:
                 raise
             DBOS.sleep(TRANSIENT_SLEEP / max(1.0, current().settings.rate_scale))
+
+
+def budget_wait_value(exc: DeferredError) -> dict[str, str]:
+    """The :data:`BUDGET_WAIT_EVENT` value for a deferral: the pool and when it resumes (UTC)."""
+    return {"pool": exc.pool, "resume_at": exc.resume_at.astimezone(UTC).isoformat()}
 
 
 @DBOS.step(retries_allowed=False)
