@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,16 @@ def test_help_exits_0_and_reads_well(command: list[str], invoke: Invoke) -> None
     assert "list[str]" not in result.stdout  # typer's default metavar for repeatable options
     if command:
         assert "--json" in result.stdout  # every command takes --json (DESIGN.md)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_options_and_arguments_have_readable_metavars(command: str, invoke: Invoke) -> None:
+    """``--port PORT``, ``REQUEST_ID``: never typer's ``--port <int>`` or a lower-case
+    parameter name (typer still adds ``<type>`` after an argument's name)."""
+    text = invoke([command, "--help"]).stdout
+    assert not re.search(r"^\s+--[\w-]+ <\w+>", text, re.MULTILINE), text
+    usage = text.splitlines()[0]
+    assert not re.search(r"[\[{][a-z_]+[\]}]", usage), usage
 
 
 def test_identifier_options_show_their_metavars(invoke: Invoke) -> None:

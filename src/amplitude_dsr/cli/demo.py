@@ -29,9 +29,9 @@ DEMO_CLOCK_SPEED = 86400.0 * 4  # four emulated days per second: a deletion fini
 
 def demo(
     directory: Path = typer.Option(
-        Path("amplitude-dsr-demo"), "--dir", help="Where the demo database and reports go (recreated)."
+        Path("amplitude-dsr-demo"), "--dir", metavar="DIR", help="Where the demo database and reports go (recreated)."
     ),
-    seed: int = typer.Option(1, "--seed", help="Seed of the emulated world."),
+    seed: int = typer.Option(1, "--seed", metavar="SEED", help="Seed of the emulated world."),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Run an access and a deletion request end to end against the built-in emulator."""

@@ -9,11 +9,13 @@ from amplitude_dsr.emulator.cli import serve
 
 
 def emulator(
-    port: int = typer.Option(8787, "--port", help="TCP port (0 picks a free one)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the deterministic world."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
-    rate_scale: float = typer.Option(1.0, "--rate-scale", help="Multiply every documented rate limit."),
-    clock_speed: float = typer.Option(1.0, "--clock-speed", help="Emulated seconds per real second."),
+    port: int = typer.Option(8787, "--port", metavar="PORT", help="TCP port (0 picks a free one)."),
+    seed: int = typer.Option(0, "--seed", metavar="SEED", help="Seed of the deterministic world."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="Interface to bind."),
+    rate_scale: float = typer.Option(
+        1.0, "--rate-scale", metavar="FACTOR", help="Multiply every documented rate limit."
+    ),
+    clock_speed: float = typer.Option(1.0, "--clock-speed", metavar="FACTOR", help="Emulated seconds per real second."),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Serve the emulator; prints the base URL and every project's keys, serves until Ctrl-C."""

@@ -194,7 +194,7 @@ def _print_request(doc: dict[str, Any], *, waited: bool, worker_running: bool) -
 
 
 def status(
-    request_id: str = typer.Argument(None, help="One request (default: all, newest first)."),
+    request_id: str = typer.Argument(None, metavar="REQUEST_ID", help="One request (default: all, newest first)."),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Requests with their state, age and deadline (overdue ones highlighted)."""
@@ -236,7 +236,7 @@ def _age(seconds: float) -> str:
 
 
 def cancel(
-    request_id: str = typer.Argument(..., help="The deletion request to cancel."),
+    request_id: str = typer.Argument(..., metavar="REQUEST_ID", help="The deletion request to cancel."),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Cancel a deletion while its job is still staging and more than three days before its day."""

@@ -25,7 +25,10 @@ def worker(
         False, "--until-idle", help="Exit when no workflow is due (all finished or sleeping)."
     ),
     executor_id: str = typer.Option(
-        DEFAULT_EXECUTOR_ID, "--executor-id", help="Executor identity (PostgreSQL scale-out: one per worker)."
+        DEFAULT_EXECUTOR_ID,
+        "--executor-id",
+        metavar="ID",
+        help="Executor identity (PostgreSQL scale-out: one per worker).",
     ),
     json_out: bool = JSON_OPT,
 ) -> None:
