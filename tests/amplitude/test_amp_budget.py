@@ -135,7 +135,9 @@ def test_429s_during_a_pause_lower_the_rate_once(make_budget: MakeBudget, clock:
     assert budget.rate_factor("user", SCOPE) == pytest.approx(0.4)
 
 
-def test_an_old_bucket_table_gains_the_factor_columns(make_budget: MakeBudget, database_url: str, table_prefix: str) -> None:
+def test_an_old_bucket_table_gains_the_factor_columns(
+    make_budget: MakeBudget, database_url: str, table_prefix: str
+) -> None:
     engine = sa.create_engine(normalize_database_url(database_url))
     with engine.begin() as conn:
         conn.exec_driver_sql(
@@ -143,9 +145,7 @@ def test_an_old_bucket_table_gains_the_factor_columns(make_budget: MakeBudget, d
             "tokens FLOAT NOT NULL, updated_at FLOAT NOT NULL, paused_until FLOAT NOT NULL, "
             "last_fire FLOAT NOT NULL, PRIMARY KEY (pool, scope))"
         )
-        conn.exec_driver_sql(
-            f"INSERT INTO \"{table_prefix}_bucket\" VALUES ('user', '{SCOPE}', 3.0, 0.0, 0.0, 0.0)"
-        )
+        conn.exec_driver_sql(f"INSERT INTO \"{table_prefix}_bucket\" VALUES ('user', '{SCOPE}', 3.0, 0.0, 0.0, 0.0)")
     engine.dispose()
     budget = make_budget()
     assert budget.rate_factor("user", SCOPE) == 1.0
