@@ -44,10 +44,11 @@ NOT_MEASURED = """## Not measured
   by `rate_scale`. The deletion pool is measured at x4 only (a 0.25 s window): at larger scales the
   window shrinks below the scheduling jitter of two cores. The DSAR pool never fills a whole window
   in the time we run (its window is 360 s at x10), so only its rate is compared.
-- The full deletion path at 10,000 subjects is not part of the routine run (about an hour on two
-  cores, most of it in 10,000 serial `api.submit` calls beside the running workflows); it was run
-  once with `--sizes 10000 --full 10000` and its row kept. The routine run uses the reduced path
-  there, which skips resolution and measures batching alone.
+- The full deletion path at 10,000 subjects has no recorded row. It takes about an hour on two
+  cores; one attempt (`--sizes 10000 --full 10000 --queued 10000`) submitted all 10,000 requests
+  at about 30 per second, then the executor started every workflow at once (about 720 MB RSS with
+  5,500 of them resolving) and the session ended before it finished, so nothing was written. The
+  10,000 row is the reduced path, which skips resolution and measures batching alone.
 - Deletion batching on PostgreSQL and with several worker processes (SQLite, one process only).
 - The 5-concurrent REST cap under our own load is covered only by `bench/budget.py` (section 1b).
 - DBOS system tables are not pre-filled in the overhead bench: only our tables and the audit chain
@@ -227,8 +228,8 @@ on a fresh emulator with the same users, at x{data["rate_scale"]:g} and at the d
 (x1: 1 request per second).
 
 Rerun: `.venv/bin/python bench/deletion_batching.py` (`--sizes 10,100` for a subset, which
-replaces only its own rows; `--sizes 10000 --full 10000` for the full path at 10,000, about an
-hour).
+replaces only its own rows; `--sizes 10000 --full 10000 --queued 10000` for the full path at 10,000,
+about an hour).
 
 {
         table(
