@@ -9,14 +9,15 @@ Every error the package raises on purpose derives from :class:`DsrError`::
     │   ├── RetriableError         safe to retry after a short wait (retry machinery does so)
     │   │   ├── RateLimited        HTTP 429; carries ``retry_after`` and the pool name
     │   │   ├── ServerError        HTTP 5xx
-    │   │   └── TransportError     connect/read/write timeout or connection failure
+    │   │   ├── TransportError     connect/read/write timeout or connection failure
+    │   │   └── MalformedResponse  the body is not the JSON Amplitude documents (a proxy's error
+    │   │                          page, a truncated answer): transient, like a 5xx
     │   ├── DeferredError          retry only at ``resume_at``; workflows sleep durably until then
     │   │   └── BudgetExhausted    our own budget (or Amplitude's) has no room before ``resume_at``
     │   ├── FatalError             retrying cannot help; the user must act
     │   │   ├── AuthenticationError  HTTP 401/403; message hints that the region may be wrong
     │   │   ├── BadRequest         HTTP 400 (or 422); Amplitude refused the parameters
     │   │   ├── NotFound           HTTP 404
-    │   │   ├── MalformedResponse  the body is not the JSON Amplitude documents
     │   │   └── UnexpectedStatus   any other status
     │   └── UncertainOutcome       a non-idempotent call (a deletion POST) may or may not have
     │                              happened; reconcile by reading state, never by re-sending
@@ -51,7 +52,8 @@ class AmplitudeError(DsrError):
 
     Attributes carry context for logs and reports, never secrets or identifiers: ``status`` (HTTP
     status or ``None`` for transport failures), ``url`` (path only, query values redacted),
-    ``body_excerpt`` (at most 200 characters of the response body).
+    ``body_excerpt`` (at most 200 characters of the response body), ``project`` (the configured
+    project's name when a project client raised it).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class AmplitudeError(DsrError):
         self.status = status
         self.url = url
         self.body_excerpt = body_excerpt[:200]
+        self.project = ""  # the configured project's name, set by the project's client
 
     def __str__(self) -> str:
         where = f" ({self.status} {self.url})" if self.status else (f" ({self.url})" if self.url else "")
@@ -103,6 +106,12 @@ class ServerError(RetriableError):
 
 class TransportError(RetriableError):
     """Network failure or timeout before a complete response. Retried for safe calls only."""
+
+
+class MalformedResponse(RetriableError):
+    """The response body is not the JSON that Amplitude documents. Treated as transient: a
+    proxy's error page or a cut-off answer goes away by itself. Safe calls are retried (inline,
+    then durably); for a deletion POST the outcome is uncertain and reconciled by listing jobs."""
 
 
 class DeferredError(AmplitudeError):
@@ -147,10 +156,6 @@ class BadRequest(FatalError):
 
 class NotFound(FatalError):
     """HTTP 404: the resource (for example a DSAR request ID) does not exist."""
-
-
-class MalformedResponse(FatalError):
-    """The response body is not the JSON that Amplitude documents."""
 
 
 class UnexpectedStatus(FatalError):

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from amp_helpers import FakeClock
 
 from amplitude_dsr.amplitude import Budget, normalize_database_url
+from amplitude_dsr.amplitude.adaptive import MIN_RECOVERY_WINDOW
 from amplitude_dsr.errors import BudgetExhausted
 
 SCOPE = "abc123def456"
@@ -111,10 +112,11 @@ def test_a_429_halves_the_rate_for_every_budget_then_it_recovers_window_by_windo
     assert second.rate_factor("deletion", SCOPE) == pytest.approx(0.5)
     clock.now = until
     spend(second, "deletion", 2)
-    # 0.75 per second halved: 8/3 s per call (the factor has regained 0.1 per 1 s window meanwhile).
+    # 0.75 per second halved: 8/3 s per call (the factor regains 0.1 per minimum recovery window
+    # of 60 s meanwhile, not per 1 s window: a per-second pool recovers slowly).
     assert clock.sleeps[0] == pytest.approx(1 / (0.75 * 0.5))
     assert sum(clock.sleeps[1:]) < clock.sleeps[0]  # already faster: the factor recovers
-    clock.now = until + 5  # five windows of 1 s: +0.5
+    clock.now = until + 5 * MIN_RECOVERY_WINDOW  # five minimum recovery windows: +0.5
     assert first.rate_factor("deletion", SCOPE) == pytest.approx(1.0)
 
 

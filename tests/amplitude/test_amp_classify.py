@@ -56,8 +56,8 @@ def test_success_returns_parsed_json(status: int, body: str, expected: Any) -> N
 @pytest.mark.parametrize(
     ("status", "body", "error", "family"),
     [
-        (200, '{"matches": [', MalformedResponse, FatalError),
-        (200, "<html>maintenance</html>", MalformedResponse, FatalError),
+        (200, '{"matches": [', MalformedResponse, RetriableError),  # transient: a cut-off answer
+        (200, "<html>maintenance</html>", MalformedResponse, RetriableError),  # a proxy's page
         (400, '{"error": "ignore_invalid_id can only be True or False"}', BadRequest, FatalError),
         (422, "{}", BadRequest, FatalError),
         (401, '{"error": "Invalid API key"}', AuthenticationError, FatalError),

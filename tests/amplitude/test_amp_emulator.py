@@ -106,10 +106,21 @@ def test_eu_keys_at_the_us_host_get_the_region_hint(
         assert amp.user_search("nobody-zz9").type == "nomatch"
 
 
-def test_malformed_body(client: AmplitudeClient, emu: Any, alice: dict[str, Any]) -> None:
+def test_a_malformed_body_is_transient_and_retried(client: AmplitudeClient, emu: Any, alice: dict[str, Any]) -> None:
+    emu.admin.clear_log()
     emu.admin.inject_fault("malformed", path="/api/2/usersearch", count=1)
+    assert client.user_search(alice["user_id"]).matches[0].amplitude_id == alice["amplitude_id"]
+    searches = [e for e in emu.admin.request_log() if e["path"].endswith("/usersearch")]
+    assert len(searches) == 2  # the unreadable answer, then the retry
+
+
+def test_malformed_bodies_beyond_the_inline_retries_raise(
+    client: AmplitudeClient, emu: Any, alice: dict[str, Any]
+) -> None:
+    emu.admin.inject_fault("malformed", path="/api/2/usersearch", count=None)
     with pytest.raises(MalformedResponse):
         client.user_search(alice["user_id"])
+    emu.admin.clear_faults()
 
 
 def test_hung_response_times_out(

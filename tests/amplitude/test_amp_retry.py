@@ -55,7 +55,8 @@ def _unsent_failure() -> TransportError:
         (BadRequest("400"), True, False),
         (AuthenticationError("401"), True, False),
         (NotFound("404"), True, False),
-        (MalformedResponse("junk"), True, False),
+        (MalformedResponse("junk"), True, True),  # transient, like a 5xx
+        (MalformedResponse("junk"), False, False),  # a POST: uncertain, never re-sent
         (UncertainOutcome("?"), True, False),
         (ValueError("x"), True, False),
     ],

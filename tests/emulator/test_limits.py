@@ -149,3 +149,14 @@ def test_enforcement_can_be_switched_off(limited: Emu) -> None:
 def test_unknown_pool_is_400(limited: Emu) -> None:
     response = httpx.post(limited.url + "/_admin/external_load", json={"pool": "nope", "fraction": 0.5})
     assert response.status_code == 400
+
+
+def test_an_outside_consumer_of_a_one_per_second_pool_leaves_only_the_gaps() -> None:
+    """At 90 % of one request per second, the consumer's request holds the window 90 % of the
+    time: another caller gets through only in the remaining gaps (whole requests, not a share)."""
+    from amplitude_dsr.emulator.limits import external_in_window
+
+    samples = [external_in_window(0.9, 1, 1.0, 0.0, t / 100) for t in range(10_000)]
+    assert set(samples) == {0.0, 1.0}
+    assert sum(samples) / len(samples) == pytest.approx(0.9, abs=0.01)
+    assert external_in_window(0.5, 360, 3600.0, 0.0, 10.0) == 180.0  # large pools: a share

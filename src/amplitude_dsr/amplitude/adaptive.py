@@ -9,7 +9,10 @@ pool and scope (in the database, shared by every process):
   :data:`MIN_FACTOR`); further 429s from calls that were already in flight during that pause
   change nothing, so a burst of simultaneous refusals counts once;
 * the factor then grows back by :data:`RECOVERY_PER_WINDOW` per documented window (the pool's
-  window divided by ``rate_scale``), counted from the end of the pause, up to 1.
+  window divided by ``rate_scale``), but never faster than once per :data:`MIN_RECOVERY_WINDOW`
+  (a pool counted per second, like deletions, would otherwise be back at full rate ten seconds
+  after a 429 and hit the other consumer again at once), counted from the end of the pause, up
+  to 1.
 
 The steady rate is ``factor x fraction x documented rate``. If the other consumer keeps taking a
 share ``s`` of the pool, the next 429 can only come once the factor has climbed back above
@@ -22,14 +25,18 @@ from __future__ import annotations
 DECREASE = 0.5  # factor multiplier after a 429
 MIN_FACTOR = 0.1  # never below 10 % of our configured rate: progress continues
 RECOVERY_PER_WINDOW = 0.1  # factor regained per documented window after the pause ends
+MIN_RECOVERY_WINDOW = 60.0  # documented seconds: the shortest window the factor recovers over
 
 
-def current_factor(factor: float, since: float, now: float, window: float | None) -> float:
+def current_factor(
+    factor: float, since: float, now: float, window: float | None, min_window: float = MIN_RECOVERY_WINDOW
+) -> float:
     """The factor at ``now``, given it was ``factor`` at ``since`` and recovers linearly by
-    :data:`RECOVERY_PER_WINDOW` per ``window`` seconds (``None``: pool without a rate)."""
+    :data:`RECOVERY_PER_WINDOW` per ``max(window, min_window)`` seconds (``window`` ``None``:
+    pool without a rate). Both are in the same (possibly scaled) seconds."""
     if window is None or window <= 0:
         return 1.0
-    return min(1.0, factor + max(0.0, now - since) * RECOVERY_PER_WINDOW / window)
+    return min(1.0, factor + max(0.0, now - since) * RECOVERY_PER_WINDOW / max(window, min_window))
 
 
 def decreased(factor: float) -> float:

@@ -40,7 +40,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from amplitude_dsr.amplitude.adaptive import current_factor, decreased
+from amplitude_dsr.amplitude.adaptive import MIN_RECOVERY_WINDOW, current_factor, decreased
 from amplitude_dsr.amplitude.limits import (
     PoolSpec,
     bucket_capacity,
@@ -278,7 +278,7 @@ class Budget:
                 "updated_at": max(row.updated_at, row.paused_until, until),
             }
             if slow_down and row.paused_until <= now:
-                factor = current_factor(row.factor, row.factor_at, now, self._window(spec))
+                factor = current_factor(row.factor, row.factor_at, now, self._window(spec), self._min_recovery)
                 values.update(factor=decreased(factor), factor_at=max(until, now))
             conn.execute(
                 self.bucket.update().where(self.bucket.c.pool == pool, self.bucket.c.scope == scope).values(**values)
@@ -298,7 +298,12 @@ class Budget:
             conn.rollback()
         if row is None:
             return 1.0
-        return current_factor(row.factor, row.factor_at, self.clock(), self._window(spec))
+        return current_factor(row.factor, row.factor_at, self.clock(), self._window(spec), self._min_recovery)
+
+    @property
+    def _min_recovery(self) -> float:
+        """:data:`~amplitude_dsr.amplitude.adaptive.MIN_RECOVERY_WINDOW` in scaled seconds."""
+        return MIN_RECOVERY_WINDOW / self.rate_scale
 
     def _window(self, spec: PoolSpec) -> float | None:
         """The pool's documented window in (scaled) seconds, or ``None`` without a rate."""
@@ -361,7 +366,11 @@ class Budget:
                 row = self._lock_bucket(conn, pool, scope)
                 now = self.clock()
                 waited = now - started
-                rate = None if full_rate is None else full_rate * current_factor(row.factor, row.factor_at, now, window)
+                rate = (
+                    None
+                    if full_rate is None
+                    else full_rate * current_factor(row.factor, row.factor_at, now, window, self._min_recovery)
+                )
                 wait = 0.0
                 resume_at = now
                 if row.paused_until > now:

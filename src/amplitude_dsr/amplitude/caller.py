@@ -143,7 +143,11 @@ class Caller:
             except RateLimited as exc:
                 self._after_rate_limit(exc, pool, attempt, started, url)
             except RetriableError as exc:
-                delay = backoff_delay(attempt, None, SERVER_BACKOFF.base, SERVER_BACKOFF.cap, self.jitter())
+                # Divided by rate_scale like every other wait: an emulator run compresses time.
+                scale = max(1.0, self.budget.rate_scale)
+                delay = backoff_delay(
+                    attempt, None, SERVER_BACKOFF.base / scale, SERVER_BACKOFF.cap / scale, self.jitter()
+                )
                 elapsed = clock() - started
                 give_up = out_of_retries(attempt, elapsed, delay, self.max_attempts, self.max_retry_time)
                 if not should_retry(exc, safe=safe) or give_up:

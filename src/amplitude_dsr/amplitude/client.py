@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -29,7 +29,9 @@ from amplitude_dsr.amplitude.models import (
     UserSearchResult,
 )
 from amplitude_dsr.config import ProjectConfig
-from amplitude_dsr.errors import MalformedResponse
+from amplitude_dsr.errors import AmplitudeError, MalformedResponse, UncertainOutcome
+
+T = TypeVar("T")
 
 USERSEARCH = "/api/2/usersearch"
 USERACTIVITY = "/api/2/useractivity"
@@ -134,6 +136,15 @@ class AmplitudeClient(CallerOwner):
     def __repr__(self) -> str:
         return f"AmplitudeClient(project={self.project_name!r}, base_url={self.base_url!r})"
 
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """:meth:`Caller.call`, with the project's name on any error it raises (a refused
+        credential pauses that project's requests, not everyone's)."""
+        try:
+            return self._caller.call(method, path, **kwargs)
+        except AmplitudeError as exc:
+            exc.project = self.project_name
+            raise
+
     # --- Dashboard REST ------------------------------------------------------------------
 
     def user_search(self, user: str) -> UserSearchResult:
@@ -142,7 +153,7 @@ class AmplitudeClient(CallerOwner):
         Spends 1 from the ``user`` pool (360/hour per project)."""
         if not str(user).strip():
             raise ValueError("user must not be empty")
-        data = self._caller.call("GET", USERSEARCH, pool="user", safe=True, params={"user": str(user)})
+        data = self._call("GET", USERSEARCH, pool="user", safe=True, params={"user": str(user)})
         return parse_model(UserSearchResult, data, USERSEARCH)
 
     def user_activity(
@@ -168,13 +179,13 @@ class AmplitudeClient(CallerOwner):
             "limit": limit,
             "direction": direction,
         }
-        data = self._caller.call("GET", USERACTIVITY, pool="user", safe=True, params=params)
+        data = self._call("GET", USERACTIVITY, pool="user", safe=True, params=params)
         return parse_model(UserActivity, data, USERACTIVITY)
 
     def events_list(self) -> list[EventTypeInfo]:
         """``GET /api/2/events/list``: the project's event types (the cheapest check that the
         keys work; cost 1 from the ``cost`` pool). Do not log the payload."""
-        data = self._caller.call("GET", EVENTS_LIST, pool="cost", safe=True, cost=EVENTS_LIST_COST)
+        data = self._call("GET", EVENTS_LIST, pool="cost", safe=True, cost=EVENTS_LIST_COST)
         items = data.get("data") if isinstance(data, dict) else data
         if not isinstance(items, list):
             raise MalformedResponse("events/list has no 'data' array", url=EVENTS_LIST)
@@ -206,8 +217,8 @@ class AmplitudeClient(CallerOwner):
             delete_from_org=delete_from_org,
             ignore_invalid_id=ignore_invalid_id,
         )
-        data = self._caller.call("POST", DELETIONS, pool="deletion", safe=False, json=body)
-        return parse_jobs(data, DELETIONS)
+        data = self._call("POST", DELETIONS, pool="deletion", safe=False, json=body)
+        return _receipt_or_uncertain(lambda: parse_jobs(data, DELETIONS))
 
     def list_deletions(self, start_day: date, end_day: date) -> list[DeletionJob]:
         """``GET /api/2/deletions/users``: jobs whose ``day`` is in ``start_day..end_day``.
@@ -216,7 +227,7 @@ class AmplitudeClient(CallerOwner):
         seen: set[tuple[int | None, str, str]] = set()
         for first, last in deletion_windows(start_day, end_day):
             params = {"start_day": first.isoformat(), "end_day": last.isoformat()}
-            data = self._caller.call("GET", DELETIONS, pool="deletion", safe=True, params=params)
+            data = self._call("GET", DELETIONS, pool="deletion", safe=True, params=params)
             for job in parse_jobs(data, DELETIONS):
                 key = (job.app, job.day, job.model_dump_json())
                 if key not in seen:
@@ -229,5 +240,18 @@ class AmplitudeClient(CallerOwner):
         is still ``staging`` and more than 3 days before its ``day`` (the job's day, not
         ``requested_on_day``). Not retried after a 5xx/timeout: ``UncertainOutcome``."""
         path = f"{DELETIONS}/{int(amplitude_id)}/{day.isoformat()}"
-        data = self._caller.call("DELETE", path, pool="deletion", safe=False)
-        return parse_model(DeletionRemoval, data, f"{DELETIONS}/:id/{day.isoformat()}")
+        data = self._call("DELETE", path, pool="deletion", safe=False)
+        return _receipt_or_uncertain(lambda: parse_model(DeletionRemoval, data, f"{DELETIONS}/:id/{day.isoformat()}"))
+
+
+def _receipt_or_uncertain(parse: Callable[[], T]) -> T:
+    """The parsed answer of a non-idempotent call. An answer we cannot read means the call may
+    well have taken effect: :class:`UncertainOutcome` (reconcile by listing), never a failure."""
+    try:
+        return parse()
+    except MalformedResponse as exc:
+        raise UncertainOutcome(
+            "Amplitude answered the deletion call with a body we cannot read; reconcile by listing jobs",
+            status=exc.status,
+            url=exc.url,
+        ) from exc

@@ -67,35 +67,38 @@ def access_workflow(request_id: str) -> str:
     """Run one access request to its report; returns the final status."""
     req = load_step(request_id)
     try:
-        set_status_step(request_id, "resolving")
-        identifiers = [Identifier.model_validate(i) for i in req.identifiers]
-        imap = load_identity_map(identifiers, req.options)
-        full = bool(req.options.get("full_history"))
-        resolved = resolve(
-            request_id, identifiers, projects_for(req.options), identity_map=imap,
-            keep_events=True, full_history=full,
-        )  # fmt: skip
-        steps.audit_step(request_id, "resolved", {"subjects": len(resolved.resolution.subjects)})
-        set_status_step(request_id, "collecting")
-        notes: list[str] = []
-        subjects = _collect(request_id, resolved, full, notes)
-        if not subjects:
-            notes.append("No data held: no Amplitude user matched any identifier exactly.")
-        result = AccessResult(
-            request_id=request_id, created_at=req.created_at, completed_at=DBOS_now(),
-            regulation=req.regulation if req.regulation in ("gdpr", "ccpa") else "gdpr",
-            identifiers=identifiers, resolution=resolved.resolution, subjects=subjects, notes=notes,
-        )  # fmt: skip
-        out = write_package_step(result, req.options.get("out_dir") or str(current().data_dir / "output"))
-        summary = {
-            "subjects": [_subject_summary(s) for s in subjects],
-            "unresolved": len(resolved.resolution.unresolved()),
-            "data_held": bool(subjects),
-        }
-        steps.audit_step(request_id, "completed", {"subjects": len(subjects), "out_dir": out})
-        remove_work_step(request_id)
-        set_status_step(request_id, "completed", {"out_dir": out, "result": summary})
-        return "completed"
+        # Transient Amplitude faults (outages, 5xx, unreadable bodies) are retried durably until
+        # the request's deadline; only a cause retrying cannot fix ends it failed.
+        with steps.retry_policy(steps.RetryPolicy(horizon=req.deadline)):
+            set_status_step(request_id, "resolving")
+            identifiers = [Identifier.model_validate(i) for i in req.identifiers]
+            imap = load_identity_map(identifiers, req.options)
+            full = bool(req.options.get("full_history"))
+            resolved = resolve(
+                request_id, identifiers, projects_for(req.options), identity_map=imap,
+                keep_events=True, full_history=full,
+            )  # fmt: skip
+            steps.audit_step(request_id, "resolved", {"subjects": len(resolved.resolution.subjects)})
+            set_status_step(request_id, "collecting")
+            notes: list[str] = []
+            subjects = _collect(request_id, resolved, full, notes)
+            if not subjects:
+                notes.append("No data held: no Amplitude user matched any identifier exactly.")
+            result = AccessResult(
+                request_id=request_id, created_at=req.created_at, completed_at=DBOS_now(),
+                regulation=req.regulation if req.regulation in ("gdpr", "ccpa") else "gdpr",
+                identifiers=identifiers, resolution=resolved.resolution, subjects=subjects, notes=notes,
+            )  # fmt: skip
+            out = write_package_step(result, req.options.get("out_dir") or str(current().data_dir / "output"))
+            summary = {
+                "subjects": [_subject_summary(s) for s in subjects],
+                "unresolved": len(resolved.resolution.unresolved()),
+                "data_held": bool(subjects),
+            }
+            steps.audit_step(request_id, "completed", {"subjects": len(subjects), "out_dir": out})
+            remove_work_step(request_id)
+            set_status_step(request_id, "completed", {"out_dir": out, "result": summary})
+            return "completed"
     except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
         reason = failure_reason("access", request_id, exc)
         remove_work_step(request_id)

@@ -16,7 +16,7 @@ from typing import Any
 from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
-from amplitude_dsr.dsr import steps
+from amplitude_dsr.dsr import jobs, steps
 from amplitude_dsr.dsr.access import access_workflow
 from amplitude_dsr.dsr.deletion import FINAL, deletion_workflow
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
@@ -164,12 +164,21 @@ def cancel(rt: Runtime, request_id: str, *, today: date | None = None) -> str:
     today = today or datetime.now(UTC).date()
     receipted = [i for i in items if i.state == "receipted"]
     for project, day in sorted({(i.project, i.job_day) for i in receipted if i.job_day}):
-        listing = rt.client(project).list_deletions(*logic.job_window(day))
         ids = [i.amplitude_id for i in receipted if (i.project, i.job_day) == (project, day)]
-        job = logic.job_status(listing, day, ids)
-        reason = logic.cancel_refusal(job.status if job else None, day, today)
+        found = jobs.locate(rt.client(project).list_deletions, day, ids, row.created_at.date())
+        job = found.job
+        if job is not None and found.moved_from is not None:
+            # Amplitude moved the job: follow it, so the removal names the day it has now.
+            repo.move_job_day(rt.engine, request_id, project, day, new_day=job.day, status=job.status)
+            with rt.engine.begin() as conn:
+                audit.append(
+                    conn, request_id, "job_moved",
+                    {"project": project, "from_day": day, "day": job.day, "status": job.status},
+                )  # fmt: skip
+        reason = logic.cancel_refusal(job.status if job else None, job.day if job else day, today)
         if reason:
             raise CancelRefused(reason)
+    receipted = [i for i in repo.items_for(rt.engine, request_id) if i.state == "receipted"]
     removed = 0
     for item in receipted:
         assert item.job_day is not None

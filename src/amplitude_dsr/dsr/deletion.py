@@ -7,10 +7,12 @@ point resumes where it stopped.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from dbos import DBOS
 
 from amplitude_dsr.amplitude.models import DeletionJob
 from amplitude_dsr.dsr import deletion_logic as logic
-from amplitude_dsr.dsr import steps
+from amplitude_dsr.dsr import jobs, steps
 from amplitude_dsr.dsr.access import DBOS_now, load_identity_map, load_step, projects_for
 from amplitude_dsr.dsr.evidence import build_deletion_result
 from amplitude_dsr.dsr.failures import failure_reason
@@ -26,10 +28,11 @@ from amplitude_dsr.dsr.identity import judge, search_terms
 from amplitude_dsr.dsr.model import Identifier, Subject, Verification
 from amplitude_dsr.dsr.report import write_certificate
 from amplitude_dsr.dsr.resolve import resolve
-from amplitude_dsr.dsr.runtime import current
+from amplitude_dsr.dsr.runtime import Runtime, current
 from amplitude_dsr.dsr.submission import RECEIPT_TOPIC, flush
 from amplitude_dsr.store import audit, repo
 
+log = logging.getLogger("amplitude_dsr.dsr")
 SUBMIT_CHECK_FLOOR = 0.5  # seconds before the first re-check for this request's receipt
 FINAL = ("verified", "recollected", "still_present", "nothing_found", "cancelled", "failed")
 
@@ -69,8 +72,13 @@ def deletion_workflow(request_id: str) -> str:
     req = load_step(request_id)
     out_dir = req.options.get("out_dir") or str(current().data_dir / "output")
     verifications: list[Verification] = []
+    # Nothing Amplitude may already hold is given up on a fault that waiting fixes: transient
+    # faults are retried until the deadline (tracking: until well after the job's day), refused
+    # credentials pause the project (docs/operations.md, "Transient faults").
+    policy = steps.RetryPolicy(horizon=req.deadline, pause_on_auth=True)
     try:
-        status, verifications = _run(request_id, req.identifiers, req.options)
+        with steps.retry_policy(policy):
+            status, verifications = _run(request_id, req.identifiers, req.options, req.deadline)
     except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
         reason = failure_reason("deletion", request_id, exc)
         steps.audit_step(request_id, "failed", {"reason": reason})
@@ -84,7 +92,7 @@ def deletion_workflow(request_id: str) -> str:
 
 
 def _run(
-    request_id: str, raw_identifiers: list[dict[str, str]], options: dict[str, Any]
+    request_id: str, raw_identifiers: list[dict[str, str]], options: dict[str, Any], deadline: datetime
 ) -> tuple[str, list[Verification]]:
     progress_step(request_id, "resolving")
     identifiers = [Identifier.model_validate(i) for i in raw_identifiers]
@@ -112,11 +120,13 @@ def _run(
     if not receipted:
         steps.audit_step(request_id, "nothing_scheduled", {"items": len(items)})
         return ("failed" if any(i.state == "failed" for i in items) else "nothing_found"), []
-    if not _track(request_id, receipted):
+    tracked = _track(request_id, deadline)
+    if tracked is None:
         return "cancelled", []
     if not progress_step(request_id, "verifying"):
         return "cancelled", []
-    verifications = _verify(identifiers, projects, receipted, imap)
+    with steps.retry_policy(steps.RetryPolicy(horizon=tracked, pause_on_auth=True)):
+        verifications = _verify(identifiers, projects, receipted, imap)
     outcomes = {v.outcome for v in verifications}
     final = logic.request_outcome(outcomes)
     steps.audit_step(request_id, final, {"checked": len(verifications)})
@@ -140,20 +150,23 @@ def _submit(request_id: str) -> list[repo.Item] | None:
         wait = min(wait * 2, cap)
 
 
-def _track(request_id: str, items: Sequence[repo.Item]) -> bool:
-    """Follow every job holding the request's IDs until all are ``done``; False if cancelled."""
-    jobs: dict[str, tuple[str, str, list[int]]] = {}
-    for item in items:
-        assert item.job_day is not None
-        key = f"{item.project} {item.job_day}"
-        jobs.setdefault(key, (item.project, item.job_day, []))[2].append(item.amplitude_id)
-    known = {key: next(i.job_status or "staging" for i in items if f"{i.project} {i.job_day}" == key) for key in jobs}
+def _track(request_id: str, deadline: datetime) -> datetime | None:
+    """Follow every job holding the request's IDs until all are ``done``; ``None`` if cancelled,
+    else the tracking horizon reached (for the verification that follows).
+
+    Amplitude outages are retried until :data:`~deletion_logic.TRACKING_MARGIN` after the latest
+    job day (or the request's deadline, if later), re-computed each round as jobs move."""
+    horizon = deadline
     while True:
-        known, live = steps.call(track_round_step, request_id, jobs, known)
+        with steps.retry_policy(steps.RetryPolicy(horizon=horizon, pause_on_auth=True)):
+            done, live, last_day = steps.call(track_round_step, request_id)
+        if last_day is not None:
+            last = datetime.combine(date.fromisoformat(last_day), dt_time(), UTC)
+            horizon = max(deadline, last + logic.TRACKING_MARGIN)
         if not live:
-            return False  # cancelled
-        if all(s == logic.FINAL_JOB_STATUS for s in known.values()):
-            return True
+            return None
+        if done:
+            return horizon
         DBOS.sleep(current().settings.poll_interval)
 
 
@@ -169,54 +182,79 @@ def submit_round_step(request_id: str) -> list[repo.Item] | None:
 
 
 @DBOS.step(retries_allowed=False)
-def track_round_step(
-    request_id: str, jobs: dict[str, tuple[str, str, list[int]]], known: dict[str, str]
-) -> tuple[dict[str, str], bool]:
-    """One tracking round: list every job (all listings first, so a failed call writes nothing),
-    record and audit status changes, and store the request's aggregate status. Returns the job
-    statuses and False if the request was cancelled meanwhile."""
+def track_round_step(request_id: str) -> tuple[bool, bool, str | None]:
+    """One tracking round over the request's receipted IDs, grouped by (project, job day).
+
+    Every job is located first (a failed listing writes nothing), wherever Amplitude has moved
+    it; then moves and status changes are recorded and audited, and the request's aggregate
+    status stored. Returns (every job done, request still live, latest job day)."""
     rt = current()
-    seen = dict(known)
-    changed: list[tuple[str, DeletionJob]] = []
-    for key, (project, day, ids) in jobs.items():
-        job = logic.job_status(_listing(project, day), day, ids)
-        if job is not None and job.status != seen[key]:
-            seen[key] = job.status
-            changed.append((key, job))
-    for key, job in changed:
-        project, day, _ids = jobs[key]
-        repo.set_job_status(rt.engine, request_id, project, day, job.status)
-        with rt.engine.begin() as conn:
-            audit.append(
-                conn, request_id, "job_status",
+    row = repo.get_request(rt.engine, request_id)
+    groups: dict[tuple[str, str], list[repo.Item]] = {}
+    for item in repo.items_for(rt.engine, request_id):
+        if item.state == "receipted" and item.job_day:
+            groups.setdefault((item.project, item.job_day), []).append(item)
+    requested_on = row.created_at.date()
+    located = [
+        (project, day, members, jobs.locate(_lister(project), day, [i.amplitude_id for i in members], requested_on))
+        for (project, day), members in groups.items()
+    ]
+    statuses: list[str] = []
+    days: list[str] = []
+    for project, day, members, found in located:
+        known = members[0].job_status or "staging"
+        job = found.job
+        if job is None:  # not listed anywhere this round: keep what we knew, look again next round
+            statuses.append(known)
+            days.append(day)
+            continue
+        statuses.append(job.status)
+        days.append(job.day)
+        if found.moved_from is not None:
+            repo.move_job_day(rt.engine, request_id, project, day, new_day=job.day, status=job.status)
+            _audit(rt, request_id, "job_moved", {"project": project, "from_day": day, "day": job.day,
+                                                  "status": job.status})  # fmt: skip
+            log.info("request %s: Amplitude moved its %s job from %s to %s", request_id, project, day, job.day)
+        elif job.status != known:
+            repo.set_job_status(rt.engine, request_id, project, day, job.status)
+            _audit(
+                rt, request_id, "job_status",
                 {"project": project, "day": day, "status": job.status,
                  "active_scrub_done_date": job.active_scrub_done_date},
             )  # fmt: skip
-    live = repo.advance_request(rt.engine, request_id, _aggregate(seen.values()))
-    return seen, live
+    live = repo.advance_request(rt.engine, request_id, _aggregate(statuses))
+    done = bool(statuses) and all(s == logic.FINAL_JOB_STATUS for s in statuses)
+    return done, live, max(days) if days else None
 
 
-_listings: dict[tuple[str, str, str], tuple[float, list[DeletionJob]]] = {}
+def _audit(rt: Runtime, request_id: str, kind: str, detail: dict[str, Any]) -> None:
+    with rt.engine.begin() as conn:
+        audit.append(conn, request_id, kind, detail)
+
+
+_listings: dict[tuple[str, str, date, date], tuple[float, list[DeletionJob]]] = {}
 _listings_lock = threading.Lock()
 
 
-def _listing(project: str, day: str) -> list[DeletionJob]:
-    """The jobs around ``day`` (a window of three days, far inside six months). Requests sharing
-    a job share one listing for half a poll interval, so a thousand requests waiting on one job
-    cost one GET per round, not a thousand."""
+def _lister(project: str) -> jobs.Lister:
+    """Job listings of ``project``. Requests sharing a job share one listing per window for half
+    a poll interval, so a thousand requests waiting on one job cost one GET per round."""
     rt = current()
-    key = (rt.boot_id, project, day)
-    ttl = rt.settings.poll_interval / 2
-    now = time.monotonic()
-    with _listings_lock:
-        cached = _listings.get(key)
-    if cached is not None and now - cached[0] < ttl:
-        return cached[1]
-    start, end = logic.job_window(day)
-    jobs = rt.client(project).list_deletions(start, end)
-    with _listings_lock:
-        _listings[key] = (time.monotonic(), jobs)
-    return jobs
+
+    def listing(start: date, end: date) -> list[DeletionJob]:
+        key = (rt.boot_id, project, start, end)
+        ttl = rt.settings.poll_interval / 2
+        now = time.monotonic()
+        with _listings_lock:
+            cached = _listings.get(key)
+        if cached is not None and now - cached[0] < ttl:
+            return cached[1]
+        found = rt.client(project).list_deletions(start, end)
+        with _listings_lock:
+            _listings[key] = (time.monotonic(), found)
+        return found
+
+    return listing
 
 
 def _aggregate(statuses: Any) -> str:

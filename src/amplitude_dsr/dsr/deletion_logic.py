@@ -1,7 +1,7 @@
 """Pure decisions of the deletion flow: when to submit, what a receipt or a job listing says,
 whether a cancel is allowed, what a verification search proves.
 
-Facts (``amplitude-api.md`` §4): jobs go ``staging`` -> ``submitted`` -> ``done``; users can be
+Facts (docs/amplitude.md, deletion API): jobs go ``staging`` -> ``submitted`` -> ``done``; users can be
 removed from a job only while it is ``staging`` and more than 3 days before its ``day``; listing
 windows are at most 6 months wide.
 """
@@ -20,6 +20,10 @@ RECONCILE_LOOKBACK = timedelta(days=7)
 RECONCILE_LOOKAHEAD = timedelta(days=150)  # under the 6-month listing window
 FINAL_JOB_STATUS = "done"
 STATUS_ORDER = {"staging": 0, "submitted": 1, "done": 2}
+RELOCATION_WINDOW_DAYS = 180  # one listing window, inside Amplitude's six-month maximum
+# A job is ``done`` about a week after its day (scrub, then backups expire); tracking keeps
+# retrying Amplitude outages until this long after the last job's day before giving up.
+TRACKING_MARGIN = timedelta(days=30)
 
 
 def flush_floor(oldest_age: float, resolving: int, max_linger: float) -> int:
@@ -76,6 +80,26 @@ def job_window(day: str) -> tuple[date, date]:
     """A narrow listing window around a job's ``day``."""
     d = date.fromisoformat(day)
     return d - timedelta(days=1), d + timedelta(days=1)
+
+
+def relocation_windows(requested_on: date) -> list[tuple[date, date]]:
+    """Where to look for a job that is no longer at the day its receipt gave (Amplitude moved
+    it): two listing windows of :data:`~amplitude_dsr.amplitude.limits.DELETION_LIST_MAX_DAYS`
+    from the day before the request, a year in all. Amplitude schedules jobs days to weeks out."""
+    first = requested_on - timedelta(days=1)
+    middle = first + timedelta(days=RELOCATION_WINDOW_DAYS)
+    return [(first, middle), (middle + timedelta(days=1), middle + timedelta(days=2 * RELOCATION_WINDOW_DAYS))]
+
+
+def find_job(jobs: Iterable[DeletionJob], amplitude_ids: Iterable[int]) -> DeletionJob | None:
+    """The job (whatever its day) that holds most of ``amplitude_ids``; the latest day on a tie."""
+    ids = set(amplitude_ids)
+    best: tuple[int, str, DeletionJob] | None = None
+    for job in jobs:
+        held = sum(1 for e in job.amplitude_ids if e.amplitude_id in ids)
+        if held and (best is None or (held, job.day) > best[:2]):
+            best = (held, job.day, job)
+    return None if best is None else best[2]
 
 
 def job_status(jobs: Iterable[DeletionJob], day: str, amplitude_ids: Iterable[int]) -> DeletionJob | None:

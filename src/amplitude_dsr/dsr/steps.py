@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -22,26 +26,81 @@ from amplitude_dsr.amplitude.models import DsarRequest, Event, UserData, UserSea
 from amplitude_dsr.dsr.activity import PAGE_SIZE, EventStats, most_recent_session, needs_next_page
 from amplitude_dsr.dsr.model import SessionSummary
 from amplitude_dsr.dsr.runtime import current
-from amplitude_dsr.errors import DeferredError, DsrError, RetriableError, UncertainOutcome
-from amplitude_dsr.store import audit
+from amplitude_dsr.errors import AuthenticationError, DeferredError, DsrError, RetriableError, UncertainOutcome
+from amplitude_dsr.store import audit, pauses
 
 log = logging.getLogger("amplitude_dsr.dsr")
 T = TypeVar("T")
 
-MAX_TRANSIENT_ROUNDS = 6  # durable retries of a step after the client's own retries ran out
-TRANSIENT_SLEEP = 30.0  # seconds between those rounds (scaled by AMPLITUDE_DSR_RATE_SCALE)
+# Durable retries of a read-only step after the client's own inline retries ran out: capped
+# exponential backoff (divided by AMPLITUDE_DSR_RATE_SCALE), for as long as the request's horizon
+# allows (see docs/operations.md, "Transient faults").
+TRANSIENT_BASE = 30.0
+TRANSIENT_CAP = 900.0
 # Workflow event set while the workflow sleeps on an exhausted budget: {"pool": name,
 # "resume_at": ISO 8601 UTC}; None when it is not. Never holds an identifier or a secret.
 BUDGET_WAIT_EVENT = "budget_wait"
+# Workflow event set while the workflow waits for a project's refused credentials to work again:
+# {"project": name, "since": ISO 8601 UTC}; None when it is not.
+PAUSE_EVENT = "credentials_pause"
+OUTAGE_LOG_EVERY = 600.0  # seconds: one log line per kind of outage per process
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How :func:`call` treats faults that waiting fixes, for the workflow that set it.
+
+    ``horizon``: the moment (UTC) after which a transient fault is given up and propagates
+    (``None``: never). ``pause_on_auth``: a refused credential (HTTP 401/403) pauses the
+    project's requests until the keys work again instead of failing them (deletions, whose jobs
+    Amplitude may already hold)."""
+
+    horizon: datetime | None = None
+    pause_on_auth: bool = False
+
+
+_policy: ContextVar[RetryPolicy | None] = ContextVar("amplitude_dsr_retry_policy", default=None)
+_outages: dict[str, float] = {}
+_outages_lock = threading.Lock()
+
+
+@contextmanager
+def retry_policy(policy: RetryPolicy) -> Iterator[RetryPolicy]:
+    """Apply ``policy`` to every :func:`call` made inside the block (in this workflow thread)."""
+    token = _policy.set(policy)
+    try:
+        yield policy
+    finally:
+        _policy.reset(token)
+
+
+def transient_wait(attempt: int, rate_scale: float) -> float:
+    """Seconds before durable retry ``attempt + 1`` of a transient fault (``attempt`` from 1)."""
+    scale = max(rate_scale, 1.0)
+    return min(TRANSIENT_CAP, TRANSIENT_BASE * 2.0 ** min(attempt - 1, 16)) / scale
+
+
+def gives_up(now: datetime, wait: float, horizon: datetime | None) -> bool:
+    """Whether a transient fault propagates: the next retry would start after ``horizon``."""
+    return horizon is not None and now.timestamp() + wait > horizon.timestamp()
 
 
 def call(step: Callable[..., T], *args: Any) -> T:
-    """Run ``step`` inside a workflow, sleeping durably while budgets are exhausted and retrying
-    transient failures a bounded number of times. Fatal and uncertain outcomes propagate."""
-    rounds = 0
+    """Run ``step`` inside a workflow; every fault that waiting fixes becomes a durable sleep.
+
+    * an exhausted budget: sleep until it has room (published as :data:`BUDGET_WAIT_EVENT`);
+    * a transient fault (5xx, network, an unreadable body): capped exponential backoff until the
+      :class:`RetryPolicy` horizon, logged once per outage;
+    * refused credentials under ``pause_on_auth``: the project is paused (recorded, shown by
+      ``status``, logged once) and the call is retried every poll interval until the keys work.
+
+    An uncertain outcome and every other fault propagate."""
+    policy = _policy.get() or RetryPolicy()
+    attempts = 0
+    paused: str | None = None
     while True:
         try:
-            return step(*args)
+            result = step(*args)
         except DeferredError as exc:
             wait = max(1.0, (exc.resume_at - datetime.now(UTC)).total_seconds())
             log.info("budget %s exhausted; sleeping %.0f s durably", exc.pool or "?", wait)
@@ -50,13 +109,71 @@ def call(step: Callable[..., T], *args: Any) -> T:
             DBOS.set_event(BUDGET_WAIT_EVENT, budget_wait_value(exc))
             DBOS.sleep(wait)
             DBOS.set_event(BUDGET_WAIT_EVENT, None)
+            continue
         except UncertainOutcome:
             raise
-        except RetriableError:
-            rounds += 1
-            if rounds >= MAX_TRANSIENT_ROUNDS:
+        except AuthenticationError as exc:
+            if not policy.pause_on_auth:
                 raise
-            DBOS.sleep(TRANSIENT_SLEEP / max(1.0, current().settings.rate_scale))
+            project = exc.project or "org"
+            if paused is None:
+                paused = project
+                pause_step(project, str(exc))
+                DBOS.set_event(PAUSE_EVENT, {"project": project, "since": now_step().isoformat()})
+            DBOS.sleep(current().settings.poll_interval)
+            continue
+        except RetriableError as exc:
+            attempts += 1
+            wait = transient_wait(attempts, current().settings.rate_scale)
+            if gives_up(now_step(), wait, policy.horizon):
+                raise
+            _log_outage(step, exc, attempts)
+            DBOS.sleep(wait)
+            continue
+        if paused is not None:
+            resume_step(paused)
+            DBOS.set_event(PAUSE_EVENT, None)
+        if attempts:
+            log.info("%s answered again after %d durable retries", _step_name(step), attempts)
+        return result
+
+
+def _step_name(step: Callable[..., Any]) -> str:
+    return getattr(step, "__name__", "step")
+
+
+def _log_outage(step: Callable[..., Any], exc: RetriableError, attempts: int) -> None:
+    """One warning per kind of outage per :data:`OUTAGE_LOG_EVERY` in this process (a thousand
+    requests waiting through one outage do not write a thousand lines); identifier-free."""
+    key = f"{_step_name(step)}:{type(exc).__name__}"
+    now = time.monotonic()
+    with _outages_lock:
+        last = _outages.get(key)
+        if last is not None and now - last < OUTAGE_LOG_EVERY:
+            log.debug("%s still failing (%s), attempt %d", _step_name(step), exc, attempts)
+            return
+        _outages[key] = now
+    log.warning("%s failing (%s); retrying durably with backoff", _step_name(step), exc)
+
+
+@DBOS.step()
+def now_step() -> datetime:
+    """The current time, checkpointed so a replayed workflow sees the same value."""
+    return datetime.now(UTC)
+
+
+@DBOS.step()
+def pause_step(project: str, reason: str) -> None:
+    """Record that Amplitude refuses ``project``'s credentials (logged once per pause)."""
+    if pauses.pause(current().engine, project, reason):
+        log.warning("project %s paused: %s; its requests wait until the keys work again", project, reason)
+
+
+@DBOS.step()
+def resume_step(project: str) -> None:
+    """Clear ``project``'s pause once a call with its credentials succeeded (logged once)."""
+    if pauses.resume(current().engine, project):
+        log.warning("project %s resumed: Amplitude accepts its credentials again", project)
 
 
 def budget_wait_value(exc: DeferredError) -> dict[str, str]:

@@ -16,7 +16,14 @@ from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr.runtime import Runtime, current
-from amplitude_dsr.errors import DeferredError, FatalError, RateLimited, UncertainOutcome
+from amplitude_dsr.errors import (
+    AuthenticationError,
+    DeferredError,
+    FatalError,
+    RateLimited,
+    RetriableError,
+    UncertainOutcome,
+)
 from amplitude_dsr.store import audit, repo
 
 log = logging.getLogger("amplitude_dsr.dsr")
@@ -65,8 +72,15 @@ def post_batch(rt: Runtime, batch: repo.Batch) -> bool:
             amplitude_ids=batch.amplitude_ids, requester=rt.settings.requester,
             delete_from_org=batch.org_wide, ignore_invalid_id=True,
         )  # fmt: skip
-    except (RateLimited, DeferredError):
-        # Refused before anything happened (429 / our own budget): safe to post again later.
+    except (RateLimited, DeferredError, AuthenticationError):
+        # Refused before anything happened (429, our own budget, refused credentials): safe to
+        # post again later; the workflow waits (a refused key pauses the project, it never fails
+        # the requests in the batch: the key may be another process's, or about to be fixed).
+        repo.mark_batch(rt.engine, batch.id, "intent")
+        raise
+    except RetriableError:
+        # The client raises a transient fault of a POST as it is only when the request provably
+        # never left (a connect failure; otherwise it is UncertainOutcome): post again later.
         repo.mark_batch(rt.engine, batch.id, "intent")
         raise
     except UncertainOutcome as exc:

@@ -100,6 +100,11 @@ class EmulatorAdmin:
         result: dict[str, Any] = self._call("POST", "/faults", json=body)
         return result
 
+    def faults(self) -> list[dict[str, Any]]:
+        """The active faults (with their remaining ``count``)."""
+        result: list[dict[str, Any]] = self._call("GET", "/faults")
+        return result
+
     def clear_faults(self) -> None:
         """Remove every fault."""
         self._call("DELETE", "/faults")
@@ -108,6 +113,14 @@ class EmulatorAdmin:
         """An outside consumer spends ``fraction`` of a pool (0 stops it)."""
         body = {"pool": pool, "fraction": fraction, "project": project}
         self._call("POST", "/external_load", json=body)
+
+    def move_job(self, project: str, day: str, to_day: str) -> dict[str, Any]:
+        """Reschedule a project's pending deletion job from ``day`` to ``to_day`` (YYYY-MM-DD),
+        as Amplitude may do."""
+        result: dict[str, Any] = self._call(
+            "POST", "/move_job", json={"project": project, "day": day, "to_day": to_day}
+        )
+        return result
 
     def set_limits(
         self, rate_scale: float | None = None, enforce: bool | None = None, reset: bool = False

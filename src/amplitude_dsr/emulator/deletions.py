@@ -167,3 +167,11 @@ class DeletionBook:
             }
         job.entries.remove(entry)
         return 200, entry.wire(False)
+
+    def move(self, project: str, day: date, to_day: date) -> Job | None:
+        """Reschedule a project's job to another ``day`` (Amplitude may do this); ``None`` if
+        the project has no job at ``day``. Jobs already applied are not moved."""
+        job = next((j for j in self.jobs if j.project == project and j.day == day and not j.applied), None)
+        if job is not None:
+            job.day = to_day
+        return job

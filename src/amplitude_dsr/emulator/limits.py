@@ -7,6 +7,7 @@ in-flight requests. An *external load* spends part of a pool as a steady outside
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -49,6 +50,7 @@ CAPS: dict[str, CapSpec] = {
     "cost": CapSpec(1000, "cost: 1000 concurrent cost"),
     "deletions": CapSpec(8, "deletions: 8 requests in flight"),
 }
+DISCRETE_EXTERNAL_BELOW = 10  # pools of fewer requests per window see whole outside requests
 POOL_ALIASES = {"useractivity": "usersearch", "dashboard": "usersearch", "events": "cost"}
 
 
@@ -142,7 +144,20 @@ class Limits:
         used: float = sum(cost for _, cost in spent)
         for key in ((pool, scope), (pool, None)):
             if key in self._external:
-                # A steady outside consumer: in any window it has spent fraction x capacity.
-                fraction, _since = self._external[key]
-                used += fraction * WINDOWS[pool].capacity
+                fraction, since = self._external[key]
+                used += external_in_window(fraction, WINDOWS[pool].capacity, window, since, now)
         return used
+
+
+def external_in_window(fraction: float, capacity: int, window: float, since: float, now: float) -> float:
+    """What a steady outside consumer (running as if forever) spent in the window ending at
+    ``now``. In a pool with a large count that is ``fraction x capacity`` in any window. In a pool
+    of a few requests per window (deletions: 1 per second) the consumer sends whole requests,
+    one every ``window / (fraction x capacity)`` seconds from ``since``, so another caller gets
+    through only in the gaps between them, as with Amplitude."""
+    if fraction <= 0 or capacity <= 0:
+        return 0.0
+    if capacity > DISCRETE_EXTERNAL_BELOW or fraction >= 1.0:
+        return fraction * capacity
+    period = window / (fraction * capacity)
+    return float(math.floor((now - since) / period) - math.floor((now - window - since) / period))

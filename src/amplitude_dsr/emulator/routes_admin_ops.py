@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import date
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -71,6 +72,22 @@ def register_ops(app: FastAPI, world: World) -> None:
         fraction = float(body.get("fraction") or 0)
         world.limits.set_external(pool, scope, fraction)
         return JSONResponse({"pool": pool, "project": scope, "fraction": fraction})
+
+    @app.post("/_admin/move_job")
+    async def move_job(request: Request) -> JSONResponse:
+        body = await body_of(request)
+        project = str(body.get("project"))
+        if project not in world.projects:
+            return error(404, f"unknown project {project!r}")
+        try:
+            day, to_day = date.fromisoformat(str(body.get("day"))), date.fromisoformat(str(body.get("to_day")))
+        except ValueError:
+            return error(400, "day and to_day must be YYYY-MM-DD")
+        with world.lock:
+            job = world.deletions.move(project, day, to_day)
+        if job is None:
+            return error(404, f"no pending deletion job of {project!r} on {day.isoformat()}")
+        return JSONResponse({"project": project, "day": to_day.isoformat(), "moved_from": day.isoformat()})
 
     @app.post("/_admin/limits")
     async def limits(request: Request) -> JSONResponse:

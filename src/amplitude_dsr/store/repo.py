@@ -451,3 +451,20 @@ def requests_of_batch(conn: sa.Connection, batch_id: str) -> list[str]:
         sa.select(deletion_items.c.request_id).where(deletion_items.c.batch_id == batch_id).distinct()
     ).all()
     return sorted(r[0] for r in rows)
+
+
+def move_job_day(engine: sa.Engine, request_id: str, project: str, old_day: str, *, new_day: str, status: str) -> int:
+    """Record that Amplitude moved the job holding the request's IDs from ``old_day`` to
+    ``new_day`` (with its current ``status``); returns the items moved."""
+    with engine.begin() as conn:
+        res = conn.execute(
+            deletion_items.update()
+            .where(
+                deletion_items.c.request_id == request_id,
+                deletion_items.c.project == project,
+                deletion_items.c.job_day == old_day,
+                deletion_items.c.state == "receipted",
+            )
+            .values(job_day=new_day, job_status=status)
+        )
+    return int(res.rowcount)

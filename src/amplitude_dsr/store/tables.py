@@ -66,3 +66,13 @@ deletion_batches = sa.Table(
     sa.Column("receipt", sa.JSON),
     sa.Column("error", sa.Text),
 )
+
+# One row per project whose credentials Amplitude refuses while it holds (or may hold) our
+# deletion jobs: its requests wait instead of failing until a call with the keys succeeds.
+project_pauses = sa.Table(
+    "dsr_project_pauses",
+    METADATA,
+    sa.Column("project", sa.String(100), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+)
