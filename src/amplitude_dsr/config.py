@@ -1,7 +1,7 @@
 """Settings, built once at the edge (CLI entry, service factory) and passed down as values.
 
 Sources, later ones winning: defaults, a TOML file (``AMPLITUDE_DSR_CONFIG`` or ``--config``),
-environment variables (names in ``docs/configuration.md`` and DESIGN.md's contracts).
+environment variables (names in ``docs/configuration.md`` and ``docs/architecture.md#contracts``).
 
 A TOML file can configure several projects of one organisation::
 
@@ -92,7 +92,7 @@ class Settings(BaseModel):
 
 
 class _Env(BaseSettings):
-    """Environment variables of the DESIGN.md contract."""
+    """Environment variables of the contract (``docs/architecture.md#contracts``)."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 

@@ -1,6 +1,6 @@
-"""The budget holds across PROCESSES sharing one database (DESIGN.md: DBOS queue limits do not,
-on SQLite). Two worker processes hammer user search on one emulator project; the emulator's
-request log is the judge. Runs on PostgreSQL when ``AMPLITUDE_DSR_TEST_DATABASE_URL`` is set."""
+"""The budget holds across PROCESSES sharing one database (DBOS queue limits do not on SQLite,
+docs/architecture.md#durable-execution). Two worker processes hammer user search on one emulator
+project; the emulator's request log is the judge. Runs on PostgreSQL when ``AMPLITUDE_DSR_TEST_DATABASE_URL`` is set."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from tests.e2e.conftest import RATE_SCALE, api_calls, catalog, db_url, emulator,
 
 __all__ = ["RATE_SCALE", "api_calls", "catalog", "db_url", "emulator", "env_for"]
 
-# Every variable of the DESIGN.md contract: unset unless a test sets it, so the developer's own
+# Every variable of the contract (docs/architecture.md#contracts): unset unless a test sets it, so the developer's own
 # environment never leaks into a test.
 CONTRACT_ENV = (
     "AMPLITUDE_API_KEY", "AMPLITUDE_SECRET_KEY", "AMPLITUDE_ORG_API_KEY", "AMPLITUDE_ORG_SECRET_KEY",

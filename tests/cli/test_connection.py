@@ -30,7 +30,7 @@ def test_every_capability_ok_with_project_and_org_keys(emulator: EmulatorServer,
     [web] = doc["projects"]
     assert (web["name"], web["region"], web["access"]["ok"], web["deletion"]["ok"]) == ("default", "us", True, True)
     assert doc["org"]["dsar"]["ok"] is True
-    # Exactly the documented cheap calls (amplitude-api.md §6), each once.
+    # Exactly the documented cheap calls (docs/amplitude.md#test-connection-calls), each once.
     [search] = api_calls(emulator, "/api/2/usersearch")
     assert search["query"]["user"].startswith(DUMMY_USER_PREFIX) and search["status"] == 200
     [listing] = api_calls(emulator, "/api/2/deletions/users")

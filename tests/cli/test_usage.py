@@ -1,5 +1,5 @@
 """Every command: accurate ``--help``, and bad input gives one line on stderr and exit 2
-(DESIGN.md contract), never a traceback."""
+(docs/architecture.md#contracts), never a traceback."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_help_exits_0_and_reads_well(command: list[str], invoke: Invoke) -> None
     assert result.stdout.startswith("Usage: amplitude-dsr")
     assert "list[str]" not in result.stdout  # typer's default metavar for repeatable options
     if command:
-        assert "--json" in result.stdout  # every command takes --json (DESIGN.md)
+        assert "--json" in result.stdout  # every command takes --json (docs/architecture.md#contracts)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -233,6 +233,7 @@ def test_cancel_follows_a_moved_job_and_removes_with_its_current_day(
     assert "job_moved" in audit_kinds(rt, rid)
 
 
+@pytest.mark.slow
 def test_an_outside_consumer_taking_90_percent_of_the_deletion_pool_fails_nothing(
     emulator: EmulatorServer, db_url: str, tmp_path: Path
 ) -> None:
@@ -242,16 +243,13 @@ def test_an_outside_consumer_taking_90_percent_of_the_deletion_pool_fails_nothin
     that got through, never a tight loop)."""
     scale = 10.0
     emulator.admin.set_limits(rate_scale=scale)
-    users = [emulator.admin.add_user("web", user_id=f"crowded-{n}@example.org", events=2) for n in range(6)]
+    users = [emulator.admin.add_user("web", user_id=f"crowded-{n}@example.org", events=2) for n in range(3)]
     settings = settings_for(emulator, db_url, rate_scale=scale, max_linger=0.0, poll_interval=1.0)
     emulator.admin.external_load("deletions", 0.9, project="web")
     rt = open_runtime(settings, role="executor", data_dir=tmp_path / "data")
     try:
-        ids: list[str] = []
-        for user in users:  # one at a time: several POSTs and several jobs' listings compete
-            ids.append(delete_request(rt, user["user_id"]))
-            eventually(lambda rid=ids[-1]: receipted(rt, rid), "a receipt", timeout=120)
-        outcomes = [api.wait(rid, timeout=240) for rid in ids]
+        ids = [delete_request(rt, user["user_id"]) for user in users]
+        outcomes = [api.wait(rid, timeout=400) for rid in ids]
     finally:
         rt.close()
         emulator.admin.external_load("deletions", 0.0, project="web")
@@ -260,7 +258,8 @@ def test_an_outside_consumer_taking_90_percent_of_the_deletion_pool_fails_nothin
     limited = [e for e in ours if e["status"] == 429]
     through = [e for e in ours if e["status"] == 200]
     assert len(limited) <= 30 * len(through), f"{len(limited)} 429s for {len(through)} calls that got through"
-    assert len([e for e in posts(emulator) if e["status"] == 200]) == len(ids)  # each POST once
+    accepted = [e for e in posts(emulator) if e["status"] == 200]
+    assert sum(len(e["body"]["amplitude_ids"]) for e in accepted) == len(ids)  # each ID posted once
 
 
 # --- access --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""User Activity: whole-session pages, overlap, limits, sentinels, merged IDs (amplitude-api.md §2)."""
+"""User Activity: whole-session pages, overlap, limits, sentinels, merged IDs (docs/amplitude.md#user-activity)."""
 
 from __future__ import annotations
 

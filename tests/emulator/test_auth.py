@@ -1,4 +1,4 @@
-"""Auth: project keys per region, org keys for DSAR, 401 JSON bodies (amplitude-api.md §0)."""
+"""Auth: project keys per region, org keys for DSAR, 401 JSON bodies (docs/amplitude.md#authentication)."""
 
 from __future__ import annotations
 

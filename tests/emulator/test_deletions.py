@@ -1,4 +1,4 @@
-"""User Privacy API v1: POST variations, GET windows, DELETE rules (amplitude-api.md §4)."""
+"""User Privacy API v1: POST variations, GET windows, DELETE rules (docs/amplitude.md#deletion-api-v1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DSAR: org keys, lifecycle, redirect to storage, gzip JSON lines, expiry, failure (§5)."""
+"""DSAR: org keys, lifecycle, storage redirect, gzip JSON lines, expiry, failure (docs/amplitude.md#dsar-export-api)."""
 
 from __future__ import annotations
 

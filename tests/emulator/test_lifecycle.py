@@ -1,4 +1,4 @@
-"""Deletion lifecycle on the emulated clock: staging -> submitted -> done (amplitude-api.md §4.4)."""
+"""Deletion lifecycle on the emulated clock: staging -> submitted -> done (docs/amplitude.md#job-lifecycle)."""
 
 from __future__ import annotations
 

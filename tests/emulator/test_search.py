@@ -1,4 +1,4 @@
-"""User Search: match types, prefix matches, merged IDs, nomatch (amplitude-api.md §1)."""
+"""User Search: match types, prefix matches, merged IDs, nomatch (docs/amplitude.md#user-search)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A rate and concurrency budget shared by every process that uses the same database.
 
-Why not DBOS queues: DESIGN.md measured that a DBOS queue rate limit does not hold across two
-processes on SQLite. So the budget keeps its own two tables and changes them atomically, one
+Why not DBOS queues: their rate limits do not hold across processes on SQLite (measured, see
+``docs/architecture.md#durable-execution``). So the budget keeps its own two tables and changes them atomically, one
 short transaction per step (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on
 PostgreSQL):
 

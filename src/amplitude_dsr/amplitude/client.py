@@ -1,6 +1,6 @@
 """The project-key client: User Search, User Activity, events list, User Privacy v1.
 
-Facts (endpoints, parameters, limits, gotchas): ``amplitude-api.md`` §1-§4. Every call spends
+Facts (endpoints, parameters, limits, gotchas): ``docs/amplitude.md``. Every call spends
 from its documented pool through the shared :class:`~amplitude_dsr.amplitude.budget.Budget`.
 """
 
@@ -41,7 +41,7 @@ DELETIONS = "/api/2/deletions/users"
 
 def wire_bool(value: bool) -> str:
     """A boolean as the v1 deletion API wants it: the string ``"True"`` or ``"False"``
-    (``amplitude-api.md`` gotcha 1: JSON ``true`` has been refused with a 400)."""
+    (``docs/amplitude.md#gotchas``, gotcha 1: JSON ``true`` has been refused with a 400)."""
     return "True" if value else "False"
 
 

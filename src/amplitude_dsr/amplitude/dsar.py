@@ -1,4 +1,4 @@
-"""The org-key client for the DSAR export API (facts: ``amplitude-api.md`` §5).
+"""The org-key client for the DSAR export API (facts: ``docs/amplitude.md#dsar-export-api``).
 
 All DSAR endpoints share one budget per org: 14,400 cost per hour, POST 8, every GET 1
 (status polls and output downloads alike). Output files are gzipped JSON lines, reached through

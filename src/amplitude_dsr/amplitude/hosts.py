@@ -1,4 +1,4 @@
-"""Which host a credential talks to (facts: ``amplitude-api.md`` §0 and gotcha 10).
+"""Which host a credential talks to (facts: ``docs/amplitude.md#hosts-and-regions``, gotcha 10).
 
 Keys work only against their own region's host: EU projects must use
 ``analytics.eu.amplitude.com``. ``analytics.amplitude.com`` is the web app, never an API host.

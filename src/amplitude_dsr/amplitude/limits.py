@@ -1,4 +1,4 @@
-"""Every number Amplitude documents about its limits, named once (facts: ``amplitude-api.md``).
+"""Every number Amplitude documents about its limits, named once (facts: ``docs/amplitude.md#rate-limits``).
 
 Pools (what a call spends from, see ``docs/client.md``):
 
@@ -17,41 +17,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# --- User Search + User Activity pool (amplitude-api.md §3, "Rate limits (consolidated)") ---
+# --- User Search + User Activity pool (docs/amplitude.md#rate-limits) ---
 USER_POOL_LIMIT = 360  # queries per window, per project
 USER_POOL_WINDOW = 3600.0  # seconds (one hour)
 USER_POOL_CONCURRENCY = 10  # concurrent requests, per project
 
-# --- General REST concurrency (amplitude-api.md §3): all REST endpoints, per project ---
+# --- General REST concurrency (docs/amplitude.md#rate-limits): all REST endpoints, per project ---
 REST_CONCURRENCY = 5
 
-# --- Cost-based Dashboard endpoints (amplitude-api.md §3) ---
+# --- Cost-based Dashboard endpoints (docs/amplitude.md#rate-limits) ---
 COST_POOL_LIMIT = 108_000  # cost per window, per project
 COST_POOL_WINDOW = 3600.0
 COST_CONCURRENCY = 1_000  # cost "at the same time" / "within five minutes": caps the burst
 EVENTS_LIST_COST = 1  # /api/2/events/list, like every unlisted endpoint, costs 1
 
-# --- User Privacy API v1 (amplitude-api.md §4.5) ---
+# --- User Privacy API v1 (docs/amplitude.md#deletion-limits) ---
 DELETION_RATE_LIMIT = 1  # requests per window on /api/2/deletions/users, per project
 DELETION_RATE_WINDOW = 1.0  # seconds
 DELETION_IN_FLIGHT = 8  # parallel requests per project
 MAX_IDS_PER_DELETION = 100  # amplitude_ids + user_ids per request
-DELETION_LIST_MAX_MONTHS = 6  # largest start_day..end_day range of GET (amplitude-api.md §4.2)
+DELETION_LIST_MAX_MONTHS = 6  # largest start_day..end_day range of GET (docs/amplitude.md#listing-deletion-jobs)
 DELETION_LIST_MAX_DAYS = 180  # a window of 180 days is inside 6 months whatever the months
-CANCEL_FREEZE_DAYS = 3  # a staging job is frozen this many days before its ``day`` (§4.3, §4.4)
+CANCEL_FREEZE_DAYS = 3  # a staging job is frozen this many days before its ``day`` (docs/amplitude.md#job-lifecycle)
 
-# --- DSAR API (amplitude-api.md §5.5) ---
+# --- DSAR API (docs/amplitude.md#dsar-limits-and-sla) ---
 DSAR_COST_LIMIT = 14_400  # cost per window, per org, shared by every DSAR endpoint
 DSAR_COST_WINDOW = 3600.0
 DSAR_POST_COST = 8  # POST /api/2/dsar/requests
 DSAR_GET_COST = 1  # every GET: status polls and output downloads
-DSAR_LINK_LIFETIME_DAYS = 2  # output links expire after two days (§5.2, §5.5)
+DSAR_LINK_LIFETIME_DAYS = 2  # output links expire after two days (docs/amplitude.md#dsar-limits-and-sla)
 
-# --- User Activity paging (amplitude-api.md §2) ---
+# --- User Activity paging (docs/amplitude.md#user-activity) ---
 USER_ACTIVITY_MAX_LIMIT = 1000  # events per page
 
-# --- Backoff after a 429 (amplitude-api.md §3: no Retry-After is documented) ---
-CONCURRENCY_BACKOFF_BASE = 10.0  # seconds, "starting at about 10 s for the concurrency pool"
+# --- Backoff after a 429 (docs/amplitude.md#throttling-and-backoff: no Retry-After is documented) ---
+CONCURRENCY_BACKOFF_BASE = 10.0  # seconds, for a concurrency limit (our choice: no wait is documented)
 CONCURRENCY_BACKOFF_CAP = 60.0
 
 # Budget-specific choice (not Amplitude's): the largest burst, as a share of the documented count.

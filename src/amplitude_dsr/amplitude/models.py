@@ -1,4 +1,4 @@
-"""Wire models for the Amplitude responses we read (facts: ``amplitude-api.md``).
+"""Wire models for the Amplitude responses we read (facts: ``docs/amplitude.md``).
 
 Every model tolerates unknown fields (Amplitude adds keys over time) and coerces IDs that arrive
 as numbers or numeric strings. Sentinel values (Long.MAX/Long.MIN, used for "unknown") become
@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-LONG_MAX = 9223372036854775807  # sentinel for unknown lat/lng (amplitude-api.md §2)
-LONG_MIN = -9223372036854775808  # sentinel for unknown firstSeen/lastSeen (amplitude-api.md §2)
+LONG_MAX = 9223372036854775807  # sentinel for unknown lat/lng (docs/amplitude.md#user-activity)
+LONG_MIN = -9223372036854775808  # sentinel for unknown firstSeen/lastSeen (docs/amplitude.md#user-activity)
 SENTINELS = frozenset({LONG_MAX, LONG_MIN, str(LONG_MAX), str(LONG_MIN)})
 
 

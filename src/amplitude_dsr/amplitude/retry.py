@@ -68,7 +68,7 @@ def rate_limit_backoff(spec: PoolSpec, rate_scale: float, concurrency: bool) -> 
     """Backoff after a 429 in pool ``spec``.
 
     Concurrency limits free up as soon as requests finish: start at about 10 s
-    (``amplitude-api.md`` §3). A per-window count frees up only as the window slides: start at a
+    (``docs/amplitude.md#throttling-and-backoff``). A per-window count frees up only as the window slides: start at a
     twelfth of the window (5 min for an hourly pool) and allow up to the whole window. Both are
     divided by ``rate_scale`` (faster windows in the emulator or under a bigger contract).
     """

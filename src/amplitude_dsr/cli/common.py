@@ -1,6 +1,6 @@
 """Shared CLI plumbing: settings, identifiers, output, and the one error policy.
 
-Exit codes (DESIGN.md contract): 0 success; 2 usage or configuration error; 1 any other
+Exit codes (the contract, ``docs/architecture.md#contracts``): 0 success; 2 usage or configuration error; 1 any other
 failure, with a one-line reason on stderr and no traceback unless ``--debug``.
 """
 

@@ -1,6 +1,6 @@
 """``test-connection``: check every configured credential with the cheapest documented call.
 
-Per project (``amplitude-api.md`` §6): **access** by a User Search for a dummy ID that cannot
+Per project (``docs/amplitude.md#test-connection-calls``): **access** by a User Search for a dummy ID that cannot
 match anyone (``200 nomatch`` means the keys work; it costs 1 of the 360/hour user pool) and
 **deletion** by listing today's deletion jobs (read-only, 1 call of the 1/second pool). With org
 keys: **DSAR** by reading a DSAR request that does not exist: 404 means the key was accepted,

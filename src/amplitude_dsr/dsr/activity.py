@@ -1,6 +1,6 @@
 """Pure logic about User Activity pages: sessions, paging decisions, statistics.
 
-Facts (``amplitude-api.md`` §2): events come newest first, grouped by session; a page is widened
+Facts (``docs/amplitude.md#user-activity``): events come newest first, grouped by session; a page is widened
 so it never cuts a session in half, so pages overlap; ``session_id`` -1 means "no session".
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from amplitude_dsr.amplitude.models import Event
 from amplitude_dsr.dsr.model import SessionSummary
 
-PAGE_SIZE = 1000  # documented maximum `limit` of useractivity (amplitude-api.md §2)
+PAGE_SIZE = 1000  # documented maximum `limit` of useractivity (docs/amplitude.md#user-activity)
 NO_SESSION = -1
 
 
@@ -37,7 +37,7 @@ def needs_next_page(page: Sequence[Event], *, limit: int, full_history: bool, re
     (a session reaching past the page), so that the whole most recent session is present.
 
     A page holding more than ``limit + 1`` events was widened by Amplitude so that it ends where a
-    session ends (``amplitude-api.md`` §2; the ``+ 1`` allows for the documented 0-indexed
+    session ends (``docs/amplitude.md#user-activity``; the ``+ 1`` allows for the documented 0-indexed
     ``limit``): its last session is whole, so no page is fetched again for the same session.
     """
     if len(page) < limit:

@@ -1,8 +1,8 @@
 """Pure decisions of the deletion flow: when to submit, what a receipt or a job listing says,
 whether a cancel is allowed, what a verification search proves.
 
-Facts (docs/amplitude.md, deletion API): jobs go ``staging`` -> ``submitted`` -> ``done``; users can be
-removed from a job only while it is ``staging`` and more than 3 days before its ``day``; listing
+Facts (``docs/amplitude.md#deletion-api-v1``): jobs go ``staging`` -> ``submitted`` -> ``done``;
+users can be removed from a job only while it is ``staging`` and more than 3 days before its ``day``; listing
 windows are at most 6 months wide.
 """
 
@@ -14,8 +14,8 @@ from datetime import date, datetime, timedelta
 from amplitude_dsr.amplitude.models import DeletionJob
 from amplitude_dsr.dsr.model import Candidate, VerificationOutcome
 
-MAX_IDS_PER_POST = 100  # amplitude-api.md §4.1
-CANCEL_CUTOFF_DAYS = 3  # amplitude-api.md §4.3: only more than 3 days before `day`
+MAX_IDS_PER_POST = 100  # docs/amplitude.md#creating-deletions
+CANCEL_CUTOFF_DAYS = 3  # docs/amplitude.md#removing-a-user-from-a-job: only more than 3 days before `day`
 RECONCILE_LOOKBACK = timedelta(days=7)
 RECONCILE_LOOKAHEAD = timedelta(days=150)  # under the 6-month listing window
 FINAL_JOB_STATUS = "done"

@@ -1,6 +1,6 @@
 """Exact identity resolution: pure decisions about User Search results.
 
-Rules (``amplitude-api.md`` gotchas 3 and 4):
+Rules (``docs/amplitude.md#user-search``, gotchas 3 and 4):
 
 * An email is searched as a ``user_id`` (or as the user IDs an identity map gives for it).
 * A ``match_user_prefix`` result is never accepted: it is somebody else.

@@ -1,4 +1,4 @@
-"""User Privacy API v1 deletion jobs (amplitude-api.md §4) and their lifecycle.
+"""User Privacy API v1 deletion jobs (docs/amplitude.md#deletion-api-v1) and their lifecycle.
 
 A POST on day D joins the project's open staging batch, or opens one with ``day`` = D + 10. A
 batch freezes 3 days before ``day``, is ``submitted`` on ``day`` (its users disappear from search
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .model import User
     from .world import World
 
-# amplitude-api.md §4.4 (emulator schedule from docs/emulator-contract.md).
+# docs/amplitude.md#job-lifecycle (emulator schedule from docs/emulator-contract.md).
 BATCH_DELAY = timedelta(days=10)
 FREEZE_BEFORE = timedelta(days=3)
 SCRUB_AFTER = timedelta(days=2)

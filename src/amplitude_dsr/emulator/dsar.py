@@ -1,4 +1,4 @@
-"""DSAR export jobs (amplitude-api.md §5) and their gzip JSON-lines outputs.
+"""DSAR export jobs (docs/amplitude.md#dsar-export-api) and their gzip JSON-lines outputs.
 
 staging -> submitted after 1 emulated hour -> done (or failed) after 1 emulated day; links
 expire 2 days after done. Outputs are one file per project per month with data, generated while
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 SUBMIT_AFTER = timedelta(hours=1)
 DONE_AFTER = timedelta(days=1)
-# amplitude-api.md §5.5: output links expire after 2 days.
+# docs/amplitude.md#dsar-limits-and-sla: output links expire after 2 days.
 LINKS_VALID = timedelta(days=2)
 FIRST_REQUEST_ID = 53367
 
@@ -199,7 +199,7 @@ class DsarBook:
                     event = user.event_at(i)
                     if output.lo_ms <= event.time_ms < output.hi_ms:
                         rows.append(json.dumps(event_json(user, event, app)).encode() + b"\n")
-        random.Random(output.month).shuffle(rows)  # no ordering guarantee (§5.4)
+        random.Random(output.month).shuffle(rows)  # no ordering guarantee (docs/amplitude.md#downloading-outputs)
         yield from rows
 
 

@@ -1,6 +1,6 @@
 """Rate-limit pools measured on real (monotonic) time, scaled by ``rate_scale``.
 
-Every documented pool (amplitude-api.md §3, §4.5, §5.5) is a sliding window whose length is
+Every documented pool (docs/amplitude.md#rate-limits) is a sliding window whose length is
 divided by ``rate_scale`` (the count stays as documented), plus concurrency caps counted with
 in-flight requests. An *external load* spends part of a pool as a steady outside consumer would.
 """
@@ -32,18 +32,18 @@ class CapSpec:
     message: str
 
 
-# amplitude-api.md §3: user search + user activity: 360 queries per hour per project.
-# amplitude-api.md §3: cost-based endpoints (events/list costs 1): 108,000 cost per hour.
-# amplitude-api.md §4.5: deletions endpoint: 1 request per second per project.
-# amplitude-api.md §5.5: DSAR: 14,400 cost per hour per org (POST 8, GET 1).
+# docs/amplitude.md#rate-limits: user search + user activity: 360 queries per hour per project.
+# docs/amplitude.md#rate-limits: cost-based endpoints (events/list costs 1): 108,000 cost per hour.
+# docs/amplitude.md#deletion-limits: deletions endpoint: 1 request per second per project.
+# docs/amplitude.md#dsar-limits-and-sla: DSAR: 14,400 cost per hour per org (POST 8, GET 1).
 WINDOWS: dict[str, WindowSpec] = {
     "usersearch": WindowSpec(360, 3600.0, "usersearch/useractivity: 360 queries per hour"),
     "cost": WindowSpec(108_000, 3600.0, "cost: 108000 cost per hour"),
     "deletions": WindowSpec(1, 1.0, "deletions: 1 request per second"),
     "dsar": WindowSpec(14_400, 3600.0, "dsar: 14400 cost per hour"),
 }
-# amplitude-api.md §3: 5 concurrent requests across all REST endpoints; 10 concurrent user
-# search/activity; 1,000 concurrent cost. §4.5: 8 deletion requests in flight per project.
+# docs/amplitude.md#rate-limits: 5 concurrent requests across all REST endpoints; 10 concurrent user
+# search/activity; 1,000 concurrent cost; 8 deletion requests in flight per project.
 CAPS: dict[str, CapSpec] = {
     "rest": CapSpec(5, "rest: 5 concurrent requests"),
     "usersearch": CapSpec(10, "usersearch/useractivity: 10 concurrent requests"),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# amplitude-api.md §5.5: users above 100,000 events per month are not supported by DSAR.
+# docs/amplitude.md#dsar-limits-and-sla: users above 100,000 events per month are not supported by DSAR.
 DSAR_MAX_EVENTS_PER_MONTH = 100_000
 
 EVENT_TYPES = (

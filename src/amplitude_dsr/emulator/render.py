@@ -1,4 +1,4 @@
-"""Render stored users and events in Amplitude's wire format (amplitude-api.md §1, §2, §5.4)."""
+"""Render stored users and events in Amplitude's wire format (facts: docs/amplitude.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from .model import Event, User
 
-# amplitude-api.md §2 gotcha 6: sentinel values for unknown data.
+# docs/amplitude.md#user-activity (gotcha 6): sentinel values for unknown data.
 LONG_MAX = 9223372036854775807
 LONG_MIN = -9223372036854775808
 

@@ -1,4 +1,4 @@
-"""Dashboard REST routes: User Search, User Activity, events/list (amplitude-api.md §1-3)."""
+"""Dashboard REST routes: User Search, User Activity, events/list (facts: docs/amplitude.md)."""
 
 from __future__ import annotations
 

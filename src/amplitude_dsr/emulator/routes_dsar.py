@@ -1,4 +1,4 @@
-"""DSAR routes (amplitude-api.md §5) and the storage host that serves the outputs."""
+"""DSAR routes (docs/amplitude.md#dsar-export-api) and the storage host that serves the outputs."""
 
 from __future__ import annotations
 

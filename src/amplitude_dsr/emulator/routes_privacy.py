@@ -1,4 +1,4 @@
-"""User Privacy API v1 routes: create, list and remove deletions (amplitude-api.md §4)."""
+"""User Privacy API v1 routes: create, list and remove deletions (docs/amplitude.md#deletion-api-v1)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 from .routes_dashboard import bad_request
 from .world import World
 
-# amplitude-api.md §4.1: no more than 100 IDs in total per request.
+# docs/amplitude.md#creating-deletions: no more than 100 IDs in total per request.
 MAX_IDS_PER_REQUEST = 100
-# amplitude-api.md §4.2: the largest allowed GET range is 6 months.
+# docs/amplitude.md#listing-deletion-jobs: the largest allowed GET range is 6 months.
 MAX_WINDOW_MONTHS = 6
 
 
@@ -117,7 +117,7 @@ def register(app: FastAPI, world: World) -> None:
             region = world.projects[project_name].region
             names = [project_name]
             if org_wide:
-                ignore = True  # amplitude-api.md §4.1: forced by delete_from_org
+                ignore = True  # docs/amplitude.md#org-wide-deletion: forced by delete_from_org
                 names = [n for n, p in world.projects.items() if p.region == region]
             book = world.deletions
             resolved = {n: book.resolve(n, amplitude_ids, user_ids, requester, today) for n in names}

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .dsar import DsarBook
     from .faults import Faults
 
-# amplitude-api.md §2: User Activity returns at most 1000 events per page by default.
+# docs/amplitude.md#user-activity: User Activity returns at most 1000 events per page by default.
 ACTIVITY_MAX_LIMIT = 1000
 
 
@@ -154,7 +154,7 @@ class World:
 
     # -- read paths -------------------------------------------------------------------------
     def search(self, project: str, query: str) -> dict[str, Any]:
-        """User Search (amplitude-api.md §1): amplitude_id, then exact ids, then prefix."""
+        """User Search (docs/amplitude.md#user-search): amplitude_id, then exact ids, then prefix."""
         with self.lock:
             if query.isdigit():
                 user = self._by_id[project].get(int(query))
@@ -172,7 +172,7 @@ class World:
             return {"matches": [], "type": "nomatch"}
 
     def activity(self, project: str, amplitude_id: int, offset: int, limit: int, direction: str) -> dict[str, Any]:
-        """User Activity (amplitude-api.md §2): whole sessions, so pages may exceed ``limit``."""
+        """User Activity (docs/amplitude.md#user-activity): whole sessions, so pages may exceed ``limit``."""
         with self.lock:
             user = self._by_id[project].get(amplitude_id)
             app = self.projects[project].app

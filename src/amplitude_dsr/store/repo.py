@@ -16,7 +16,7 @@ from amplitude_dsr.errors import RequestNotFound
 from amplitude_dsr.store.audit import AUDIT_METADATA
 from amplitude_dsr.store.tables import METADATA, deletion_batches, deletion_items, requests
 
-MAX_IDS_PER_POST = 100  # User Privacy v1: at most 100 IDs per request (amplitude-api.md §4.1)
+MAX_IDS_PER_POST = 100  # User Privacy v1: at most 100 IDs per request (docs/amplitude.md#creating-deletions)
 SCHEMA_ATTEMPTS = 5
 
 
