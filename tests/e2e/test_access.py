@@ -109,11 +109,11 @@ CASES = [
         activity_calls=0,
     ),
     Case(
-        "a user ID equal to another user's Amplitude ID is not that user",
+        "a user ID equal to another user's Amplitude ID is not that user, a prefix probe finds it",
         lambda c: [("user_id", c["numeric_user_id"]["user_id"])],
-        lambda c: [],
+        lambda c: [c["numeric_user_id"]["amplitude_id"]],
         never=lambda c: [int(c["numeric_user_id"]["user_id"])],
-        activity_calls=0,
+        searches=2,
     ),
     Case(
         "device-only (anonymous) user found by device ID",

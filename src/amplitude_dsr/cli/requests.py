@@ -55,6 +55,7 @@ def request_document(row: repo.RequestRow, items: list[repo.Item] | None = None)
     if row.kind == "access" and "subjects" in result:
         doc["subjects"] = result["subjects"]
         doc["unresolved_identifiers"] = result.get("unresolved", 0)
+        doc["ambiguous_identifiers"] = result.get("ambiguous", 0)
         doc["data_held"] = bool(result["subjects"])
     if row.kind == "deletion" and items is not None:
         doc["amplitude_ids"] = dict(sorted(Counter(i.state for i in items).items()))
@@ -182,7 +183,9 @@ def _print_request(doc: dict[str, Any], *, waited: bool, worker_running: bool) -
     for subject in doc.get("subjects", []):
         sources = ", ".join(subject["sources"])
         out.print(f"  subject in project {subject['project']}: {subject['events']} events from {sources}")
-    if doc["kind"] == "access" and doc["status"] == "completed" and not doc.get("subjects"):
+    if doc.get("ambiguous_identifiers"):
+        out.print(f"  {doc['ambiguous_identifiers']} identifier(s) could not be resolved exactly (see the report)")
+    elif doc["kind"] == "access" and doc["status"] == "completed" and not doc.get("subjects"):
         out.print("  no data held: no Amplitude user matched any identifier exactly")
     if doc.get("out_dir"):
         out.print(f"  files in {doc['out_dir']}")

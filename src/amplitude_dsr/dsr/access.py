@@ -93,6 +93,7 @@ def access_workflow(request_id: str) -> str:
             summary = {
                 "subjects": [_subject_summary(s) for s in subjects],
                 "unresolved": len(resolved.resolution.unresolved()),
+                "ambiguous": sum(1 for d in resolved.resolution.unresolved_details() if d.ambiguous),
                 "data_held": bool(subjects),
             }
             steps.audit_step(request_id, "completed", {"subjects": len(subjects), "out_dir": out})

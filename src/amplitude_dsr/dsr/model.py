@@ -81,6 +81,12 @@ class SearchAttempt(BaseModel):
     term: str
     match_type: str
     candidates: list[Candidate] = Field(default_factory=list)
+    # For a prefix probe (``term`` is a prefix of it): the user_id a match had to equal exactly.
+    probe_for: str | None = None
+    # User Search answered with a different user (e.g. took a numeric user_id for somebody's
+    # Amplitude ID) and nothing resolved the term in this project: the person may exist.
+    ambiguous: bool = False
+    note: str | None = None  # how such an answer was resolved otherwise (no identifier values)
 
 
 class Subject(BaseModel):
@@ -106,6 +112,39 @@ class Subject(BaseModel):
         return f"{self.project}:{self.amplitude_id}"
 
 
+NOT_FOUND_REASON = "not found: no Amplitude user has this identifier exactly in any searched project"
+AMBIGUOUS_REASON = (
+    "could not be resolved: User Search answered with a different Amplitude user (a number taken for "
+    "another user's Amplitude ID) and no exact match was found another way"
+)
+
+
+class AmbiguousTerm(BaseModel):
+    """A searched term that User Search answered with somebody else, unresolved in ``project``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    identifier: Identifier
+    project: str
+    term_kind: str
+    term: str
+
+    @property
+    def submittable_user_id(self) -> str | None:
+        """The user_id Amplitude's deletion API could resolve server-side (``user_ids`` with
+        ``ignore_invalid_id``), or ``None`` when the term is not a user ID (device, Amplitude ID)."""
+        return self.term if self.term_kind == IdentifierKind.USER_ID.value else None
+
+
+class UnresolvedIdentifier(BaseModel):
+    """An identifier without an exact answer, with a reason that holds no identifier value."""
+
+    identifier: Identifier
+    ambiguous: bool
+    projects: list[str] = Field(default_factory=list)
+    reason: str
+
+
 class Resolution(BaseModel):
     """How every identifier was resolved: the searches made and the subjects accepted."""
 
@@ -113,13 +152,41 @@ class Resolution(BaseModel):
     subjects: list[Subject] = Field(default_factory=list)
 
     def unresolved(self) -> list[Identifier]:
-        """Identifiers for which no candidate was accepted in any project."""
-        found = {a.identifier for a in self.attempts if any(c.accepted for c in a.candidates)}
+        """Identifiers that matched no subject in any project (ambiguous ones included)."""
+        found = {i for s in self.subjects for i in s.matched_by}
         seen: dict[Identifier, None] = {}
         for attempt in self.attempts:
             if attempt.identifier not in found:
                 seen.setdefault(attempt.identifier, None)
         return list(seen)
+
+    def ambiguous(self) -> list[AmbiguousTerm]:
+        """Terms User Search answered with somebody else and nothing resolved in their project
+        (attempts flagged ``ambiguous``): the person may exist there, also when the same
+        identifier found someone through another term. The deletion path submits their
+        :attr:`AmbiguousTerm.submittable_user_id` for Amplitude to resolve."""
+        seen: dict[AmbiguousTerm, None] = {}
+        for a in self.attempts:
+            if a.ambiguous:
+                term = AmbiguousTerm(identifier=a.identifier, project=a.project, term_kind=a.term_kind, term=a.term)
+                seen.setdefault(term, None)
+        return list(seen)
+
+    def unresolved_details(self) -> list[UnresolvedIdentifier]:
+        """Every identifier that is not found anywhere, or ambiguous in some project, and why."""
+        ambiguous: dict[Identifier, list[str]] = {}
+        for term in self.ambiguous():
+            ambiguous.setdefault(term.identifier, [])
+            if term.project not in ambiguous[term.identifier]:
+                ambiguous[term.identifier].append(term.project)
+        details = [
+            UnresolvedIdentifier(identifier=i, ambiguous=True, projects=p, reason=AMBIGUOUS_REASON)
+            for i, p in ambiguous.items()
+        ]
+        for ident in self.unresolved():
+            if ident not in ambiguous:
+                details.append(UnresolvedIdentifier(identifier=ident, ambiguous=False, reason=NOT_FOUND_REASON))
+        return details
 
 
 class SessionSummary(BaseModel):

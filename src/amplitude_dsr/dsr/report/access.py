@@ -73,7 +73,7 @@ def export_header(result: AccessResult, generated_at: datetime) -> dict[str, Any
         "identifiers": [i.model_dump(mode="json") for i in result.identifiers],
         "resolution": resolution_json(result.resolution),
         "data_held": held,
-        "statement": _statement(result) if held else NO_DATA_STATEMENT,
+        "statement": _statement(result),
         "notes": list(result.notes),
     }
 
@@ -83,6 +83,7 @@ def resolution_json(resolution: Resolution) -> dict[str, Any]:
     return {
         "attempts": [a.model_dump(mode="json") for a in resolution.attempts],
         "unresolved": [i.model_dump(mode="json") for i in resolution.unresolved()],
+        "unresolved_details": [d.model_dump(mode="json") for d in resolution.unresolved_details()],
     }
 
 
@@ -109,7 +110,15 @@ def subject_header(data: SubjectData) -> dict[str, Any]:
 
 def _statement(result: AccessResult) -> str:
     n = len(result.subjects)
-    return f"Data held: {n} Amplitude user{'s' if n != 1 else ''} matched the identifiers."
+    ambiguous = sum(1 for d in result.resolution.unresolved_details() if d.ambiguous)
+    text = f"Data held: {n} Amplitude user{'s' if n != 1 else ''} matched the identifiers." if n else ""
+    if ambiguous:
+        text += (" " if text else "Could not be resolved: ") + (
+            f"{ambiguous} identifier{'s' if ambiguous != 1 else ''} could not be resolved exactly (User Search "
+            "answered with a different Amplitude user), so whether data is held under "
+            f"{'them' if ambiguous != 1 else 'it'} is not known."
+        )
+    return text or NO_DATA_STATEMENT
 
 
 def _member(key: str, value: Any, pad: str) -> str:
@@ -176,7 +185,7 @@ def _report_context(result: AccessResult, created: datetime, recent: RecentEvent
     return {
         "r": result,
         "generated_at": created,
-        "statement": _statement(result) if result.subjects else NO_DATA_STATEMENT,
+        "statement": _statement(result),
         "identifiers": [_present.identifier_label(i) for i in result.identifiers],
         "searches": searches,
         "unresolved": [_present.identifier_label(i) for i in result.resolution.unresolved()],
