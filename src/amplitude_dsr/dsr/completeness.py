@@ -32,7 +32,7 @@ DSAR_DONE = "done"
 SOURCE_PHRASES: dict[str, str] = {
     "dsar": "Amplitude's DSAR export of the complete history, merged with the User Activity events",
     "full_history": "every page of the User Activity API (the full history it serves)",
-    "recent": "the most recent events from the User Activity API (up to 1,000) plus the whole most recent session",
+    "recent": "the most recent events from the User Activity API, up to 1,000, plus the whole most recent session",
     "none": "no events were collected",
 }
 
@@ -93,19 +93,20 @@ def coverage(data: SubjectData) -> Coverage:
 
 
 def _how_to_get_the_rest(data: SubjectData, source: Source) -> str:
-    dsar_tried = data.dsar is not None
-    if source == "recent" and not dsar_tried:
-        return (
-            "run the request again with --full-history (every User Activity page), or with organisation "
-            "keys for Amplitude's DSAR export of the complete history"
-        )
-    if source == "recent":
-        return "run the request again with --full-history, or again with organisation keys for a new DSAR export"
-    if source == "full_history" and not dsar_tried:
-        return "run the request again with organisation keys for Amplitude's DSAR export of the complete history"
-    if source == "full_history":
-        return "run the request again for a new DSAR export, or ask Amplitude Support for the complete history"
-    return "ask Amplitude Support: its count includes events the export does not hold"
+    if source == "dsar":
+        return "ask Amplitude Support: its count includes events its DSAR export does not hold"
+    full = "" if source == "full_history" else "with --full-history (every User Activity page)"
+    if data.dsar is None:
+        org = "with organisation keys for Amplitude's DSAR export of the complete history"
+    elif data.dsar.status == "download_failed":
+        org = "for a new DSAR export (its files could not be downloaded)"
+    else:
+        org = ""
+    if full and org:
+        return f"run the request again {full}, or {org}"
+    if full or org:
+        return f"run the request again {full or org}"
+    return "ask Amplitude Support for the complete history (its DSAR export did not succeed)"
 
 
 def assess(result: AccessResult) -> Completeness:

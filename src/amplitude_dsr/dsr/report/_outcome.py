@@ -30,13 +30,19 @@ IN_PROGRESS = ("deletion_in_progress", "Deletion in progress: not complete yet",
 
 
 def accepted_by_amplitude(result: DeletionResult) -> dict[str, Any]:
-    """What Amplitude accepted: per job (project, day, status) how many of the request's IDs,
-    the total accepted, and how many IDs the request had to delete."""
+    """What Amplitude accepted: per job (project, day, latest known status) how many of the
+    request's IDs, the total accepted, and how many IDs the request had to delete."""
+    latest = {h.scope: h.status for h in sorted(result.history, key=lambda h: h.at) if h.scope.startswith("job ")}
     jobs: dict[tuple[str, str], dict[str, Any]] = {}
     for receipt in result.receipts:
         job = jobs.setdefault(
             (receipt.project, receipt.job_day),
-            {"project": receipt.project, "job_day": receipt.job_day, "status": receipt.status, "ids": set()},
+            {
+                "project": receipt.project,
+                "job_day": receipt.job_day,
+                "status": latest.get(f"job {receipt.project} {receipt.job_day}", receipt.status),
+                "ids": set(),
+            },
         )
         job["ids"].update(receipt.amplitude_ids)
     accepted = {i for j in jobs.values() for i in j["ids"]}
