@@ -177,3 +177,36 @@ def test_unsafe_request_id_is_refused(tmp_path: Path, bad: str) -> None:
     result.request_id = bad
     with pytest.raises(UsageError):
         write_access_package(result, tmp_path / "out")
+
+
+def test_csv_has_every_field_of_every_event(tmp_path: Path) -> None:
+    events = [
+        event(1, ip_address="192.0.2.1", os_name="iOS", data={"path": "/x"}, groups=["a", "b"]),
+        event(2, device_model="iPhone 15", location_lat=48.85),
+        event(3, ip_address="=1+2"),
+    ]
+    final = write_access_package(access_result(tmp_path, events), tmp_path / "out")
+    with (final / "events.csv").open(newline="", encoding="utf-8") as rows:
+        table = list(csv.DictReader(rows))
+    header = list(table[0])
+    assert header[: len(CSV_COLUMNS)] == list(CSV_COLUMNS)
+    extra = header[len(CSV_COLUMNS) :]
+    assert extra == sorted({k for e in events for k in e} - set(CSV_COLUMNS))
+    assert {"ip_address", "os_name", "device_model", "location_lat", "data", "groups"} <= set(extra)
+    assert table[0]["ip_address"] == "192.0.2.1" and table[1]["ip_address"] == ""
+    assert json.loads(table[0]["data"]) == {"path": "/x"} and json.loads(table[0]["groups"]) == ["a", "b"]
+    assert table[1]["location_lat"] == "48.85" and table[1]["device_model"] == "iPhone 15"
+    assert table[2]["ip_address"] == "'=1+2"  # the formula guard covers every column
+
+
+def test_partial_answer_banner_heads_the_report(tmp_path: Path) -> None:
+    final = write_access_package(access_result(tmp_path, [event(1)]), tmp_path / "out")  # its DSAR failed
+    export = json.loads((final / "export.json").read_text())
+    assert export["completeness"]["status"] == "partial"
+    [reason] = export["completeness"]["reasons"]
+    assert reason.startswith("The DSAR export (complete history) of 1 user ended 'failed'")
+    html = (final / "report.html").read_text()
+    assert html.index("Partial answer.") < html.index('<p class="statement">')
+    assert reason.replace("'", "&#39;") in html
+    manifest = json.loads((final / "manifest.json").read_text())
+    assert manifest["completeness"] == export["completeness"]
