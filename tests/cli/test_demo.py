@@ -22,4 +22,4 @@ def test_demo_runs_access_and_deletion_end_to_end(tmp_path: Path) -> None:
     access = next(r for r in doc["requests"] if r["kind"] == "access")
     deletion = next(r for r in doc["requests"] if r["kind"] == "deletion")
     assert (Path(access["out_dir"]) / "report.html").is_file()
-    assert json.loads((Path(deletion["out_dir"]) / "certificate.json").read_text())["schema_version"] == 1
+    assert json.loads((Path(deletion["out_dir"]) / "certificate.json").read_text())["schema_version"] == 2

@@ -132,7 +132,7 @@ def test_json_document_and_package(
         assert hashlib.sha256((package / entry["name"]).read_bytes()).hexdigest() == entry["sha256"]
     assert {e["name"] for e in manifest["files"]} == names - {"manifest.json"}
     export = json.loads((package / "export.json").read_text())
-    assert export["schema_version"] == 1 and export["subjects"][0]["event_count"] == merged["num_events"]
+    assert export["schema_version"] == 2 and export["subjects"][0]["event_count"] == merged["num_events"]
     csv_lines = (package / "events.csv").read_text().splitlines()
     assert len(csv_lines) == merged["num_events"] + 1
     assert len(api_calls(emulator, "/usersearch")) == 2 and len(api_calls(emulator, "/useractivity")) == 1

@@ -113,7 +113,7 @@ def test_deletion_certificate_and_receipt(
     cert = json.loads((tmp_path / "out" / rid / "certificate.json").read_text())
     assert (cert["schema"], cert["schema_version"], cert["final_status"]) == (
         "amplitude-dsr/deletion-certificate",
-        1,
+        2,
         "verified",
     )
     [receipt] = cert["receipts"]

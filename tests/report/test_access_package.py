@@ -35,18 +35,18 @@ def test_export_json_schema_and_streamed_events(tmp_path: Path) -> None:
     final = write_access_package(access_result(tmp_path, events), tmp_path / "out")
     export = json.loads((final / "export.json").read_text())
     assert export["schema"] == "amplitude-dsr/access-export"
-    assert export["schema_version"] == 1
+    assert export["schema_version"] == 2
     assert export["request"]["id"] == "req-1"
     assert export["request"]["regulation"] == "gdpr"
     assert export["data_held"] is True
     assert [i["kind"] for i in export["identifiers"]] == ["email", "device_id"]
     attempt = export["resolution"]["attempts"][0]
-    assert attempt["candidates"][1] == {
-        "amplitude_id": 999,
-        "user_id": "jane@example.com.au",
-        "accepted": False,
-        "reason": "prefix match of another user",
-    }
+    # The other user of the prefix match is counted, never named (schema version 2).
+    assert attempt["candidates"] == [
+        {"amplitude_id": 12345, "user_id": "jane@example.com", "accepted": True, "reason": "exact user_id match"}
+    ]
+    assert attempt["excluded_candidates"] == 1
+    assert export["resolution"]["excluded_candidates"] == 1
     assert export["resolution"]["unresolved"] == [{"kind": "device_id", "value": "dev-1"}]
     (subject,) = export["subjects"]
     assert subject["all_amplitude_ids"] == [12345, 11111]
@@ -97,8 +97,9 @@ def test_html_escapes_untrusted_event_content(tmp_path: Path) -> None:
 def test_html_is_self_contained_and_explains_resolution(tmp_path: Path) -> None:
     html = (write_access_package(access_result(tmp_path, [event(1)]), tmp_path / "out") / "report.html").read_text()
     assert "http://" not in html and "https://" not in html and "<link" not in html
-    assert "prefix match of another user" in html
-    assert "rejected" in html and "accepted" in html
+    assert "1 other Amplitude user returned by the search was excluded" in html
+    assert "jane@example.com.au" not in html and "999" not in html
+    assert "accepted" in html
     assert "Email address jane@example.com" in html
     assert "data was collected with project keys instead" in html
 
@@ -107,7 +108,7 @@ def test_html_caps_recent_events_and_points_at_full_files(tmp_path: Path) -> Non
     events = [event(i, event_type=f"evt-{i:04d}") for i in range(300)]
     final = write_access_package(access_result(tmp_path, events), tmp_path / "out", recent_events=20)
     html = (final / "report.html").read_text()
-    assert "The 20 most recent of 300 events are shown." in html
+    assert "The 20 most recent of the 300 events in this export are shown." in html
     assert "evt-0299" in html and "evt-0280" in html and "evt-0279" not in html
     assert html.index("evt-0299") < html.index("evt-0280")
     assert "events.csv" in html
@@ -160,7 +161,7 @@ def test_failure_while_replacing_keeps_the_old_package(tmp_path: Path, monkeypat
     write_access_package(access_result(tmp_path, [event(1)]), out)
     before = (out / "req-1" / "manifest.json").read_bytes()
 
-    def explode(self: Any, request_id: str, created_at: Any) -> None:
+    def explode(self: Any, *args: Any) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(output_module.PackageBuilder, "write_manifest", explode)
@@ -176,3 +177,36 @@ def test_unsafe_request_id_is_refused(tmp_path: Path, bad: str) -> None:
     result.request_id = bad
     with pytest.raises(UsageError):
         write_access_package(result, tmp_path / "out")
+
+
+def test_csv_has_every_field_of_every_event(tmp_path: Path) -> None:
+    events = [
+        event(1, ip_address="192.0.2.1", os_name="iOS", data={"path": "/x"}, groups=["a", "b"]),
+        event(2, device_model="iPhone 15", location_lat=48.85),
+        event(3, ip_address="=1+2"),
+    ]
+    final = write_access_package(access_result(tmp_path, events), tmp_path / "out")
+    with (final / "events.csv").open(newline="", encoding="utf-8") as rows:
+        table = list(csv.DictReader(rows))
+    header = list(table[0])
+    assert header[: len(CSV_COLUMNS)] == list(CSV_COLUMNS)
+    extra = header[len(CSV_COLUMNS) :]
+    assert extra == sorted({k for e in events for k in e} - set(CSV_COLUMNS))
+    assert {"ip_address", "os_name", "device_model", "location_lat", "data", "groups"} <= set(extra)
+    assert table[0]["ip_address"] == "192.0.2.1" and table[1]["ip_address"] == ""
+    assert json.loads(table[0]["data"]) == {"path": "/x"} and json.loads(table[0]["groups"]) == ["a", "b"]
+    assert table[1]["location_lat"] == "48.85" and table[1]["device_model"] == "iPhone 15"
+    assert table[2]["ip_address"] == "'=1+2"  # the formula guard covers every column
+
+
+def test_partial_answer_banner_heads_the_report(tmp_path: Path) -> None:
+    final = write_access_package(access_result(tmp_path, [event(1)]), tmp_path / "out")  # its DSAR failed
+    export = json.loads((final / "export.json").read_text())
+    assert export["completeness"]["status"] == "partial"
+    [reason] = export["completeness"]["reasons"]
+    assert reason.startswith("The DSAR export (complete history) of 1 user ended 'failed'")
+    html = (final / "report.html").read_text()
+    assert html.index("Partial answer.") < html.index('<p class="statement">')
+    assert reason.replace("'", "&#39;") in html
+    manifest = json.loads((final / "manifest.json").read_text())
+    assert manifest["completeness"] == export["completeness"]

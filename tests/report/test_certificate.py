@@ -20,7 +20,7 @@ def test_certificate_json_content() -> None:
     issued = datetime(2024, 9, 1, tzinfo=UTC)
     doc = certificate_json(deletion_result(), issued_at=issued)
     assert doc["schema"] == "amplitude-dsr/deletion-certificate"
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     assert doc["issued_at"] == "2024-09-01T00:00:00+00:00"
     assert doc["request"] == {
         "id": "del-1",
@@ -32,7 +32,8 @@ def test_certificate_json_content() -> None:
     }
     assert doc["identifiers"] == [{"kind": "email", "value": "jane@example.com"}]
     assert doc["resolution"]["subjects"][0]["merged_amplitude_ids"] == [11111]
-    assert doc["resolution"]["attempts"][0]["candidates"][1]["accepted"] is False
+    assert [c["amplitude_id"] for c in doc["resolution"]["attempts"][0]["candidates"]] == [12345]
+    assert doc["resolution"]["excluded_candidates"] == 1
     (receipt,) = doc["receipts"]
     assert receipt["job_day"] == "2024-09-05"
     assert receipt["requested_on_day"] == "2024-08-05"
@@ -80,7 +81,7 @@ def test_certificate_html_is_readable_and_escaped(tmp_path: Path) -> None:
         "2024-09-05",
         "collected again",
         "ab" * 32,
-        "prefix match of another user",
+        "1 other Amplitude user returned by the search was excluded",
     ):
         assert text in html
     assert "rebuilt from Amplitude's job list" in html

@@ -49,7 +49,7 @@ def identity_map_step(source: str | None, emails: list[str]) -> dict[str, list[s
 
 @DBOS.step()
 def write_package_step(result: AccessResult, out_dir: str) -> str:
-    return str(write_access_package(result, Path(out_dir)))
+    return str(write_access_package(result, Path(out_dir), operator_dir=current().data_dir / "operator"))
 
 
 def projects_for(options: dict[str, Any]) -> list[str]:

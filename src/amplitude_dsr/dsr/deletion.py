@@ -63,7 +63,7 @@ def progress_step(request_id: str, status: str, fields: dict[str, Any] | None = 
 @DBOS.step()
 def certificate_step(request_id: str, status: str, verifications: list[Verification], out_dir: str) -> str:
     result = build_deletion_result(current().engine, request_id, status, verifications)
-    return str(write_certificate(result, Path(out_dir)))
+    return str(write_certificate(result, Path(out_dir), operator_dir=current().data_dir / "operator"))
 
 
 @DBOS.workflow()

@@ -19,7 +19,10 @@ HISTORY_KINDS = {
 
 
 def receipts_for(engine: sa.Engine, request_id: str) -> list[Receipt]:
-    """One receipt per (batch, job) that holds any of this request's Amplitude IDs."""
+    """One receipt per (batch, job) that holds any of this request's Amplitude IDs.
+
+    A batch carries the IDs of many requests (many people): a receipt keeps only this request's
+    own IDs, in ``amplitude_ids`` and in ``invalid_ids`` alike."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(deletion_batches, deletion_items.c.amplitude_id)
@@ -35,6 +38,7 @@ def receipts_for(engine: sa.Engine, request_id: str) -> list[Receipt]:
     for batch_id, row in batches.items():
         for job in row.receipt or []:
             entries = [e for e in job.get("amplitude_ids", []) if int(e["amplitude_id"]) in mine[batch_id]]
+            own = {str(i) for i in mine[batch_id]}
             if not entries:
                 continue
             receipts.append(
@@ -42,7 +46,7 @@ def receipts_for(engine: sa.Engine, request_id: str) -> list[Receipt]:
                     project=row.project, batch_id=batch_id, job_day=job["day"], status=job["status"],
                     amplitude_ids=sorted(int(e["amplitude_id"]) for e in entries),
                     requested_on_day=entries[0].get("requested_on_day"),
-                    invalid_ids=[str(i) for i in job.get("invalid_ids", [])], app=job.get("app"),
+                    invalid_ids=[str(i) for i in job.get("invalid_ids", []) if str(i) in own], app=job.get("app"),
                     recorded_at=row.posted_at or row.created_at, reconciled=row.state == "reconciled",
                 )
             )  # fmt: skip
@@ -85,5 +89,5 @@ def build_deletion_result(
         org_wide=bool(req.options.get("org_wide")), status=status,
         identifiers=[Identifier.model_validate(i) for i in req.identifiers], resolution=resolution,
         receipts=receipts_for(engine, request_id), history=history, verifications=verifications,
-        audit_head=head,
+        audit_head=head, failure_reason=req.error if status == "failed" else None,
     )  # fmt: skip

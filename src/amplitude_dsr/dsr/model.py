@@ -207,6 +207,9 @@ class DsarInfo(BaseModel):
     files: int = 0
     events: int = 0
     fell_back_to_project_keys: bool = False
+    # True only when Amplitude refused the organisation keys (401/403) for this export: the one
+    # case in which the report may point at the keys or the region (dsr/completeness.py).
+    auth_error: bool = False
 
 
 class SubjectData(BaseModel):
@@ -292,3 +295,4 @@ class DeletionResult(BaseModel):
     history: list[StatusChange] = Field(default_factory=list)
     verifications: list[Verification] = Field(default_factory=list)
     audit_head: str | None = None
+    failure_reason: str | None = None  # the recorded one-line reason of a ``failed`` request

@@ -2,13 +2,18 @@
 
 An events file is JSON lines, one Amplitude event object per line. It is never loaded whole:
 exports can be a gigabyte. Event content is untrusted (the product sends whatever it likes).
+
+``events.csv`` carries every field of every event: :data:`CSV_COLUMNS` first (always, in that
+order), then every other top-level field found in any event, sorted by name. Because the header
+comes first, :func:`event_fields` reads the files once beforehand (keeping only the set of field
+names). Nested values (objects, lists) are compact JSON text.
 """
 
 from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +84,24 @@ def csv_safe(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
 
 
-def csv_row(project: str, default_amplitude_id: int, event: dict[str, Any]) -> list[str]:
-    """The CSV cells of one event in :data:`CSV_COLUMNS` order."""
-    values: dict[str, Any] = {"project": project, "amplitude_id": default_amplitude_id}
-    for column in CSV_COLUMNS[1:]:
-        if column in event:
-            values[column] = event[column]
+def event_fields(files: Iterable[tuple[str | None, int]]) -> list[str]:
+    """The CSV header for events in ``files`` (``(path, expected count)`` pairs):
+    :data:`CSV_COLUMNS`, then every other top-level field seen, sorted."""
+    seen: set[str] = set()
+    for path, expected in files:
+        for event in iter_events(path, expected):
+            seen.update(event)
+    return [*CSV_COLUMNS, *sorted(seen - set(CSV_COLUMNS))]
+
+
+def csv_row(
+    project: str, default_amplitude_id: int, event: dict[str, Any], columns: Sequence[str] = CSV_COLUMNS
+) -> list[str]:
+    """The CSV cells of one event in ``columns`` order (``project`` is ours, not the event's)."""
+    values: dict[str, Any] = {"amplitude_id": default_amplitude_id, **event, "project": project}
     for column in ("event_properties", "user_properties"):
-        values[column] = compact_json(values.get(column) or {})
-    return [csv_safe(values.get(column)) for column in CSV_COLUMNS]
+        values[column] = values.get(column) or {}
+    return [csv_safe(values.get(column)) for column in columns]
 
 
 class RecentEvents:

@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from amplitude_dsr.dsr.model import DsarInfo, Identifier, SearchAttempt, SubjectData
+from amplitude_dsr.dsr.report._privacy import excluded_in, excluded_sentence, visible_candidates
 
 KIND_LABELS = {
     "email": "Email address",
@@ -49,8 +50,11 @@ SUMMARY_LABELS = {
 }
 SOURCE_LABELS = {
     "dsar": "Amplitude DSAR export (complete event history, organisation keys)",
-    "user_activity": "User Activity API (profile summary and recent events, project keys)",
-    "user_activity_full_history": "User Activity API, every page (full event history, project keys)",
+    "user_activity": (
+        "User Activity API with project keys: the profile summary, the most recent events "
+        "(up to 1,000) and the whole most recent session"
+    ),
+    "user_activity_full_history": "User Activity API with project keys, every page (the full history it serves)",
     "user_search": "User Search API (identity lookup)",
 }
 PROPERTY_TEXT_LIMIT = 400
@@ -128,18 +132,20 @@ def property_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(str(k), display(v)) for k, v in sorted(props.items())]
 
 
-def attempt_view(attempt: SearchAttempt) -> dict[str, Any]:
-    """How one search went, in plain words: what was searched, and a verdict per candidate."""
+def attempt_view(attempt: SearchAttempt, own: set[int]) -> dict[str, Any]:
+    """How one search went, in plain words: what was searched, a verdict per candidate that is
+    the subject's own identity (``own``: their Amplitude IDs), and how many others were excluded."""
     via = " (translated through the identity map)" if attempt.via == "identity_map" else ""
     searched = (
         f"Searched project {attempt.project} for {kind_label(attempt.term_kind)} "
         f"“{attempt.term}”{via}; match type: {attempt.match_type}."
     )
     candidates = []
-    for c in attempt.candidates:
+    for c in visible_candidates(attempt, own):
         who = f"Amplitude ID {c.amplitude_id}" + (f" (user ID “{c.user_id}”)" if c.user_id else "")
         candidates.append({"accepted": c.accepted, "who": who, "reason": c.reason})
-    return {"searched": searched, "candidates": candidates}
+    excluded = excluded_in(attempt, own)
+    return {"searched": searched, "candidates": candidates, "excluded": excluded_sentence(excluded) if excluded else ""}
 
 
 def source_notes(data: SubjectData) -> list[str]:

@@ -1,8 +1,13 @@
 """The access package: ``export.json``, ``report.html``, ``events.csv`` and ``manifest.json``.
 
 Events are streamed from each subject's JSON-lines file into the export and the CSV in one pass,
-so memory stays constant in the number of events; only the most recent few are kept for the
-HTML report. The schema of ``export.json`` is documented in ``docs/export-schema.md``.
+so memory stays constant in the number of events (the files are read once before, for the CSV
+header); only the most recent few are kept for the HTML report. The schema of ``export.json`` is
+documented in ``docs/export-schema.md``.
+
+Everything in the package names only the data subject: other users returned by a search are
+counted, not named (``_privacy.py``); given ``operator_dir``, the full resolution goes to the
+operator record there (``_operator.py``).
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from amplitude_dsr.dsr.model import AccessResult, Identifier, Resolution, SearchAttempt, SubjectData
+from amplitude_dsr.dsr.completeness import Completeness, assess, coverage
+from amplitude_dsr.dsr.model import AccessResult, Identifier, SearchAttempt, SubjectData
 from amplitude_dsr.dsr.report import _present
-from amplitude_dsr.dsr.report._events import CSV_COLUMNS, RecentEvents, csv_row, iter_events
+from amplitude_dsr.dsr.report._events import RecentEvents, csv_row, event_fields, iter_events
+from amplitude_dsr.dsr.report._operator import write_operator_record
 from amplitude_dsr.dsr.report._output import HashingWriter, atomic_package, iso, now_utc
+from amplitude_dsr.dsr.report._privacy import excluded_sentence, excluded_total, own_amplitude_ids
+from amplitude_dsr.dsr.report._privacy import public_resolution_json as resolution_json
 
 EXPORT_SCHEMA = "amplitude-dsr/access-export"
-EXPORT_SCHEMA_VERSION = 1
+EXPORT_SCHEMA_VERSION = 2
 RECENT_EVENTS_IN_REPORT = 200
 NO_DATA_STATEMENT = "No data held: no Amplitude user matched any of the identifiers in any searched project."
 
@@ -35,26 +44,37 @@ def write_access_package(
     *,
     now: datetime | None = None,
     recent_events: int = RECENT_EVENTS_IN_REPORT,
+    operator_dir: Path | None = None,
 ) -> Path:
     """Write the access package of ``result`` atomically to ``out_dir/<request_id>/``.
 
     Replaces an existing package of the same request. On any error nothing is left behind.
+    With ``operator_dir`` (``<data_dir>/operator``) the operator record is written there first.
     Returns the final directory.
     """
     created = now or now_utc()
     recent = RecentEvents(recent_events)
     counts: list[int] = []
+    completeness = assess(result)
+    if operator_dir is not None:
+        write_operator_record(operator_dir, result.request_id, "access", result.resolution, now=created)
     with atomic_package(out_dir, result.request_id) as package:
+        columns = event_fields((d.events_path, d.event_count) for d in result.subjects)
         with package.open("export.json") as export, package.open("events.csv") as events_csv:
             rows = csv.writer(events_csv, lineterminator="\r\n")
-            rows.writerow(CSV_COLUMNS)
-            _write_export(result, created, out=export, rows=rows, recent=recent, counts=counts)
+            rows.writerow(columns)
+            _write_export(result, created, out=export, rows=rows, recent=recent, counts=counts, columns=columns)
         with package.open("report.html") as html:
-            context = _report_context(result, created, recent, counts)
+            context = _report_context(result, created, recent, counts, completeness)
             for chunk in _present.environment().get_template("report.html.j2").generate(context):
                 html.write(chunk)
-        package.write_manifest(result.request_id, created)
+        package.write_manifest(result.request_id, created, {"completeness": completeness_json(completeness)})
     return out_dir / result.request_id
+
+
+def completeness_json(completeness: Completeness) -> dict[str, Any]:
+    """``completeness`` of the export and the manifest: ``status``, ``complete``, ``reasons``."""
+    return {"status": completeness.status, **completeness.model_dump(mode="json")}
 
 
 def export_header(result: AccessResult, generated_at: datetime) -> dict[str, Any]:
@@ -74,16 +94,8 @@ def export_header(result: AccessResult, generated_at: datetime) -> dict[str, Any
         "resolution": resolution_json(result.resolution),
         "data_held": held,
         "statement": _statement(result),
+        "completeness": completeness_json(assess(result)),
         "notes": list(result.notes),
-    }
-
-
-def resolution_json(resolution: Resolution) -> dict[str, Any]:
-    """Every search attempt with its candidates, and the identifiers nothing was found for."""
-    return {
-        "attempts": [a.model_dump(mode="json") for a in resolution.attempts],
-        "unresolved": [i.model_dump(mode="json") for i in resolution.unresolved()],
-        "unresolved_details": [d.model_dump(mode="json") for d in resolution.unresolved_details()],
     }
 
 
@@ -105,6 +117,7 @@ def subject_header(data: SubjectData) -> dict[str, Any]:
         "most_recent_session_complete": data.most_recent_session_complete,
         "events_by_type": data.events_by_type,
         "event_count": data.event_count,
+        "coverage": coverage(data).model_dump(mode="json"),
     }
 
 
@@ -134,6 +147,7 @@ def _write_export(
     rows: _RowWriter,
     recent: RecentEvents,
     counts: list[int],
+    columns: list[str],
 ) -> None:
     out.write("{\n")
     for key, value in export_header(result, generated_at).items():
@@ -149,7 +163,7 @@ def _write_export(
         for event in iter_events(data.events_path, data.event_count):
             out.write(",\n        " if written else "\n        ")
             out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
-            rows.writerow(csv_row(project, amplitude_id, event))
+            rows.writerow(csv_row(project, amplitude_id, event, columns))
             recent.add(project, event)
             written += 1
         out.write("\n      ],\n" if written else "],\n")
@@ -158,17 +172,21 @@ def _write_export(
     out.write("\n  ]\n}\n" if result.subjects else "]\n}\n")
 
 
-def _report_context(result: AccessResult, created: datetime, recent: RecentEvents, counts: list[int]) -> dict[str, Any]:
+def _report_context(
+    result: AccessResult, created: datetime, recent: RecentEvents, counts: list[int], completeness: Completeness
+) -> dict[str, Any]:
     by_identifier: dict[Identifier, list[SearchAttempt]] = {}
     for attempt in result.resolution.attempts:
         by_identifier.setdefault(attempt.identifier, []).append(attempt)
+    own = own_amplitude_ids(result.resolution)
     searches = [
         {
             "label": _present.identifier_label(identifier),
-            "attempts": [_present.attempt_view(a) for a in attempts],
+            "attempts": [_present.attempt_view(a, own) for a in attempts],
         }
         for identifier, attempts in by_identifier.items()
     ]
+    excluded = excluded_total(result.resolution)
     subjects = [
         {
             "data": data,
@@ -179,6 +197,7 @@ def _report_context(result: AccessResult, created: datetime, recent: RecentEvent
             "sources": _present.source_notes(data),
             "by_type": sorted(data.events_by_type.items(), key=lambda kv: (-kv[1], kv[0])),
             "in_export": count,
+            "coverage": coverage(data),
         }
         for data, count in zip(result.subjects, counts, strict=True)
     ]
@@ -192,4 +211,7 @@ def _report_context(result: AccessResult, created: datetime, recent: RecentEvent
         "subjects": subjects,
         "recent": recent.newest_first(),
         "total_events": recent.seen,
+        "completeness": completeness,
+        "excluded": excluded_sentence(excluded) if excluded else None,
+        "missing_events": sum(coverage(d).events_missing for d in result.subjects),
     }

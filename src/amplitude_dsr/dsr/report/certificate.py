@@ -4,6 +4,10 @@ The certificate is the evidence of one deletion request: what was asked, how ide
 resolved, Amplitude's receipts, every status change, the verification searches afterwards and the
 audit chain head at the time of writing. Its schema is documented in
 ``docs/certificate-schema.md``.
+
+Only a verified deletion is titled a certificate of deletion; every other final status gets a
+document that says what happened (``_outcome.py``). Like the access package it names only the
+data subject; given ``operator_dir``, the full resolution goes to the operator record.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from typing import Any
 
 from amplitude_dsr.dsr.model import DeletionResult
 from amplitude_dsr.dsr.report import _present
+from amplitude_dsr.dsr.report._operator import write_operator_record
+from amplitude_dsr.dsr.report._outcome import outcome
 from amplitude_dsr.dsr.report._output import atomic_package, iso, now_utc
-from amplitude_dsr.dsr.report.access import resolution_json
+from amplitude_dsr.dsr.report._privacy import excluded_sentence, own_amplitude_ids, public_resolution_json
 
 CERTIFICATE_SCHEMA = "amplitude-dsr/deletion-certificate"
-CERTIFICATE_SCHEMA_VERSION = 1
+CERTIFICATE_SCHEMA_VERSION = 2
 
 
 def certificate_json(result: DeletionResult, *, issued_at: datetime | None = None) -> dict[str, Any]:
@@ -40,8 +46,9 @@ def certificate_json(result: DeletionResult, *, issued_at: datetime | None = Non
             "org_wide": result.org_wide,
         },
         "identifiers": [i.model_dump(mode="json") for i in result.identifiers],
+        "outcome": outcome(result),
         "resolution": {
-            **resolution_json(result.resolution),
+            **public_resolution_json(result.resolution),
             "subjects": [s.model_dump(mode="json") for s in result.resolution.subjects],
         },
         "receipts": receipts,
@@ -59,13 +66,18 @@ def certificate_json(result: DeletionResult, *, issued_at: datetime | None = Non
     }
 
 
-def write_certificate(result: DeletionResult, out_dir: Path, *, now: datetime | None = None) -> Path:
+def write_certificate(
+    result: DeletionResult, out_dir: Path, *, now: datetime | None = None, operator_dir: Path | None = None
+) -> Path:
     """Write the certificate of ``result`` atomically to ``out_dir/<request_id>/`` and return it.
 
     Replaces an existing certificate of the same request; on any error nothing is left behind.
+    With ``operator_dir`` (``<data_dir>/operator``) the operator record is written there first.
     """
     issued = now or now_utc()
     document = certificate_json(result, issued_at=issued)
+    if operator_dir is not None:
+        write_operator_record(operator_dir, result.request_id, "deletion", result.resolution, now=issued)
     with atomic_package(out_dir, result.request_id) as package:
         with package.open("certificate.json") as out:
             out.write(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
@@ -73,15 +85,17 @@ def write_certificate(result: DeletionResult, out_dir: Path, *, now: datetime | 
             template = _present.environment().get_template("certificate.html.j2")
             for chunk in template.generate(_context(result, document, issued)):
                 html.write(chunk)
-        package.write_manifest(result.request_id, issued)
+        package.write_manifest(result.request_id, issued, {"document": document["outcome"]["document"]})
     return out_dir / result.request_id
 
 
 def _context(result: DeletionResult, document: dict[str, Any], issued: datetime) -> dict[str, Any]:
+    own = own_amplitude_ids(result.resolution)
     searches = [
-        {"identifier": _present.identifier_label(a.identifier), **_present.attempt_view(a)}
+        {"identifier": _present.identifier_label(a.identifier), **_present.attempt_view(a, own)}
         for a in result.resolution.attempts
     ]
+    excluded = document["resolution"]["excluded_candidates"]
     verifications = [
         {
             "identifier": _present.identifier_label(v.identifier),
@@ -98,4 +112,6 @@ def _context(result: DeletionResult, document: dict[str, Any], issued: datetime)
         "unresolved": [_present.identifier_label(i) for i in result.resolution.unresolved()],
         "history": sorted(result.history, key=lambda h: h.at),
         "verifications": verifications,
+        "outcome": document["outcome"],
+        "excluded": excluded_sentence(excluded) if excluded else None,
     }
