@@ -34,6 +34,9 @@ class State:
 
     config: Path | None = None
     debug: bool = False
+    # Set by the console entry point (main.run), which ends the process right after the command:
+    # the runtime then leaves DBOS to die with the process instead of tearing it down.
+    process_exits: bool = False
 
 
 def guarded(func: F) -> F:
@@ -79,7 +82,7 @@ def runtime(role: str, **overrides: Any) -> Iterator[Runtime]:
     try:
         yield rt
     finally:
-        rt.close()
+        rt.close(teardown=not State.process_exits)
 
 
 def identifiers(

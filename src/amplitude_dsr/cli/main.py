@@ -69,6 +69,7 @@ def run() -> None:
     the database and the next executor resumes it, so waiting for the sleep to end would only
     hang the command (and then fail the step against a destroyed DBOS)."""
     code: int | str | None = 0
+    common.State.process_exits = True
     try:
         app()
     except SystemExit as exc:

@@ -13,7 +13,7 @@ from dbos import DBOS
 
 from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import JSON_OPT, guarded
-from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, open_runtime
+from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans, open_runtime
 from amplitude_dsr.store import repo
 
 IDLE_HORIZON = 5.0  # seconds: a workflow sleeping longer than this is "not due"
@@ -44,6 +44,8 @@ def _worker(until_idle: bool, executor_id: str, json_out: bool) -> None:
     rt = open_runtime(common.settings(), role="executor", executor_id=executor_id)
     started = time.monotonic()
     try:
+        if executor_id == DEFAULT_EXECUTOR_ID:  # we hold the lock every foreground command holds
+            adopt_orphans(rt)
         if not json_out:
             common.err.print(f"worker {executor_id} running; Ctrl-C to stop")
         while not stop.wait(0.5):
