@@ -1,7 +1,9 @@
 """Shared CLI plumbing: settings, identifiers, output, and the one error policy.
 
 Exit codes (DESIGN.md contract): 0 success; 2 usage or configuration error; 1 any other
-failure, with a one-line reason on stderr and no traceback unless ``--debug``.
+failure, with a one-line reason on stderr and no traceback unless ``--debug``; 3 completed with
+a partial answer (``access``); 130 interrupted. With ``--json``, an error that left stdout empty
+also prints one JSON error document there: ``{"error": {"code", "type", "message"}}``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 
@@ -37,6 +40,15 @@ class State:
     # Set by the console entry point (main.run), which ends the process right after the command:
     # the runtime then leaves DBOS to die with the process instead of tearing it down.
     process_exits: bool = False
+    emitted: bool = False  # a JSON document was printed on stdout by this command
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the command stops (exit 130); a request it submitted carries on in a worker."""
+
+    def __init__(self, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
 
 
 def guarded(func: F) -> F:
@@ -44,17 +56,19 @@ def guarded(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        State.emitted = False
         try:
             return func(*args, **kwargs)
         except typer.Exit:
             raise
+        except Interrupted as exc:
+            _fail(exc, 130, prefix="")
+        except KeyboardInterrupt:
+            _fail(Interrupted("interrupted"), 130, prefix="")
         except UsageError as exc:
             _fail(exc, 2)
         except DsrError as exc:
             _fail(exc, 1)
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
         except Exception as exc:
             if State.debug:
                 raise
@@ -63,12 +77,30 @@ def guarded(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _fail(exc: BaseException, code: int, *, unexpected: bool = False) -> None:
-    if State.debug:
+def _fail(exc: BaseException, code: int, *, unexpected: bool = False, prefix: str = "error: ") -> None:
+    if State.debug and not isinstance(exc, Interrupted):
         logging.getLogger("amplitude_dsr").exception("failed")
     message = f"unexpected {type(exc).__name__} (run with --debug for details)" if unexpected else str(exc)
-    err.print(f"error: {message}", markup=False)
+    if json_requested() and not State.emitted:
+        error: dict[str, Any] = {"code": code, "type": "unexpected" if unexpected else error_type(exc)}
+        error["message"] = message
+        if isinstance(exc, Interrupted) and exc.request_id:
+            error["request_id"] = exc.request_id
+        emit_json({"error": error})
+    err.print(f"{prefix}{message}", markup=False)
     raise typer.Exit(code)
+
+
+def error_type(exc: BaseException) -> str:
+    """``ConfigError`` -> ``config_error``: the error's class, for scripts to branch on."""
+    name = type(exc).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def json_requested() -> bool:
+    """Whether the running command was given ``--json``."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.params.get("json_out"))
 
 
 def settings(**overrides: Any) -> Settings:
@@ -109,6 +141,7 @@ def emit_json(document: Any) -> None:
     """Print exactly one JSON document on stdout."""
     sys.stdout.write(json.dumps(document, indent=2, default=str, sort_keys=True) + "\n")
     sys.stdout.flush()
+    State.emitted = True
 
 
 EMAIL_OPT = typer.Option(

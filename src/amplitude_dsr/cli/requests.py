@@ -128,16 +128,25 @@ def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
     _check_before_writing(options, args["regulation"])
     max_wait = float(args["max_wait"])
     deferred: BudgetExhausted | None = None
-    with common.runtime("auto" if wait else "submitter") as rt:
-        request_id, _ = api.submit(rt, kind, idents, options=options, regulation=args["regulation"])
-        if wait:
-            try:
-                api.wait(request_id, max_budget_wait=max_wait or None)
-            except BudgetExhausted as exc:
-                deferred = exc  # the workflow sleeps durably; the request stays queued
-        row = repo.get_request(rt.engine, request_id)
-        items = repo.items_for(rt.engine, request_id) if kind == "deletion" else None
-        worker_running = rt.executor is False
+    request_id: str | None = None
+    try:
+        with common.runtime("auto" if wait else "submitter") as rt:
+            # An access re-run with the same identifiers and options resumes its unfinished request.
+            request_id, _ = api.submit(
+                rt, kind, idents, options=options, regulation=args["regulation"], resume=kind == "access"
+            )
+            if wait:
+                try:
+                    api.wait(request_id, max_budget_wait=max_wait or None)
+                except BudgetExhausted as exc:
+                    deferred = exc  # the workflow sleeps durably; the request stays queued
+            row = repo.get_request(rt.engine, request_id)
+            items = repo.items_for(rt.engine, request_id) if kind == "deletion" else None
+            worker_running = rt.executor is False
+    except KeyboardInterrupt:
+        if request_id is None:
+            raise
+        raise common.Interrupted(interrupted_message(request_id, kind), request_id=request_id) from None
     doc = request_document(row, items)
     if deferred is not None:
         doc["budget_wait"] = {"pool": deferred.pool, "resume_at": deferred.resume_at.isoformat()}
@@ -151,6 +160,15 @@ def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
         )
     if row.status == "failed":
         raise DomainError(row.error or "the request failed")
+
+
+def interrupted_message(request_id: str, kind: str) -> str:
+    """One line after Ctrl-C: the request carries on, how to follow and finish it."""
+    again = "; run the same command again to resume it" if kind == "access" else ""
+    return (
+        f"interrupted; request {request_id} is not cancelled and carries on: follow it with "
+        f"`amplitude-dsr status {request_id}`, a worker finishes it (`amplitude-dsr worker`){again}"
+    )
 
 
 def still_queued_message(request_id: str, exc: BudgetExhausted) -> str:
