@@ -17,7 +17,6 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 
@@ -41,6 +40,7 @@ class State:
     # the runtime then leaves DBOS to die with the process instead of tearing it down.
     process_exits: bool = False
     emitted: bool = False  # a JSON document was printed on stdout by this command
+    json: bool = False  # the command was given --json (set while its options are parsed)
 
 
 class Interrupted(Exception):
@@ -99,8 +99,7 @@ def error_type(exc: BaseException) -> str:
 
 def json_requested() -> bool:
     """Whether the running command was given ``--json``."""
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx is not None and ctx.params.get("json_out"))
+    return State.json
 
 
 def settings(**overrides: Any) -> Settings:
@@ -155,7 +154,14 @@ AMPLITUDE_ID_OPT = typer.Option(
     None, "--amplitude-id", metavar="AMPLITUDE_ID", help="Numeric Amplitude ID (the service-side ID). Repeatable."
 )
 DEVICE_ID_OPT = typer.Option(None, "--device-id", metavar="DEVICE_ID", help="Device ID (anonymous users). Repeatable.")
-JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout instead of text.")
+def _remember_json(value: bool) -> bool:
+    State.json = bool(value)
+    return value
+
+
+JSON_OPT = typer.Option(
+    False, "--json", callback=_remember_json, help="Print one JSON document on stdout instead of text."
+)
 PROJECT_OPT = typer.Option(
     None, "--project", metavar="NAME", help="Limit to this configured project (default: all). Repeatable."
 )

@@ -36,11 +36,11 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from amplitude_dsr import __version__
 from amplitude_dsr.amplitude import AmplitudeClient, Budget, DsarClient
-from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url
+from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url, default_data_home
 from amplitude_dsr.errors import ConfigError
 from amplitude_dsr.store import repo
 from amplitude_dsr.store.audit import create_audit_tables
-from amplitude_dsr.store.db import make_engine, sqlite_path
+from amplitude_dsr.store.db import make_engine, private_dir, private_file, sqlite_path
 
 QUEUE = "amplitude-dsr"
 # Deletions wait for days or weeks in durable sleeps, and a sleeping workflow still holds its queue
@@ -77,8 +77,7 @@ class ExecutorLock:
     def try_acquire(self) -> bool:
         path = sqlite_path(self.database_url)
         if path is not None:
-            lock_path = path.with_name(f"{path.name}.{self.executor_id}.executor.lock")
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock_path = private_file(path.with_name(f"{path.name}.{self.executor_id}.executor.lock"))
             handle = lock_path.open("a+")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -161,9 +160,7 @@ class Runtime:
         return f"{self.executor_id}:{self.boot_id}"
 
     def work_dir(self, request_id: str) -> Path:
-        path = self.data_dir / "work" / request_id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return private_dir(self.data_dir / "work" / request_id)
 
     def close(self, *, teardown: bool = True) -> None:
         """Release everything. A foreground command first hands its unfinished requests back to
@@ -265,8 +262,9 @@ def current() -> Runtime:
 
 
 def default_data_dir(settings: Settings) -> Path:
+    """Beside a SQLite database; the per-user data directory for PostgreSQL."""
     path = sqlite_path(settings.database_url)
-    return (path.parent if path is not None else Path(".amplitude-dsr")).resolve()
+    return (path.parent if path is not None else default_data_home()).resolve()
 
 
 def open_runtime(
@@ -289,8 +287,7 @@ def open_runtime(
     # Import the workflows so DBOS registers them before launch.
     from amplitude_dsr.dsr import workflows  # noqa: F401
 
-    data_dir = data_dir or default_data_dir(settings)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = private_dir(data_dir or default_data_dir(settings))
     engine = make_engine(settings.database_url)
     repo.create_tables(engine)
     create_audit_tables(engine)
