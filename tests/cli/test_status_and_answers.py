@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from amplitude_dsr.emulator.server import EmulatorServer
-from amplitude_dsr.store.db import make_engine
+from amplitude_dsr.store.db import make_engine, redacted_url
 
 from .conftest import Invoke, assert_clean, env_for
 
@@ -64,7 +64,8 @@ def test_access_reports_a_partial_answer_with_exit_3(
 def test_complete_answer_says_so_in_json(
     emulator: EmulatorServer, catalog: dict[str, Any], db_url: str, invoke: Invoke
 ) -> None:
-    result = invoke(["access", "--user-id", catalog["web"]["ordinary"][8]["user_id"], "--json"], env_for(emulator, db_url))
+    user = catalog["web"]["ordinary"][8]["user_id"]
+    result = invoke(["access", "--user-id", user, "--json"], env_for(emulator, db_url))
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["complete"] is True and doc["partial_reasons"] == []
@@ -82,7 +83,7 @@ def test_status_shows_full_ids_and_a_readable_detail(
     for rid in ids:
         assert rid in table.stdout  # never cut to dsr_2026120116…
     assert "…" not in table.stdout
-    assert f"database: {db_url.split('@')[-1]}" in table.stdout or "database: " in table.stdout
+    assert "database: " in table.stdout
 
     detail = invoke(["status", ids[1]], {**env, "COLUMNS": "80"})
     assert_clean(detail)
@@ -101,8 +102,6 @@ def test_status_names_the_database_and_hides_a_password(invoke: Invoke, tmp_path
     assert json.loads(result.stdout) == {"requests": [], "database": f"sqlite:///{db}"}
     text = invoke(["status"], {"AMPLITUDE_DSR_DATABASE_URL": f"sqlite:///{db}"}).stdout
     assert f"no requests yet in sqlite:///{db}" in text
-    from amplitude_dsr.store.db import redacted_url
-
     assert redacted_url("postgresql://dsr:hunter2@db.example:5432/dsr") == "postgresql://dsr:***@db.example:5432/dsr"
 
 

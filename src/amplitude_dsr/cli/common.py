@@ -154,6 +154,8 @@ AMPLITUDE_ID_OPT = typer.Option(
     None, "--amplitude-id", metavar="AMPLITUDE_ID", help="Numeric Amplitude ID (the service-side ID). Repeatable."
 )
 DEVICE_ID_OPT = typer.Option(None, "--device-id", metavar="DEVICE_ID", help="Device ID (anonymous users). Repeatable.")
+
+
 def _remember_json(value: bool) -> bool:
     State.json = bool(value)
     return value
