@@ -172,8 +172,9 @@ IDENTITY_MAP_OPT = typer.Option(
     help="CSV file (email,user_id) or http(s) lookup URL translating emails to user IDs.",
 )  # fmt: skip
 REGULATION_OPT = typer.Option(
-    "gdpr", "--regulation", metavar="gdpr|ccpa", help="Regulation: gdpr (30-day deadline) or ccpa (45 days)."
-)
+    "gdpr", "--regulation", metavar="gdpr|ccpa", callback=lambda value: (value or "").strip().lower() or "gdpr",
+    help="Regulation: gdpr (30-day deadline) or ccpa (45 days), in any case.",
+)  # fmt: skip
 OUT_OPT = typer.Option(
     None, "--out", metavar="DIR", help="Directory for reports and certificates (default: <data dir>/output)."
 )
