@@ -58,6 +58,15 @@ def test_commands_leave_other_pending_requests_alone(
 
     idle = run(["worker", "--until-idle", "--json"], env, tmp_path, timeout=300)
     assert idle.returncode == 0, idle.stderr
+    assert_quiet(idle)
+    # The worker's log: one line per state change of each request, then a summary; no identifier.
+    lines = idle.stderr.strip().splitlines()
+    for rid in pending:
+        moves = [line for line in lines if line.startswith(f"request {rid} (deletion): ")]
+        assert moves[0].endswith("received -> resolving") and moves[-1].endswith("-> verified"), lines
+        assert len(moves) == len(set(moves)) >= 5
+    assert lines[-1] == "worker amplitude-dsr stopped: 2 requests moved, 2 reached a final state"
+    assert not any(user in idle.stderr for user in victims)
     for rid in pending:
         assert status(rid, env, tmp_path)["status"] == "verified"
     ran_by = executors(db_url)
