@@ -21,6 +21,7 @@ A TOML file can configure several projects of one organisation::
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -32,8 +33,34 @@ from amplitude_dsr.errors import ConfigError
 
 Region = Literal["us", "eu"]
 
-DEFAULT_DATABASE_URL = "sqlite:///.amplitude-dsr/dsr.sqlite"
 DEFAULT_POLL_INTERVAL = 3600.0
+REGIONS = ("us", "eu")
+# Keys a TOML file may hold; anything else is a typo we refuse (``regoin = "eu"`` would silently
+# give a US project).
+TOML_KEYS = ("database_url", "poll_interval", "budget_fraction", "rate_scale", "requester", "max_linger")
+TOML_TABLES = ("projects", "org")
+PROJECT_KEYS = ("name", "api_key", "secret_key", "region", "base_url")
+ORG_KEYS = ("api_key", "secret_key", "region", "base_url")
+ENV_SCALARS = {
+    "database_url": "AMPLITUDE_DSR_DATABASE_URL",
+    "poll_interval": "AMPLITUDE_DSR_POLL_INTERVAL",
+    "budget_fraction": "AMPLITUDE_DSR_BUDGET_FRACTION",
+    "rate_scale": "AMPLITUDE_DSR_RATE_SCALE",
+    "requester": "AMPLITUDE_DSR_REQUESTER",
+    "max_linger": "AMPLITUDE_DSR_MAX_LINGER",
+}
+
+
+def default_data_home() -> Path:
+    """Per-user data directory: ``$XDG_DATA_HOME/amplitude-dsr``, else
+    ``~/.local/share/amplitude-dsr`` (the same whatever the current directory is)."""
+    base = os.environ.get("XDG_DATA_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "share"
+    return root / "amplitude-dsr"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{default_data_home() / 'dsr.sqlite'}"
 
 
 class Credentials(BaseModel):
@@ -45,6 +72,11 @@ class Credentials(BaseModel):
     secret_key: SecretStr
     region: Region = "us"
     base_url: str | None = None
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _region_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("base_url")
     @classmethod
@@ -69,7 +101,7 @@ class Settings(BaseModel):
 
     projects: tuple[ProjectConfig, ...] = ()
     org: OrgConfig | None = None
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = Field(default_factory=default_database_url)
     poll_interval: float = Field(DEFAULT_POLL_INTERVAL, gt=0)
     budget_fraction: float = Field(0.75, gt=0, le=1)
     rate_scale: float = Field(1.0, gt=0)
@@ -114,55 +146,93 @@ class _Env(BaseSettings):
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build :class:`Settings` from the config file, the environment and explicit overrides.
 
-    Raises :class:`ConfigError` with a one-line reason on any invalid value.
+    ``AMPLITUDE_BASE_URL`` and ``AMPLITUDE_REGION`` shape only what the environment configures
+    (the ``default`` project of ``AMPLITUDE_API_KEY``, the org keys of ``AMPLITUDE_ORG_API_KEY``);
+    ``AMPLITUDE_REGION`` is also the region of a TOML project that sets none. A TOML project sets
+    its own ``base_url``. Raises :class:`ConfigError` with a one-line reason naming the variable
+    or TOML key on any invalid value.
     """
     env = _Env()
-    data: dict[str, Any] = {}
     path = config_file or env.amplitude_dsr_config
-    if path:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    if env.amplitude_region and env.amplitude_region not in ("us", "eu"):
-        raise ConfigError("AMPLITUDE_REGION must be 'us' or 'eu'")
-    region = env.amplitude_region
-    if env.amplitude_api_key or env.amplitude_secret_key:
-        if not (env.amplitude_api_key and env.amplitude_secret_key):
-            raise ConfigError("set both AMPLITUDE_API_KEY and AMPLITUDE_SECRET_KEY")
-        env_project: dict[str, Any] = {
-            "name": "default",
-            "api_key": env.amplitude_api_key,
-            "secret_key": env.amplitude_secret_key,
-        }
-        data["projects"] = [env_project, *[p for p in data.get("projects", []) if p.get("name") != "default"]]
-    if env.amplitude_org_api_key or env.amplitude_org_secret_key:
-        if not (env.amplitude_org_api_key and env.amplitude_org_secret_key):
-            raise ConfigError("set both AMPLITUDE_ORG_API_KEY and AMPLITUDE_ORG_SECRET_KEY")
-        data["org"] = {"api_key": env.amplitude_org_api_key, "secret_key": env.amplitude_org_secret_key}
+    data = _read_toml(Path(path)) if path else {}
+    where: dict[tuple[str | int, ...], str] = {}  # pydantic location -> what the user set
+    for key in data:
+        where[(key,)] = f"{path}: {key}"
+    for index, project in enumerate(data.get("projects", [])):
+        for key in project:
+            where[("projects", index, key)] = f"{path}: projects[{index}].{key}"
+    for key in data.get("org") or {}:
+        where[("org", key)] = f"{path}: org.{key}"
+    region = (env.amplitude_region or "").strip().lower() or None
+    if region is not None and region not in REGIONS:
+        raise ConfigError("AMPLITUDE_REGION: must be us or eu")
     for target in [*data.get("projects", []), *([data["org"]] if data.get("org") else [])]:
         if region and "region" not in target:
             target["region"] = region
-        if env.amplitude_base_url:
-            target["base_url"] = env.amplitude_base_url
-    scalar_env = {
-        "database_url": env.amplitude_dsr_database_url,
-        "poll_interval": env.amplitude_dsr_poll_interval,
-        "budget_fraction": env.amplitude_dsr_budget_fraction,
-        "rate_scale": env.amplitude_dsr_rate_scale,
-        "requester": env.amplitude_dsr_requester,
-        "max_linger": env.amplitude_dsr_max_linger,
-    }
-    data.update({k: v for k, v in scalar_env.items() if v is not None})
+    if env.amplitude_api_key or env.amplitude_secret_key:
+        if not (env.amplitude_api_key and env.amplitude_secret_key):
+            raise ConfigError("AMPLITUDE_API_KEY, AMPLITUDE_SECRET_KEY: set both")
+        env_project = _env_credentials(env.amplitude_api_key, env.amplitude_secret_key, region, env, name="default")
+        data["projects"] = [env_project, *[p for p in data.get("projects", []) if p.get("name") != "default"]]
+        for key, var in (("api_key", "AMPLITUDE_API_KEY"), ("secret_key", "AMPLITUDE_SECRET_KEY")):
+            where[("projects", 0, key)] = var
+        where[("projects", 0, "base_url")] = "AMPLITUDE_BASE_URL"
+    if env.amplitude_org_api_key or env.amplitude_org_secret_key:
+        if not (env.amplitude_org_api_key and env.amplitude_org_secret_key):
+            raise ConfigError("AMPLITUDE_ORG_API_KEY, AMPLITUDE_ORG_SECRET_KEY: set both")
+        data["org"] = _env_credentials(env.amplitude_org_api_key, env.amplitude_org_secret_key, region, env)
+        where.update({("org", "base_url"): "AMPLITUDE_BASE_URL", ("org", "api_key"): "AMPLITUDE_ORG_API_KEY"})
+    for field_name, var in ENV_SCALARS.items():
+        value = getattr(env, var.lower())
+        if value is not None:
+            data[field_name] = value
+            where[(field_name,)] = var
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid configuration at {where}: {first['msg']}") from None
+        loc = tuple(first["loc"])
+        label = where.get(loc) or where.get(loc[:-1]) or ".".join(str(p) for p in loc)
+        if loc and loc[-1] == "region":
+            raise ConfigError(f"{label}: must be us or eu") from None
+        raise ConfigError(f"{label}: {first['msg'].lower()}") from None
+
+
+def _env_credentials(api_key: str, secret_key: str, region: str | None, env: _Env, **extra: str) -> dict[str, Any]:
+    values: dict[str, Any] = {"api_key": api_key, "secret_key": secret_key, **extra}
+    if region:
+        values["region"] = region
+    if env.amplitude_base_url:
+        values["base_url"] = env.amplitude_base_url
+    return values
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The config file's tables, with every key checked (an unknown key is an error)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    _known(path, "", data, (*TOML_KEYS, *TOML_TABLES))
+    projects = data.get("projects", [])
+    if not isinstance(projects, list) or not all(isinstance(p, dict) for p in projects):
+        raise ConfigError(f"{path}: projects: must be [[projects]] tables")
+    for index, project in enumerate(projects):
+        _known(path, f"projects[{index}].", project, PROJECT_KEYS)
+    org = data.get("org")
+    if org is not None and not isinstance(org, dict):
+        raise ConfigError(f"{path}: org: must be an [org] table")
+    _known(path, "org.", org or {}, ORG_KEYS)
+    return data
+
+
+def _known(path: Path, prefix: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{path}: unknown key {prefix}{key} (expected one of: {', '.join(allowed)})")
 
 
 def normalize_database_url(url: str) -> str:

@@ -30,13 +30,24 @@ CONTRACT_ENV = (
 Invoke = Callable[..., Result]
 
 
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A home and XDG data directory of the test's own (also for subprocesses): no test reads
+    or writes the developer's ``~/.local/share/amplitude-dsr``."""
+    homes = {"HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "xdg-data")}
+    for name, value in homes.items():
+        monkeypatch.setenv(name, value)
+    return homes
+
+
 @pytest.fixture
-def invoke(tmp_path: Path) -> Invoke:
+def invoke(tmp_path: Path, private_home: dict[str, str]) -> Invoke:
     """Run the CLI with ``args`` and exactly the contract variables in ``env`` (others unset),
-    from ``tmp_path`` as working directory."""
+    from ``tmp_path`` as working directory, with the test's own home."""
 
     def run(args: list[str], env: dict[str, str] | None = None, **kwargs: Any) -> Result:
         full: dict[str, str | None] = dict.fromkeys(CONTRACT_ENV)
+        full.update(private_home)
         full.update(env or {})
         cwd = Path.cwd()
         loggers = [logging.getLogger(), logging.getLogger("dbos")]

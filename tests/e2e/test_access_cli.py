@@ -58,7 +58,8 @@ def test_bad_input_exits_2_and_writes_nothing(
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
-    assert result.stdout == ""
+    error = json.loads(result.stdout)["error"]  # --json: the error document, nothing else
+    assert error["code"] == 2 and message in error["message"]
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
     assert not data.exists()  # not even the database

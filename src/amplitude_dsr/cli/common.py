@@ -1,7 +1,10 @@
 """Shared CLI plumbing: settings, identifiers, output, and the one error policy.
 
-Exit codes (the contract, ``docs/architecture.md#contracts``): 0 success; 2 usage or configuration error; 1 any other
-failure, with a one-line reason on stderr and no traceback unless ``--debug``.
+Exit codes (the contract, ``docs/architecture.md#contracts``): 0 success; 2 usage or
+configuration error; 1 any other failure, with a one-line reason on stderr and no traceback
+unless ``--debug``; 3 completed with a partial answer (``access``); 130 interrupted. With
+``--json``, an error that left stdout empty also prints one JSON error document there:
+``{"error": {"code", "type", "message"}}``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,19 @@ class State:
 
     config: Path | None = None
     debug: bool = False
+    # Set by the console entry point (main.run), which ends the process right after the command:
+    # the runtime then leaves DBOS to die with the process instead of tearing it down.
+    process_exits: bool = False
+    emitted: bool = False  # a JSON document was printed on stdout by this command
+    json: bool = False  # the command was given --json (set while its options are parsed)
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the command stops (exit 130); a request it submitted carries on in a worker."""
+
+    def __init__(self, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
 
 
 def guarded(func: F) -> F:
@@ -41,17 +57,19 @@ def guarded(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        State.emitted = False
         try:
             return func(*args, **kwargs)
         except typer.Exit:
             raise
+        except Interrupted as exc:
+            _fail(exc, 130, prefix="")
+        except KeyboardInterrupt:
+            _fail(Interrupted("interrupted"), 130, prefix="")
         except UsageError as exc:
             _fail(exc, 2)
         except DsrError as exc:
             _fail(exc, 1)
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
         except Exception as exc:
             if State.debug:
                 raise
@@ -60,12 +78,29 @@ def guarded(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _fail(exc: BaseException, code: int, *, unexpected: bool = False) -> None:
-    if State.debug:
+def _fail(exc: BaseException, code: int, *, unexpected: bool = False, prefix: str = "error: ") -> None:
+    if State.debug and not isinstance(exc, Interrupted):
         logging.getLogger("amplitude_dsr").exception("failed")
     message = f"unexpected {type(exc).__name__} (run with --debug for details)" if unexpected else str(exc)
-    err.print(f"error: {message}", markup=False)
+    if json_requested() and not State.emitted:
+        error: dict[str, Any] = {"code": code, "type": "unexpected" if unexpected else error_type(exc)}
+        error["message"] = message
+        if isinstance(exc, Interrupted) and exc.request_id:
+            error["request_id"] = exc.request_id
+        emit_json({"error": error})
+    err.print(f"{prefix}{message}", markup=False)
     raise typer.Exit(code)
+
+
+def error_type(exc: BaseException) -> str:
+    """``ConfigError`` -> ``config_error``: the error's class, for scripts to branch on."""
+    name = type(exc).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def json_requested() -> bool:
+    """Whether the running command was given ``--json``."""
+    return State.json
 
 
 def settings(**overrides: Any) -> Settings:
@@ -79,7 +114,7 @@ def runtime(role: str, **overrides: Any) -> Iterator[Runtime]:
     try:
         yield rt
     finally:
-        rt.close()
+        rt.close(teardown=not State.process_exits)
 
 
 def identifiers(
@@ -106,6 +141,7 @@ def emit_json(document: Any) -> None:
     """Print exactly one JSON document on stdout."""
     sys.stdout.write(json.dumps(document, indent=2, default=str, sort_keys=True) + "\n")
     sys.stdout.flush()
+    State.emitted = True
 
 
 EMAIL_OPT = typer.Option(
@@ -119,7 +155,16 @@ AMPLITUDE_ID_OPT = typer.Option(
     None, "--amplitude-id", metavar="AMPLITUDE_ID", help="Numeric Amplitude ID (the service-side ID). Repeatable."
 )
 DEVICE_ID_OPT = typer.Option(None, "--device-id", metavar="DEVICE_ID", help="Device ID (anonymous users). Repeatable.")
-JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout instead of text.")
+
+
+def _remember_json(value: bool) -> bool:
+    State.json = bool(value)
+    return value
+
+
+JSON_OPT = typer.Option(
+    False, "--json", callback=_remember_json, help="Print one JSON document on stdout instead of text."
+)
 PROJECT_OPT = typer.Option(
     None, "--project", metavar="NAME", help="Limit to this configured project (default: all). Repeatable."
 )
@@ -128,8 +173,9 @@ IDENTITY_MAP_OPT = typer.Option(
     help="CSV file (email,user_id) or http(s) lookup URL translating emails to user IDs.",
 )  # fmt: skip
 REGULATION_OPT = typer.Option(
-    "gdpr", "--regulation", metavar="gdpr|ccpa", help="Regulation: gdpr (30-day deadline) or ccpa (45 days)."
-)
+    "gdpr", "--regulation", metavar="gdpr|ccpa", callback=lambda value: (value or "").strip().lower() or "gdpr",
+    help="Regulation: gdpr (30-day deadline) or ccpa (45 days), in any case.",
+)  # fmt: skip
 OUT_OPT = typer.Option(
     None, "--out", metavar="DIR", help="Directory for reports and certificates (default: <data dir>/output)."
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from amplitude_dsr import __version__
-from amplitude_dsr.cli import batch, common, connection, demo, emulator_cmd, requests, worker
+from amplitude_dsr.cli import batch, common, connection, demo, emulator_cmd, requests, status, worker
 
 app = typer.Typer(
     name="amplitude-dsr",
@@ -43,6 +43,7 @@ def root(
     """Global options."""
     common.State.config = config
     common.State.debug = debug
+    common.State.json = False
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("dbos", "httpx", "httpcore", "uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
@@ -50,7 +51,7 @@ def root(
 
 app.command(short_help="Collect what Amplitude holds about a person (export, report).")(requests.access)
 app.command("delete", short_help="Schedule whole-record deletion, tracked and verified.")(requests.delete)
-app.command(short_help="Show requests with their state and deadline.")(requests.status)
+app.command(short_help="Show requests with their state and deadline.")(status.status)
 app.command(short_help="Cancel a deletion while Amplitude still allows it.")(requests.cancel)
 app.command(short_help="Run queued requests, deletion tracking and DSAR polling.")(worker.worker)
 app.command("batch", short_help="Submit and follow many requests from a CSV file.")(batch.batch)
@@ -69,6 +70,8 @@ def run() -> None:
     the database and the next executor resumes it, so waiting for the sleep to end would only
     hang the command (and then fail the step against a destroyed DBOS)."""
     code: int | str | None = 0
+    common.State.process_exits = True
+    os.umask(0o077)  # every file we write (database, locks, reports, work files) is the user's only
     try:
         app()
     except SystemExit as exc:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import (
@@ -28,7 +27,8 @@ from amplitude_dsr.dsr import api, identity_map
 from amplitude_dsr.dsr.model import REGULATION_DAYS
 from amplitude_dsr.errors import BudgetExhausted, DomainError, UsageError
 from amplitude_dsr.store import repo
-from amplitude_dsr.store.db import make_engine
+
+EXIT_PARTIAL = 3  # completed, but the answer is partial (docs/cli.md: a contract addition to 0/1/2)
 
 # What each budget pool pays for (amplitude/limits.py), for the one-line message.
 POOL_CALLS = {
@@ -57,6 +57,9 @@ def request_document(row: repo.RequestRow, items: list[repo.Item] | None = None)
         doc["unresolved_identifiers"] = result.get("unresolved", 0)
         doc["ambiguous_identifiers"] = result.get("ambiguous", 0)
         doc["data_held"] = bool(result["subjects"])
+    if row.kind == "access" and row.status == "completed":
+        complete, reasons = completeness(result)
+        doc["complete"], doc["partial_reasons"] = complete, reasons
     if row.kind == "deletion" and items is not None:
         doc["amplitude_ids"] = dict(sorted(Counter(i.state for i in items).items()))
         jobs: dict[tuple[str, str], list[repo.Item]] = {}
@@ -70,6 +73,16 @@ def request_document(row: repo.RequestRow, items: list[repo.Item] | None = None)
     if row.out_dir:
         doc["files"] = sorted(str(p) for p in Path(row.out_dir).glob("*") if p.is_file())
     return doc
+
+
+def completeness(result: dict[str, Any]) -> tuple[bool, list[str]]:
+    """Whether a completed access request's answer is complete, and if not why: the result's
+    ``completeness`` ({"complete": bool, "reasons": [str, ...]}); none recorded means complete."""
+    value = result.get("completeness")
+    if not isinstance(value, dict):
+        return True, []
+    reasons = [str(r) for r in value.get("reasons") or []]
+    return bool(value.get("complete", True)), reasons
 
 
 def access(
@@ -129,16 +142,25 @@ def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
     _check_before_writing(options, args["regulation"])
     max_wait = float(args["max_wait"])
     deferred: BudgetExhausted | None = None
-    with common.runtime("auto" if wait else "submitter") as rt:
-        request_id, _ = api.submit(rt, kind, idents, options=options, regulation=args["regulation"])
-        if wait:
-            try:
-                api.wait(request_id, max_budget_wait=max_wait or None)
-            except BudgetExhausted as exc:
-                deferred = exc  # the workflow sleeps durably; the request stays queued
-        row = repo.get_request(rt.engine, request_id)
-        items = repo.items_for(rt.engine, request_id) if kind == "deletion" else None
-        worker_running = rt.executor is False
+    request_id: str | None = None
+    try:
+        with common.runtime("auto" if wait else "submitter") as rt:
+            # An access re-run with the same identifiers and options resumes its unfinished request.
+            request_id, _ = api.submit(
+                rt, kind, idents, options=options, regulation=args["regulation"], resume=kind == "access"
+            )
+            if wait:
+                try:
+                    api.wait(request_id, max_budget_wait=max_wait or None)
+                except BudgetExhausted as exc:
+                    deferred = exc  # the workflow sleeps durably; the request stays queued
+            row = repo.get_request(rt.engine, request_id)
+            items = repo.items_for(rt.engine, request_id) if kind == "deletion" else None
+            worker_running = rt.executor is False
+    except KeyboardInterrupt:
+        if request_id is None:
+            raise
+        raise common.Interrupted(interrupted_message(request_id, kind), request_id=request_id) from None
     doc = request_document(row, items)
     if deferred is not None:
         doc["budget_wait"] = {"pool": deferred.pool, "resume_at": deferred.resume_at.isoformat()}
@@ -152,6 +174,19 @@ def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
         )
     if row.status == "failed":
         raise DomainError(row.error or "the request failed")
+    if doc.get("complete") is False:
+        reasons = "; ".join(doc["partial_reasons"]) or "no reason recorded"
+        common.err.print(f"the answer is partial (exit {EXIT_PARTIAL}): {reasons}", markup=False)
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def interrupted_message(request_id: str, kind: str) -> str:
+    """One line after Ctrl-C: the request carries on, how to follow and finish it."""
+    again = "; run the same command again to resume it" if kind == "access" else ""
+    return (
+        f"interrupted; request {request_id} is not cancelled and carries on: follow it with "
+        f"`amplitude-dsr status {request_id}`, a worker finishes it (`amplitude-dsr worker`){again}"
+    )
 
 
 def still_queued_message(request_id: str, exc: BudgetExhausted) -> str:
@@ -187,6 +222,10 @@ def _print_request(doc: dict[str, Any], *, waited: bool, worker_running: bool) -
         out.print(f"  {doc['ambiguous_identifiers']} identifier(s) could not be resolved exactly (see the report)")
     elif doc["kind"] == "access" and doc["status"] == "completed" and not doc.get("subjects"):
         out.print("  no data held: no Amplitude user matched any identifier exactly")
+    if doc.get("complete") is False:
+        out.print("  [bold]the answer is PARTIAL[/]:")
+        for reason in doc["partial_reasons"] or ["no reason recorded"]:
+            out.print(f"    - {reason}", markup=False)
     if doc.get("out_dir"):
         out.print(f"  files in {doc['out_dir']}")
     if not waited:
@@ -194,48 +233,6 @@ def _print_request(doc: dict[str, Any], *, waited: bool, worker_running: bool) -
             "  queued; `amplitude-dsr worker` processes it"
             + ("" if worker_running else " (start one if none is running)")
         )
-
-
-def status(
-    request_id: str = typer.Argument(None, metavar="REQUEST_ID", help="One request (default: all, newest first)."),
-    json_out: bool = JSON_OPT,
-) -> None:
-    """Requests with their state, age and deadline (overdue ones highlighted)."""
-    _status(request_id, json_out)
-
-
-@guarded
-def _status(request_id: str | None, json_out: bool) -> None:
-    engine = make_engine(common.settings().database_url)
-    repo.create_tables(engine)
-    try:
-        rows = [repo.get_request(engine, request_id)] if request_id else repo.list_requests(engine)
-        docs = [request_document(r, repo.items_for(engine, r.id) if r.kind == "deletion" else None) for r in rows]
-    finally:
-        engine.dispose()
-    if json_out:
-        common.emit_json(docs[0] if request_id else {"requests": docs})
-        return
-    if not docs:
-        common.out.print("no requests yet")
-        return
-    table = Table("request", "kind", "status", "regulation", "age", "deadline")
-    now = datetime.now(UTC)
-    for row, doc in zip(rows, docs, strict=True):
-        age = now - row.created_at
-        left = row.deadline - now
-        deadline = row.deadline.date().isoformat() + (f" ({left.days}d left)" if not api.is_final(row) else "")
-        style = "bold red" if doc["overdue"] else None
-        table.add_row(row.id, row.kind, row.status, row.regulation, _age(age.total_seconds()), deadline, style=style)
-    common.out.print(table)
-
-
-def _age(seconds: float) -> str:
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)}h"
-    return f"{int(seconds // 86400)}d"
 
 
 def cancel(

@@ -47,6 +47,14 @@ def idempotency_key(kind: str, identifiers: Sequence[Identifier], options: dict[
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
+def resume_key(kind: str, identifiers: Sequence[Identifier], options: dict[str, Any], regulation: str) -> str:
+    """The key under which a re-run of the same command finds its unfinished request: the
+    identifiers and every option that shapes the answer (projects, history, output, identity
+    map, regulation)."""
+    shape = [regulation, options.get("out_dir"), options.get("identity_map"), options.get("batch_key")]
+    return idempotency_key(kind, identifiers, {**options, "batch_key": "resume:" + json.dumps(shape)})
+
+
 def submit(
     rt: Runtime,
     kind: str,
@@ -55,9 +63,12 @@ def submit(
     options: dict[str, Any] | None = None,
     regulation: str = "gdpr",
     dedupe: bool = False,
+    resume: bool = False,
 ) -> tuple[str, bool]:
     """Store and enqueue a request; returns (request ID, created). ``dedupe`` returns the earlier
-    identical request instead of creating a new one."""
+    identical request instead of creating a new one. ``resume`` returns it only while it is not
+    final (same identifiers, options and regulation: a re-run of an interrupted command picks it
+    up); once it is final, the same command creates a new request."""
     if kind not in ("access", "deletion"):
         raise UsageError(f"unknown request kind {kind!r}")
     if not identifiers:
@@ -71,11 +82,17 @@ def submit(
         rt.settings.project(name)
     if kind == "deletion":
         opts.setdefault("requester", rt.settings.requester)
-    key = idempotency_key(kind, identifiers, opts) if dedupe else None
-    row, created = repo.insert_request(
-        rt.engine, kind=kind, identifiers=[i.model_dump(mode="json") for i in identifiers],
-        options=opts, regulation=regulation, deadline_days=REGULATION_DAYS[regulation], idempotency_key=key,
-    )  # fmt: skip
+    key = idempotency_key(kind, identifiers, opts) if dedupe else resume_key(kind, identifiers, opts, regulation)
+    insert: dict[str, Any] = {
+        "kind": kind, "identifiers": [i.model_dump(mode="json") for i in identifiers], "options": opts,
+        "regulation": regulation, "deadline_days": REGULATION_DAYS[regulation],
+    }  # fmt: skip
+    row, created = repo.insert_request(rt.engine, **insert, idempotency_key=key if dedupe or resume else None)
+    if resume and not created and is_final(row):
+        # Retire the finished request's key (kept unique, 64 characters) and start a new one.
+        retired = hashlib.sha256(f"{key}:{row.id}".encode()).hexdigest()
+        repo.update_request(rt.engine, row.id, idempotency_key=retired)
+        row, created = repo.insert_request(rt.engine, **insert, idempotency_key=key)
     if created:
         with rt.engine.begin() as conn:
             audit.append(

@@ -4,12 +4,18 @@ Built once at the edge (a CLI command, the demo, a test) with :func:`open_runtim
 down with :meth:`Runtime.close`. Workflows, which DBOS calls by name, reach it through
 :func:`current`.
 
-Two roles (see ``docs/operations.md``):
+Roles (see ``docs/operations.md``):
 
-* an **executor** runs workflows. It holds an exclusive executor lock for its executor ID (an
-  OS file lock beside a SQLite database; a PostgreSQL advisory lock otherwise), so two processes
-  never recover or run the same workflows: a CLI command next to a running ``worker`` does not
-  execute anything, it submits.
+* an **executor** (``worker``) runs workflows. It holds an exclusive executor lock for its
+  executor ID (an OS file lock beside a SQLite database; a PostgreSQL advisory lock otherwise),
+  so two processes never recover or run the same workflows: a CLI command next to a running
+  ``worker`` does not execute anything, it submits.
+* a **foreground** executor (a command that runs its own requests when no worker runs: ``access``,
+  ``delete --wait``, ``batch``, ``demo``) holds the same lock but runs *only the requests it
+  submits*: it launches DBOS under a private executor ID (so DBOS recovers nothing at launch) and
+  listens to a private queue only (so it never dequeues anyone else's workflow). When it closes,
+  every request of its own that is not finished is handed back to the shared queue, from its last
+  checkpoint, for the next ``worker``.
 * a **submitter** launches DBOS listening to no queue, enqueues workflows and may wait for them.
 """
 
@@ -30,11 +36,11 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from amplitude_dsr import __version__
 from amplitude_dsr.amplitude import AmplitudeClient, Budget, DsarClient
-from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url
+from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url, default_data_home
 from amplitude_dsr.errors import ConfigError
 from amplitude_dsr.store import repo
 from amplitude_dsr.store.audit import create_audit_tables
-from amplitude_dsr.store.db import make_engine, sqlite_path
+from amplitude_dsr.store.db import make_engine, private_dir, private_file, sqlite_path
 
 QUEUE = "amplitude-dsr"
 # Deletions wait for days or weeks in durable sleeps, and a sleeping workflow still holds its queue
@@ -50,6 +56,8 @@ DELETION_WORKER_CONCURRENCY = 10_000
 RESOLVE_CONCURRENCY = 16
 DEFAULT_EXECUTOR_ID = "amplitude-dsr"
 APP_NAME = "amplitude-dsr"
+FOREGROUND_PREFIX = "cli-"  # DBOS executor IDs and queue names of foreground commands
+ACTIVE_WORKFLOW = ("ENQUEUED", "PENDING")  # DBOS statuses of a workflow that is not finished
 
 _log = logging.getLogger(__name__)
 _current: Runtime | None = None
@@ -69,8 +77,7 @@ class ExecutorLock:
     def try_acquire(self) -> bool:
         path = sqlite_path(self.database_url)
         if path is not None:
-            lock_path = path.with_name(f"{path.name}.{self.executor_id}.executor.lock")
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock_path = private_file(path.with_name(f"{path.name}.{self.executor_id}.executor.lock"))
             handle = lock_path.open("a+")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -117,7 +124,9 @@ class Runtime:
     executor: bool
     executor_id: str
     dbos: bool = True
+    foreground_queue: str | None = None  # a foreground command's private queue (see the module doc)
     boot_id: str = field(default_factory=lambda: secrets.token_hex(6))
+    _own: dict[str, str] = field(default_factory=dict)  # workflow ID -> its shared queue
     _lock: ExecutorLock | None = None
     _clients: dict[str, AmplitudeClient] = field(default_factory=dict)
     _dsar: DsarClient | None = None
@@ -151,17 +160,22 @@ class Runtime:
         return f"{self.executor_id}:{self.boot_id}"
 
     def work_dir(self, request_id: str) -> Path:
-        path = self.data_dir / "work" / request_id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return private_dir(self.data_dir / "work" / request_id)
 
-    def close(self) -> None:
+    def close(self, *, teardown: bool = True) -> None:
+        """Release everything. A foreground command first hands its unfinished requests back to
+        the shared queues. ``teardown=False`` (a CLI process that ends right after) leaves DBOS
+        running: destroying it under a handed-off workflow thread would make that thread fail
+        noisily against a closed database before the process ends."""
         global _current
         if self.dbos:
-            try:
-                DBOS.destroy(destroy_registry=False)
-            except Exception:  # pragma: no cover - shutting down anyway
-                _log.debug("DBOS destroy failed", exc_info=True)
+            if self.foreground_queue is not None:
+                self._hand_off()
+            if teardown:
+                try:
+                    DBOS.destroy(destroy_registry=False)
+                except Exception:  # pragma: no cover - shutting down anyway
+                    _log.debug("DBOS destroy failed", exc_info=True)
         for c in self._clients.values():
             c.close()
         if self._dsar is not None:
@@ -172,6 +186,65 @@ class Runtime:
             self._lock.release()
         if _current is self:
             _current = None
+
+    def run_here(self, func: Callable[..., Any], workflow_id: str, args: tuple[Any, ...], queue: str) -> Any:
+        """A foreground command's own workflow: enqueue it on the private queue, or take over
+        the same request's unfinished workflow (a re-run resumes it from its last checkpoint)
+        when no live executor owns it. Remembered, so :meth:`close` hands it back."""
+        assert self.foreground_queue is not None
+        status: Any = DBOS.get_workflow_status(workflow_id)
+        if status is None:
+            with SetWorkflowID(workflow_id):
+                handle = DBOS.enqueue_workflow(self.foreground_queue, func, *args)
+        elif status.status in ACTIVE_WORKFLOW and _orphaned(status, self.executor_id):
+            handle = DBOS.resume_workflow(workflow_id, queue_name=self.foreground_queue)
+        else:  # finished, or running in a worker: only wait for it
+            return DBOS.retrieve_workflow(workflow_id)
+        self._own[workflow_id] = queue
+        return handle
+
+    def _hand_off(self) -> None:
+        """Put this command's unfinished workflows back on their shared queues (ENQUEUED, owner
+        cleared): the next worker continues each from its last checkpoint, and the thread still
+        running it here stops quietly at its next step (DBOS fences it out)."""
+        for workflow_id, queue in self._own.items():
+            try:
+                status: Any = DBOS.get_workflow_status(workflow_id)
+                if status is not None and status.status in ACTIVE_WORKFLOW:
+                    DBOS.resume_workflow(workflow_id, queue_name=queue)
+            except Exception:  # pragma: no cover - the worker's orphan adoption covers it
+                _log.warning("could not hand request %s back to the queue", workflow_id, exc_info=True)
+        try:
+            DBOS.delete_queue(self.foreground_queue or "")
+        except Exception:  # pragma: no cover - an unused queue row is harmless
+            _log.debug("could not delete queue %s", self.foreground_queue, exc_info=True)
+
+
+def _orphaned(status: Any, lock_id: str) -> bool:
+    """Whether an unfinished workflow has no live executor, seen by the holder of the lock
+    ``lock_id``: enqueued, or pending under a foreground command (every live one holds the lock
+    we hold) or under the executor whose lock we hold."""
+    if status.status == "ENQUEUED":
+        return True
+    executor = str(status.executor_id or "")
+    return executor.startswith(FOREGROUND_PREFIX) or executor == lock_id
+
+
+def adopt_orphans(rt: Runtime) -> int:
+    """Hand back to the shared queues the workflows a foreground command left behind when it was
+    killed before it could (SIGKILL, power loss). Only safe while no foreground command is alive:
+    call it holding the default executor lock. Returns how many were handed back."""
+    adopted = 0
+    workflows: list[Any] = DBOS.list_workflows(status=list(ACTIVE_WORKFLOW))
+    for wf in workflows:
+        executor, queue = str(wf.executor_id or ""), str(wf.queue_name or "")
+        stranded_queue = queue.startswith(FOREGROUND_PREFIX)
+        if not (stranded_queue or (wf.status == "PENDING" and executor.startswith(FOREGROUND_PREFIX))):
+            continue
+        shared = DELETION_QUEUE if "deletion" in str(wf.name or "") else QUEUE
+        DBOS.resume_workflow(wf.workflow_id, queue_name=shared)
+        adopted += 1
+    return adopted
 
 
 class RuntimeClosed(BaseException):
@@ -189,8 +262,9 @@ def current() -> Runtime:
 
 
 def default_data_dir(settings: Settings) -> Path:
+    """Beside a SQLite database; the per-user data directory for PostgreSQL."""
     path = sqlite_path(settings.database_url)
-    return (path.parent if path is not None else Path(".amplitude-dsr")).resolve()
+    return (path.parent if path is not None else default_data_home()).resolve()
 
 
 def open_runtime(
@@ -202,9 +276,10 @@ def open_runtime(
 ) -> Runtime:
     """Open the database, budgets and DBOS for this process.
 
-    ``role``: ``executor`` (must get the executor lock, else ConfigError), ``submitter`` (never
-    runs workflows), ``auto`` (executor if the lock is free, else submitter) or ``offline`` (no
-    DBOS at all: status, cancel and connection checks).
+    ``role``: ``executor`` (must get the executor lock, else ConfigError: the worker),
+    ``submitter`` (never runs workflows), ``auto`` (a foreground executor that runs only its own
+    requests if the lock is free, else a submitter) or ``offline`` (no DBOS at all: status,
+    cancel and connection checks).
     """
     global _current
     if _current is not None:
@@ -212,8 +287,7 @@ def open_runtime(
     # Import the workflows so DBOS registers them before launch.
     from amplitude_dsr.dsr import workflows  # noqa: F401
 
-    data_dir = data_dir or default_data_dir(settings)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = private_dir(data_dir or default_data_dir(settings))
     engine = make_engine(settings.database_url)
     repo.create_tables(engine)
     create_audit_tables(engine)
@@ -239,28 +313,38 @@ def open_runtime(
             executor_id=executor_id, dbos=False,
         )  # fmt: skip
         return _current
+    foreground = executor and role == "auto"
+    private = f"{FOREGROUND_PREFIX}{repo.new_id('p')}"
+    # A foreground command's DBOS executor ID is new, so DBOS recovers nothing when it launches.
+    roles = {"worker": executor_id, "foreground": private, "submitter": f"submitter-{repo.new_id('p')}"}
+    dbos_executor = roles["foreground" if foreground else "worker" if executor else "submitter"]
     config: DBOSConfig = {
         "name": APP_NAME,
         "system_database_url": dbos_database_url(settings.database_url),
-        "executor_id": executor_id if executor else f"submitter-{repo.new_id('p')}",
+        "executor_id": dbos_executor,
         "application_version": f"amplitude-dsr-{__version__}",
         "run_admin_server": False,
         "log_level": "WARNING",
         "notification_listener_polling_interval_sec": 0.1,
     }  # type: ignore[typeddict-unknown-key]
     DBOS(config=config)
-    DBOS.listen_queues([QUEUE, DELETION_QUEUE] if executor else [])
+    DBOS.listen_queues([private] if foreground else [QUEUE, DELETION_QUEUE] if executor else [])
     DBOS.launch()
     DBOS.register_queue(QUEUE, worker_concurrency=64, polling_interval_sec=0.2)
     DBOS.register_queue(DELETION_QUEUE, worker_concurrency=DELETION_WORKER_CONCURRENCY, polling_interval_sec=0.2)
+    if foreground:
+        DBOS.register_queue(private, polling_interval_sec=0.2)
     _current = Runtime(
         settings=settings, engine=engine, budget=budget, data_dir=data_dir, executor=executor,
-        executor_id=executor_id, _lock=lock,
+        executor_id=executor_id, foreground_queue=private if foreground else None, _lock=lock,
     )  # fmt: skip
     return _current
 
 
 def enqueue(func: Callable[..., Any], workflow_id: str, *args: Any, queue: str = QUEUE) -> Any:
-    """Enqueue ``func`` on ``queue`` under ``workflow_id`` (the same ID never runs twice)."""
+    """Enqueue ``func`` on ``queue`` under ``workflow_id`` (the same ID never runs twice). In a
+    foreground command the workflow runs here instead, and only it (:meth:`Runtime.run_here`)."""
+    if _current is not None and _current.foreground_queue is not None:
+        return _current.run_here(func, workflow_id, args, queue)
     with SetWorkflowID(workflow_id):
         return DBOS.enqueue_workflow(queue, func, *args)

@@ -3,6 +3,7 @@ values; transactions are chosen by the caller except where atomicity is the poin
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,7 @@ from amplitude_dsr.errors import RequestNotFound
 from amplitude_dsr.store.audit import AUDIT_METADATA
 from amplitude_dsr.store.tables import METADATA, deletion_batches, deletion_items, requests
 
+status_log = logging.getLogger("amplitude_dsr.status")  # one line per state change (the worker shows it)
 MAX_IDS_PER_POST = 100  # User Privacy v1: at most 100 IDs per request (docs/amplitude.md#creating-deletions)
 SCHEMA_ATTEMPTS = 5
 
@@ -152,7 +154,9 @@ def list_requests(engine: sa.Engine, *, limit: int = 200) -> list[RequestRow]:
 def update_request(engine: sa.Engine, request_id: str, **fields: Any) -> None:
     """Set ``fields`` (and ``updated_at``)."""
     with engine.begin() as conn:
+        before = _status_of(conn, request_id) if "status" in fields else None
         conn.execute(requests.update().where(requests.c.id == request_id).values(updated_at=utcnow(), **fields))
+    _log_change(request_id, before, fields.get("status"))
 
 
 def advance_request(
@@ -161,12 +165,26 @@ def advance_request(
     """Set ``status`` (and ``fields``) unless the request is already in one of ``unless``: a
     workflow's progress never overwrites a cancel that happened beside it. False if it was."""
     with engine.begin() as conn:
+        before = _status_of(conn, request_id)
         res = conn.execute(
             requests.update()
             .where(requests.c.id == request_id, requests.c.status.not_in(list(unless)))
             .values(status=status, updated_at=utcnow(), **fields)
         )
+    if res.rowcount == 1:
+        _log_change(request_id, before, status)
     return res.rowcount == 1
+
+
+def _status_of(conn: sa.Connection, request_id: str) -> tuple[str, str] | None:
+    row = conn.execute(sa.select(requests.c.kind, requests.c.status).where(requests.c.id == request_id)).first()
+    return (row[0], row[1]) if row else None
+
+
+def _log_change(request_id: str, before: tuple[str, str] | None, status: str | None) -> None:
+    """``request <id> (<kind>): <old> -> <new>``: no identifier, only the request's own ID."""
+    if before is not None and status is not None and before[1] != status:
+        status_log.info("request %s (%s): %s -> %s", request_id, before[0], before[1], status)
 
 
 def count_requests_in(engine: sa.Engine, kind: str, statuses: Sequence[str]) -> int:
