@@ -45,12 +45,16 @@ def _status(request_id: str | None, json_out: bool) -> None:
     try:
         rows = [repo.get_request(engine, request_id)] if request_id else repo.list_requests(engine)
         docs = [request_document(r, repo.items_for(engine, r.id) if r.kind == "deletion" else None) for r in rows]
+        refused = api.credential_pauses(engine)
     finally:
         engine.dispose()
     if request_id:
         docs[0]["paused"] = paused_pools(settings, rows[0])
+        mine = {i.get("project") for i in docs[0].get("jobs", [])} | set(rows[0].options.get("projects") or [])
+        docs[0]["credentials_paused"] = [p for p in refused if not mine or p["project"] in mine]
     if json_out:
-        common.emit_json({**docs[0], "database": database} if request_id else {"requests": docs, "database": database})
+        doc = {**docs[0]} if request_id else {"requests": docs, "credentials_paused": refused}
+        common.emit_json({**doc, "database": database})
         return
     if request_id:
         print_detail(rows[0], docs[0])
@@ -59,6 +63,12 @@ def _status(request_id: str | None, json_out: bool) -> None:
         return
     else:
         print_table(rows, docs)
+        for pause in refused:
+            common.err.print(
+                f"paused: project {pause['project']} since {pause['since']}: {pause['reason']}; its requests wait "
+                "(nothing fails) until a call with its keys succeeds: fix the keys, the worker resumes them",
+                markup=False,
+            )
     common.out.print(f"database: {database}", markup=False)
 
 
@@ -111,6 +121,9 @@ def print_detail(row: repo.RequestRow, doc: dict[str, Any]) -> None:
     for job in doc.get("jobs", []):
         lines.append(("job", f"project {job['project']}, day {job['day']}: {job['status'] or 'unknown'} "
                       f"({job['amplitude_ids']} Amplitude IDs)"))  # fmt: skip
+    for pause in doc.get("credentials_paused", []):
+        refused = f"project {pause['project']}: Amplitude refuses its credentials since {pause['since']}"
+        lines.append(("paused", refused))
     for pause in doc.get("paused", []):
         lines.append(("paused", f"project {pause['project']}: {pause['pool']} pool until {pause['until']}"))
     if row.error:

@@ -15,13 +15,14 @@ from dbos import DBOS
 
 from amplitude_dsr.amplitude.models import DsarRequest
 from amplitude_dsr.dsr import steps
+from amplitude_dsr.dsr.completeness import assess
 from amplitude_dsr.dsr.failures import failure_reason
 from amplitude_dsr.dsr.identity_map import build as build_identity_map
 from amplitude_dsr.dsr.model import AccessResult, DsarInfo, Identifier, IdentifierKind, Subject, SubjectData
 from amplitude_dsr.dsr.report import write_access_package
 from amplitude_dsr.dsr.resolve import Resolved, resolve
 from amplitude_dsr.dsr.runtime import current
-from amplitude_dsr.errors import FatalError
+from amplitude_dsr.errors import AuthenticationError, FatalError, NotFound
 from amplitude_dsr.store import repo
 
 DSAR_EARLIEST = date(2012, 1, 1)  # Amplitude holds no data before its launch
@@ -95,6 +96,7 @@ def access_workflow(request_id: str) -> str:
                 "unresolved": len(resolved.resolution.unresolved()),
                 "ambiguous": sum(1 for d in resolved.resolution.unresolved_details() if d.ambiguous),
                 "data_held": bool(subjects),
+                "completeness": assess(result).model_dump(mode="json"),
             }
             steps.audit_step(request_id, "completed", {"subjects": len(subjects), "out_dir": out})
             remove_work_step(request_id)
@@ -145,8 +147,21 @@ def _collect(request_id: str, resolved: Resolved, full: bool, notes: list[str]) 
     collected = [_from_activity(s, resolved, full) for s in resolved.resolution.subjects]
     if not collected or current().dsar() is None:
         return collected
-    dsar_ids = [_create_dsar(request_id, data) for data in collected]
-    pending = dict(enumerate(dsar_ids))
+    pending: dict[int, int] = {}
+    for index, data in enumerate(collected):
+        try:
+            pending[index] = _create_dsar(request_id, data)
+        except AuthenticationError:
+            # The org keys are refused (wrong key, or the other region): the project-key data is
+            # still an answer, a partial one that says why (dsr/completeness.py).
+            refused = DsarInfo(status="refused", auth_error=True, fell_back_to_project_keys=True)
+            collected[index] = data.model_copy(update={"dsar": refused})
+            steps.audit_step(request_id, "dsar_refused", {"reason": "organisation keys refused"})
+    if any(d.dsar is not None and d.dsar.auth_error for d in collected):
+        notes.append(
+            "Amplitude refused the organisation keys for the DSAR export (check the org key, its secret and "
+            "the region); the report holds the data available with project keys."
+        )
     poll = current().settings.poll_interval
     while True:
         for index, dsar_id in list(pending.items()):
@@ -205,9 +220,16 @@ def _finish_dsar(request_id: str, data: SubjectData, state: DsarRequest, notes: 
                 steps.dsar_download_step, request_id, s.project, s.amplitude_id, list(state.urls), data.events_path
             )
         except FatalError as exc:
+            # Output links are pre-signed and carry no key: a refusal (403/404) means they expired
+            # or were withdrawn, never that the keys or the region are wrong.
+            why = (
+                f"HTTP {exc.status}: the download links expired or were refused"
+                if isinstance(exc, (AuthenticationError, NotFound))
+                else steps.fatal_message(exc)
+            )
             notes.append(
-                f"The DSAR export of one subject could not be downloaded ({steps.fatal_message(exc)}); "
-                "the report falls back to the project-key data. Run the request again for a new export."
+                f"The DSAR export of one subject could not be downloaded ({why}); the report falls back to "
+                "the project-key data. Run the request again for a new export."
             )
             info = info.model_copy(update={"status": "download_failed", "fell_back_to_project_keys": True})
             return data.model_copy(update={"dsar": info})

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
@@ -30,7 +31,7 @@ from amplitude_dsr.errors import (
     NotFound,
     UsageError,
 )
-from amplitude_dsr.store import audit, repo
+from amplitude_dsr.store import audit, pauses, repo
 
 ACCESS_FINAL = ("completed", "failed")
 WORKFLOW_FINAL = ("SUCCESS", "ERROR", "CANCELLED")  # DBOS workflow statuses that have a result
@@ -216,6 +217,16 @@ def cancel(rt: Runtime, request_id: str, *, today: date | None = None) -> str:
     with rt.engine.begin() as conn:
         audit.append(conn, request_id, "cancelled", {"removed_from_jobs": removed, "queued_dropped": dropped - removed})
     return "cancelled"
+
+
+def credential_pauses(engine: sa.Engine) -> list[dict[str, str]]:
+    """Projects whose requests wait because Amplitude refuses their credentials (see
+    ``store/pauses.py``): ``project``, ``reason`` (identifier-free), ``since`` (ISO 8601 UTC)."""
+    try:
+        found = pauses.active(engine)
+    except sa.exc.SQLAlchemyError:  # an older database without the table: nothing was paused
+        return []
+    return [{"project": p.project, "reason": p.reason, "since": p.since.isoformat(timespec="seconds")} for p in found]
 
 
 def settings_check(rt: Runtime) -> None:
