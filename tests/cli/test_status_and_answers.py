@@ -99,7 +99,7 @@ def test_status_shows_full_ids_and_a_readable_detail(
 def test_status_names_the_database_and_hides_a_password(invoke: Invoke, tmp_path: Path) -> None:
     db = tmp_path / "named.sqlite"
     result = invoke(["status", "--json"], {"AMPLITUDE_DSR_DATABASE_URL": f"sqlite:///{db}"})
-    assert json.loads(result.stdout) == {"requests": [], "database": f"sqlite:///{db}"}
+    assert json.loads(result.stdout) == {"requests": [], "credentials_paused": [], "database": f"sqlite:///{db}"}
     text = invoke(["status"], {"AMPLITUDE_DSR_DATABASE_URL": f"sqlite:///{db}"}).stdout
     assert f"no requests yet in sqlite:///{db}" in text
     assert redacted_url("postgresql://dsr:hunter2@db.example:5432/dsr") == "postgresql://dsr:***@db.example:5432/dsr"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from datetime import time as dt_time
 from pathlib import Path
@@ -21,15 +20,16 @@ from dbos import DBOS
 from amplitude_dsr.amplitude.models import DeletionJob
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import jobs, steps
-from amplitude_dsr.dsr.access import DBOS_now, load_identity_map, load_step, projects_for
+from amplitude_dsr.dsr.access import load_identity_map, load_step, projects_for
 from amplitude_dsr.dsr.evidence import build_deletion_result
 from amplitude_dsr.dsr.failures import failure_reason
-from amplitude_dsr.dsr.identity import judge, search_terms
 from amplitude_dsr.dsr.model import Identifier, Subject, Verification
 from amplitude_dsr.dsr.report import write_certificate
 from amplitude_dsr.dsr.resolve import resolve
 from amplitude_dsr.dsr.runtime import Runtime, current
 from amplitude_dsr.dsr.submission import RECEIPT_TOPIC, flush
+from amplitude_dsr.dsr.verification import verify
+from amplitude_dsr.errors import DomainError
 from amplitude_dsr.store import audit, repo
 
 log = logging.getLogger("amplitude_dsr.dsr")
@@ -108,6 +108,14 @@ def _run(
     )  # fmt: skip
     progress_step(request_id, "resolved", {"result": {"resolution": resolved.resolution.model_dump(mode="json")}})
     if not subjects:
+        unresolved = [d for d in resolved.resolution.unresolved_details() if d.ambiguous]
+        if unresolved:
+            # "Nothing found" would be false: Amplitude answered with somebody else.
+            raise DomainError(
+                f"{len(unresolved)} identifier(s) could not be resolved exactly (User Search answered with a "
+                "different Amplitude user); nothing was submitted to Amplitude. Submit the person's Amplitude ID "
+                "(--amplitude-id) or use an identity map"
+            )
         return "nothing_found", []
     queue_step(request_id, subjects, bool(options.get("org_wide")))
     if not progress_step(request_id, "queued"):
@@ -126,7 +134,7 @@ def _run(
     if not progress_step(request_id, "verifying"):
         return "cancelled", []
     with steps.retry_policy(steps.RetryPolicy(horizon=tracked, pause_on_auth=True)):
-        verifications = _verify(identifiers, projects, receipted, imap)
+        verifications = verify(identifiers, projects, receipted, imap)
     outcomes = {v.outcome for v in verifications}
     final = logic.request_outcome(outcomes)
     steps.audit_step(request_id, final, {"checked": len(verifications)})
@@ -260,26 +268,3 @@ def _lister(project: str) -> jobs.Lister:
 def _aggregate(statuses: Any) -> str:
     values = [s or "staging" for s in statuses]
     return min(values, key=lambda s: logic.STATUS_ORDER.get(s, 0)) if values else "staging"
-
-
-def _verify(
-    identifiers: list[Identifier], projects: list[str], items: Sequence[repo.Item], imap: dict[str, list[str]]
-) -> list[Verification]:
-    deleted: dict[str, set[int]] = {}
-    for item in items:
-        deleted.setdefault(item.project, set()).add(item.amplitude_id)
-    results: dict[tuple[Identifier, str], Verification] = {}
-    for project in projects:
-        for term in search_terms(identifiers, imap):
-            result = steps.call(steps.search_step, project, term.term)
-            accepted = [c for c in judge(term, result) if c.accepted]
-            outcome, found, detail = logic.verification_outcome(accepted, deleted.get(project, set()))
-            key = (term.identifier, project)
-            previous = results.get(key)
-            if previous is None or previous.outcome == "verified":
-                results[key] = Verification(
-                    identifier=term.identifier, project=project, outcome=outcome, checked_at=DBOS_now(),
-                    deleted_amplitude_ids=sorted(deleted.get(project, set())), found_amplitude_ids=found,
-                    detail=detail,
-                )  # fmt: skip
-    return [v for v in results.values() if v.deleted_amplitude_ids or v.outcome != "verified"]
