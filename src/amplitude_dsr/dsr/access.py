@@ -16,6 +16,7 @@ from dbos import DBOS
 from amplitude_dsr.amplitude.models import DsarRequest
 from amplitude_dsr.dsr import steps
 from amplitude_dsr.dsr.completeness import assess
+from amplitude_dsr.dsr.dbfaults import db_step
 from amplitude_dsr.dsr.failures import failure_reason
 from amplitude_dsr.dsr.identity_map import build as build_identity_map
 from amplitude_dsr.dsr.model import AccessResult, DsarInfo, Identifier, IdentifierKind, Subject, SubjectData
@@ -30,12 +31,12 @@ DSAR_DONE = "done"
 DSAR_FAILED = "failed"
 
 
-@DBOS.step()
+@db_step
 def load_step(request_id: str) -> repo.RequestRow:
     return repo.get_request(current().engine, request_id)
 
 
-@DBOS.step()
+@db_step
 def set_status_step(request_id: str, status: str, fields: dict[str, Any] | None = None) -> None:
     extra = dict(fields or {})
     if status in ("completed", "failed", "verified", "recollected", "cancelled", "nothing_found"):
@@ -67,47 +68,57 @@ def load_identity_map(identifiers: list[Identifier], options: dict[str, Any]) ->
 def access_workflow(request_id: str) -> str:
     """Run one access request to its report; returns the final status."""
     req = load_step(request_id)
-    try:
-        # Transient Amplitude faults (outages, 5xx, unreadable bodies) are retried durably until
-        # the request's deadline; only a cause retrying cannot fix ends it failed.
-        with steps.retry_policy(steps.RetryPolicy(horizon=req.deadline)):
-            set_status_step(request_id, "resolving")
-            identifiers = [Identifier.model_validate(i) for i in req.identifiers]
-            imap = load_identity_map(identifiers, req.options)
-            full = bool(req.options.get("full_history"))
-            resolved = resolve(
-                request_id, identifiers, projects_for(req.options), identity_map=imap,
-                keep_events=True, full_history=full,
-            )  # fmt: skip
-            steps.audit_step(request_id, "resolved", {"subjects": len(resolved.resolution.subjects)})
-            set_status_step(request_id, "collecting")
-            notes: list[str] = []
-            subjects = _collect(request_id, resolved, full, notes)
-            if not subjects:
-                notes.append("No data held: no Amplitude user matched any identifier exactly.")
-            result = AccessResult(
-                request_id=request_id, created_at=req.created_at, completed_at=DBOS_now(),
-                regulation=req.regulation if req.regulation in ("gdpr", "ccpa") else "gdpr",
-                identifiers=identifiers, resolution=resolved.resolution, subjects=subjects, notes=notes,
-            )  # fmt: skip
-            out = write_package_step(result, req.options.get("out_dir") or str(current().data_dir / "output"))
-            summary = {
-                "subjects": [_subject_summary(s) for s in subjects],
-                "unresolved": len(resolved.resolution.unresolved()),
-                "ambiguous": sum(1 for d in resolved.resolution.unresolved_details() if d.ambiguous),
-                "data_held": bool(subjects),
-                "completeness": assess(result).model_dump(mode="json"),
-            }
-            steps.audit_step(request_id, "completed", {"subjects": len(subjects), "out_dir": out})
+    rounds = 0
+    while True:
+        try:
+            # Transient Amplitude faults (outages, 5xx, unreadable bodies) are retried durably until
+            # the request's deadline; only a cause retrying cannot fix ends it failed.
+            with steps.retry_policy(steps.RetryPolicy(horizon=req.deadline)):
+                return _answer(request_id, req)
+        except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
+            if steps.wait_out_database_fault(request_id, exc, rounds):
+                rounds += 1  # resolution and collection run again (a new DSAR export at worst)
+                continue
+            reason = failure_reason("access", request_id, exc)
             remove_work_step(request_id)
-            set_status_step(request_id, "completed", {"out_dir": out, "result": summary})
-            return "completed"
-    except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
-        reason = failure_reason("access", request_id, exc)
-        remove_work_step(request_id)
-        steps.audit_step(request_id, "failed", {"reason": reason})
-        set_status_step(request_id, "failed", {"error": reason})
-        return "failed"
+            steps.audit_step(request_id, "failed", {"reason": reason})
+            set_status_step(request_id, "failed", {"error": reason})
+            return "failed"
+
+
+def _answer(request_id: str, req: repo.RequestRow) -> str:
+    """Resolve, collect and write the package; the request's status on the way."""
+    set_status_step(request_id, "resolving")
+    identifiers = [Identifier.model_validate(i) for i in req.identifiers]
+    imap = load_identity_map(identifiers, req.options)
+    full = bool(req.options.get("full_history"))
+    resolved = resolve(
+        request_id, identifiers, projects_for(req.options), identity_map=imap,
+        keep_events=True, full_history=full,
+    )  # fmt: skip
+    steps.audit_step(request_id, "resolved", {"subjects": len(resolved.resolution.subjects)})
+    set_status_step(request_id, "collecting")
+    notes: list[str] = []
+    subjects = _collect(request_id, resolved, full, notes)
+    if not subjects:
+        notes.append("No data held: no Amplitude user matched any identifier exactly.")
+    result = AccessResult(
+        request_id=request_id, created_at=req.created_at, completed_at=DBOS_now(),
+        regulation=req.regulation if req.regulation in ("gdpr", "ccpa") else "gdpr",
+        identifiers=identifiers, resolution=resolved.resolution, subjects=subjects, notes=notes,
+    )  # fmt: skip
+    out = write_package_step(result, req.options.get("out_dir") or str(current().data_dir / "output"))
+    summary = {
+        "subjects": [_subject_summary(s) for s in subjects],
+        "unresolved": len(resolved.resolution.unresolved()),
+        "ambiguous": sum(1 for d in resolved.resolution.unresolved_details() if d.ambiguous),
+        "data_held": bool(subjects),
+        "completeness": assess(result).model_dump(mode="json"),
+    }
+    steps.audit_step(request_id, "completed", {"subjects": len(subjects), "out_dir": out})
+    remove_work_step(request_id)
+    set_status_step(request_id, "completed", {"out_dir": out, "result": summary})
+    return "completed"
 
 
 @DBOS.step()

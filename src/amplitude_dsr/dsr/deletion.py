@@ -21,6 +21,7 @@ from amplitude_dsr.amplitude.models import DeletionJob
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import jobs, steps
 from amplitude_dsr.dsr.access import load_identity_map, load_step, projects_for
+from amplitude_dsr.dsr.dbfaults import db_step
 from amplitude_dsr.dsr.evidence import build_deletion_result
 from amplitude_dsr.dsr.failures import failure_reason
 from amplitude_dsr.dsr.model import Identifier, Subject, Verification
@@ -37,7 +38,7 @@ SUBMIT_CHECK_FLOOR = 0.5  # seconds before the first re-check for this request's
 FINAL = ("verified", "recollected", "still_present", "nothing_found", "cancelled", "failed")
 
 
-@DBOS.step()
+@db_step
 def queue_step(request_id: str, subjects: list[Subject], org_wide: bool) -> int:
     total = 0
     for subject in subjects:
@@ -46,12 +47,12 @@ def queue_step(request_id: str, subjects: list[Subject], org_wide: bool) -> int:
     return total
 
 
-@DBOS.step()
+@db_step
 def status_step(request_id: str) -> str:
     return repo.get_request(current().engine, request_id).status
 
 
-@DBOS.step()
+@db_step
 def progress_step(request_id: str, status: str, fields: dict[str, Any] | None = None) -> bool:
     """Record the request's progress unless it was cancelled meanwhile (False then)."""
     extra = dict(fields or {})
@@ -76,14 +77,21 @@ def deletion_workflow(request_id: str) -> str:
     # faults are retried until the deadline (tracking: until well after the job's day), refused
     # credentials pause the project (docs/operations.md, "Transient faults").
     policy = steps.RetryPolicy(horizon=req.deadline, pause_on_auth=True)
-    try:
-        with steps.retry_policy(policy):
-            status, verifications = _run(request_id, req.identifiers, req.options, req.deadline)
-    except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
-        reason = failure_reason("deletion", request_id, exc)
-        steps.audit_step(request_id, "failed", {"reason": reason})
-        progress_step(request_id, "failed", {"error": reason})
-        status = "failed"
+    rounds = 0
+    while True:
+        try:
+            with steps.retry_policy(policy):
+                status, verifications = _run(request_id, req.identifiers, req.options, req.deadline)
+            break
+        except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
+            if steps.wait_out_database_fault(request_id, exc, rounds):
+                rounds += 1  # every phase is driven by stored state: running it again resumes it
+                continue
+            reason = failure_reason("deletion", request_id, exc)
+            steps.audit_step(request_id, "failed", {"reason": reason})
+            progress_step(request_id, "failed", {"error": reason})
+            status = "failed"
+            break
     if status == "cancelled" or status_step(request_id) == "cancelled":
         return "cancelled"
     path = certificate_step(request_id, status, verifications, out_dir)

@@ -24,6 +24,7 @@ from dbos import DBOS
 
 from amplitude_dsr.amplitude.models import DsarRequest, Event, UserData, UserSearchResult
 from amplitude_dsr.dsr.activity import PAGE_SIZE, EventStats, most_recent_session, needs_next_page
+from amplitude_dsr.dsr.dbfaults import db_step, is_transient_db_error
 from amplitude_dsr.dsr.model import SessionSummary
 from amplitude_dsr.dsr.runtime import current
 from amplitude_dsr.errors import AuthenticationError, DeferredError, DsrError, RetriableError, UncertainOutcome
@@ -122,7 +123,9 @@ def call(step: Callable[..., T], *args: Any) -> T:
                 DBOS.set_event(PAUSE_EVENT, {"project": project, "since": now_step().isoformat()})
             DBOS.sleep(current().settings.poll_interval)
             continue
-        except RetriableError as exc:
+        except Exception as exc:
+            if not isinstance(exc, RetriableError) and not is_transient_db_error(exc):
+                raise
             attempts += 1
             wait = transient_wait(attempts, current().settings.rate_scale)
             if gives_up(now_step(), wait, policy.horizon):
@@ -138,11 +141,29 @@ def call(step: Callable[..., T], *args: Any) -> T:
         return result
 
 
+WORKFLOW_DB_ROUNDS = 12  # a workflow waits out our own database this many times (hours in all)
+
+
+def wait_out_database_fault(request_id: str, exc: BaseException, rounds: int) -> bool:
+    """In a workflow's last-resort handler: when ``exc`` is a transient fault of our own database
+    that outlived the steps' own retries, sleep durably and return True (run the phase again);
+    False for anything else, or after :data:`WORKFLOW_DB_ROUNDS` rounds."""
+    if rounds >= WORKFLOW_DB_ROUNDS or not is_transient_db_error(exc):
+        return False
+    wait = transient_wait(rounds + 1, current().settings.rate_scale)
+    log.warning(
+        "request %s: our database failed (%s); waiting %.0f s and resuming, the request is not failed",
+        request_id, type(exc).__name__, wait,
+    )  # fmt: skip
+    DBOS.sleep(wait)
+    return True
+
+
 def _step_name(step: Callable[..., Any]) -> str:
     return getattr(step, "__name__", "step")
 
 
-def _log_outage(step: Callable[..., Any], exc: RetriableError, attempts: int) -> None:
+def _log_outage(step: Callable[..., Any], exc: Exception, attempts: int) -> None:
     """One warning per kind of outage per :data:`OUTAGE_LOG_EVERY` in this process (a thousand
     requests waiting through one outage do not write a thousand lines); identifier-free."""
     key = f"{_step_name(step)}:{type(exc).__name__}"
@@ -162,14 +183,14 @@ def now_step() -> datetime:
     return datetime.now(UTC)
 
 
-@DBOS.step()
+@db_step
 def pause_step(project: str, reason: str) -> None:
     """Record that Amplitude refuses ``project``'s credentials (logged once per pause)."""
     if pauses.pause(current().engine, project, reason):
         log.warning("project %s paused: %s; its requests wait until the keys work again", project, reason)
 
 
-@DBOS.step()
+@db_step
 def resume_step(project: str) -> None:
     """Clear ``project``'s pause once a call with its credentials succeeded (logged once)."""
     if pauses.resume(current().engine, project):
@@ -302,7 +323,7 @@ def _read_events(path: str | None) -> Iterator[Event]:
                 yield Event.model_validate_json(line)
 
 
-@DBOS.step()
+@db_step
 def audit_step(request_id: str, kind: str, detail: dict[str, Any]) -> None:
     """Append to the hash-chained audit trail (retried by DBOS: the append is idempotent enough
     because the step is checkpointed once it returns)."""
