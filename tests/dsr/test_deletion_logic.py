@@ -174,3 +174,19 @@ def test_request_outcome_is_never_a_silent_success(outcomes: list[str], final: s
 @pytest.mark.parametrize(("poll", "cap"), [(0.2, 8.0), (1.0, 40.0), (3600.0, 60.0)])
 def test_submit_wait_cap(poll: float, cap: float) -> None:
     assert logic.submit_wait_cap(poll) == cap
+
+
+@given(st.dates(min_value=date(2001, 1, 1), max_value=date(2090, 1, 1)))
+def test_every_narrow_job_window_lies_inside_one_shared_listing_window(day: date) -> None:
+    start, end = logic.job_window(day.isoformat())
+    shared = logic.shared_window(start, end)
+    assert shared is not None
+    first, last = shared
+    assert first <= start and end <= last
+    assert (last - first).days + 1 <= 180  # inside Amplitude's six-month listing limit
+
+
+def test_jobs_of_the_same_three_months_share_one_listing_window() -> None:
+    windows = {logic.shared_window(*logic.job_window(f"2026-12-{d:02d}")) for d in range(3, 28)}
+    assert len(windows) <= 2  # at most one bucket boundary falls inside a month
+    assert logic.shared_window(date(2026, 1, 1), date(2026, 12, 31)) is None  # too wide: list it as asked

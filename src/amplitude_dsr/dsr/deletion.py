@@ -212,7 +212,7 @@ def track_round_step(request_id: str) -> tuple[bool, bool, str | None]:
             groups.setdefault((item.project, item.job_day), []).append(item)
     requested_on = row.created_at.date()
     located = [
-        (project, day, members, jobs.locate(_lister(project), day, [i.amplitude_id for i in members], requested_on))
+        (project, day, members, _locate(project, day, [i.amplitude_id for i in members], requested_on))
         for (project, day), members in groups.items()
     ]
     statuses: list[str] = []
@@ -252,23 +252,34 @@ _listings: dict[tuple[str, str, date, date], tuple[float, list[DeletionJob]]] = 
 _listings_lock = threading.Lock()
 
 
-def _lister(project: str) -> jobs.Lister:
-    """Job listings of ``project``. Requests sharing a job share one listing per window for half
-    a poll interval, so a thousand requests waiting on one job cost one GET per round."""
+def _locate(project: str, day: str, ids: list[int], requested_on: date) -> jobs.Located:
+    """Where the job holding ``ids`` is now (a cached shared listing first, a fresh one before
+    concluding that Amplitude moved it)."""
+    return jobs.locate(_lister(project), day, ids, requested_on, fresh=_lister(project, fresh=True))
+
+
+def _lister(project: str, *, fresh: bool = False) -> jobs.Lister:
+    """Job listings of ``project``. A narrow window is served from the shared window that holds
+    it (``deletion_logic.shared_window``), fetched once per half poll interval per process: a
+    thousand requests waiting on jobs of the next three months cost one GET per round, and a
+    deletion POST waiting for the pool is not starved by listings."""
     rt = current()
 
     def listing(start: date, end: date) -> list[DeletionJob]:
-        key = (rt.boot_id, project, start, end)
+        shared = logic.shared_window(start, end)
+        first, last = shared or (start, end)
+        key = (rt.boot_id, project, first, last)
         ttl = rt.settings.poll_interval / 2
         now = time.monotonic()
         with _listings_lock:
             cached = _listings.get(key)
-        if cached is not None and now - cached[0] < ttl:
-            return cached[1]
-        found = rt.client(project).list_deletions(start, end)
-        with _listings_lock:
-            _listings[key] = (time.monotonic(), found)
-        return found
+        if cached is not None and now - cached[0] < ttl and not fresh:
+            found = cached[1]
+        else:
+            found = rt.client(project).list_deletions(first, last)
+            with _listings_lock:
+                _listings[key] = (time.monotonic(), found)
+        return [j for j in found if start.isoformat() <= j.day <= end.isoformat()]
 
     return listing
 

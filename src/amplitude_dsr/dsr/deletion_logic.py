@@ -76,6 +76,20 @@ def reconcile_window(today: date) -> tuple[date, date]:
     return today - RECONCILE_LOOKBACK, today + RECONCILE_LOOKAHEAD
 
 
+SHARED_WINDOW_STEP = 90  # days between the starts of the shared tracking windows
+_EPOCH = date(2000, 1, 1)
+
+
+def shared_window(start: date, end: date) -> tuple[date, date] | None:
+    """The shared listing window (180 days, inside the six-month limit) that holds ``start`` ..
+    ``end``, or ``None`` when the range is too wide. Windows start every
+    :data:`SHARED_WINDOW_STEP` days, so every narrow window around a job day lies inside one:
+    all the jobs a project tracks within three months cost one listing per round, not one each."""
+    first = _EPOCH + timedelta(days=(start - _EPOCH).days // SHARED_WINDOW_STEP * SHARED_WINDOW_STEP)
+    last = first + timedelta(days=RELOCATION_WINDOW_DAYS - 1)
+    return (first, last) if end <= last else None
+
+
 def job_window(day: str) -> tuple[date, date]:
     """A narrow listing window around a job's ``day``."""
     d = date.fromisoformat(day)
@@ -87,8 +101,9 @@ def relocation_windows(requested_on: date) -> list[tuple[date, date]]:
     it): two listing windows of :data:`~amplitude_dsr.amplitude.limits.DELETION_LIST_MAX_DAYS`
     from the day before the request, a year in all. Amplitude schedules jobs days to weeks out."""
     first = requested_on - timedelta(days=1)
-    middle = first + timedelta(days=RELOCATION_WINDOW_DAYS)
-    return [(first, middle), (middle + timedelta(days=1), middle + timedelta(days=2 * RELOCATION_WINDOW_DAYS))]
+    span = timedelta(days=RELOCATION_WINDOW_DAYS - 1)  # inclusive: 180 days
+    second = first + span + timedelta(days=1)
+    return [(first, first + span), (second, second + span)]
 
 
 def find_job(jobs: Iterable[DeletionJob], amplitude_ids: Iterable[int]) -> DeletionJob | None:

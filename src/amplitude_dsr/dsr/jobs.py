@@ -26,14 +26,18 @@ class Located:
     moved_from: str | None = None
 
 
-def locate(listing: Lister, day: str, amplitude_ids: Sequence[int], requested_on: date) -> Located:
-    """The job holding ``amplitude_ids``: at ``day`` (one narrow listing), else anywhere in the
-    relocation windows (one more listing each, stopping at the first that holds them)."""
-    job = logic.job_status(listing(*logic.job_window(day)), day, amplitude_ids)
-    if job is not None:
-        return Located(job)
+def locate(
+    listing: Lister, day: str, amplitude_ids: Sequence[int], requested_on: date, *, fresh: Lister | None = None
+) -> Located:
+    """The job holding ``amplitude_ids``: at ``day`` (one narrow listing; when ``listing`` may
+    serve a cached answer, ``fresh`` asks again before concluding the job moved), else anywhere
+    in the relocation windows (one more listing each, stopping at the first that holds them)."""
+    for source in (listing, fresh) if fresh is not None else (listing,):
+        job = logic.job_status(source(*logic.job_window(day)), day, amplitude_ids)
+        if job is not None:
+            return Located(job)
     for start, end in logic.relocation_windows(requested_on):
-        found = logic.find_job(listing(start, end), amplitude_ids)
+        found = logic.find_job((fresh or listing)(start, end), amplitude_ids)
         if found is not None:
             return Located(found, moved_from=day if found.day != day else None)
     return Located(None)
