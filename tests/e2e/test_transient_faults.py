@@ -323,3 +323,35 @@ def test_malformed_answers_during_access_are_retried(
         e["status"] for e in emulator.admin.request_log() if e["path"].endswith(("/usersearch", "/useractivity"))
     ]
     assert len(statuses) == 4  # each unreadable answer once, then its retry
+
+
+def test_an_access_with_a_mistyped_secret_leaves_a_waiting_deletion_alone(
+    emulator: EmulatorServer, db_url: str, tmp_path: Path, catalog: dict[str, Any]
+) -> None:
+    """The reported case through the CLI: a deletion waits in staging (no worker running); an
+    `access` with a mistyped secret exits 1, and the deletion is neither run nor failed by it."""
+    from .conftest import env_for
+    from .test_access_cli import invoke
+
+    user_id, _ = ordinary(catalog, 10)
+    emulator.admin.set_speed(1)
+    settings = settings_for(emulator, db_url)
+    rt = open_runtime(settings, role="executor", data_dir=tmp_path / "data")
+    try:
+        rid = delete_request(rt, user_id)
+        eventually(lambda: receipted(rt, rid), "the receipt")
+    finally:
+        rt.close()
+    before = len(emulator.admin.request_log())
+    env = env_for(emulator, db_url, AMPLITUDE_SECRET_KEY="mistyped")
+    result = invoke(["access", "--user-id", "someone@example.com", "--out", str(tmp_path / "out")], env)
+    assert result.exit_code == 1, result.output
+    after = emulator.admin.request_log()[before:]
+    assert [e["path"] for e in after] == ["/api/2/usersearch"]  # the deletion's job was not touched
+    rt = open_runtime(settings, role="executor", data_dir=tmp_path / "data")
+    try:
+        assert repo.get_request(rt.engine, rid).status == "staging"
+        emulator.admin.set_speed(86400.0 * 4)
+        assert api.wait(rid, timeout=120) == "verified"
+    finally:
+        rt.close()
