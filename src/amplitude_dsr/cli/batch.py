@@ -56,6 +56,7 @@ NOT_RECEIPTED = ("received", "resolving", "resolved", "queued")  # deletions bef
 USER_CALLS_PER_IDENTIFIER = 2  # one user search, one user activity page
 POLL_SECONDS = 0.5  # between progress checks of a small batch
 WORKFLOW_CHECK_SECONDS = 5.0  # between checks that no workflow died outside its request row
+SUBMIT_CHUNK = 500  # requests per transaction (and per progress step) when submitting
 
 
 @dataclass
@@ -233,13 +234,16 @@ def _batch(
     }  # fmt: skip
     with common.runtime("auto") as rt, _progress(show=not json_out) as progress:
         task = progress.add_task("submitting", total=len(parsed.requests))
-        for planned in parsed.requests:
-            options = dict(base, batch_key=f"{file.name}:{planned.subject or ''}")
-            options.update({"org_wide": org_wide} if planned.kind == "deletion" else {"full_history": False})
-            planned.request_id, planned.created = api.submit(
-                rt, planned.kind, planned.identifiers, options=options, regulation=regulation, dedupe=True
-            )
-            progress.advance(task)
+        specs = [_spec(planned, base, file.name, regulation, org_wide=org_wide) for planned in parsed.requests]
+        for start in range(0, len(specs), SUBMIT_CHUNK):
+            # One transaction per chunk: a database error leaves this chunk unwritten and the earlier
+            # ones complete; re-running the file submits only what is missing.
+            part = parsed.requests[start : start + SUBMIT_CHUNK]
+            for planned, (rid, created) in zip(
+                part, api.submit_many(rt, specs[start : start + SUBMIT_CHUNK]), strict=True
+            ):
+                planned.request_id, planned.created = rid, created
+            progress.advance(task, len(part))
         rows = _follow(rt.engine, parsed.requests, settings, progress, wait=wait)
         worker_running = not rt.executor
     docs = []
@@ -259,6 +263,16 @@ def _batch(
         _print_summary(parsed.requests, docs, wait=wait, worker_running=worker_running)
     if failed:
         raise DomainError(f"{len(failed)} of {len(docs)} requests failed")
+
+
+def _spec(
+    planned: PlannedRequest, base: dict[str, Any], file_name: str, regulation: str, *, org_wide: bool
+) -> api.Spec:
+    """The request of a planned row group; its ``batch_key`` (file name and subject label) makes
+    a re-run of the same file find it again."""
+    options = dict(base, batch_key=f"{file_name}:{planned.subject or ''}")
+    options.update({"org_wide": org_wide} if planned.kind == "deletion" else {"full_history": False})
+    return api.Spec(planned.kind, planned.identifiers, options, regulation)
 
 
 def _report_bad_rows(file: Path, errors: Sequence[BadRow], json_out: bool) -> None:
@@ -289,9 +303,9 @@ def _follow(
     last_workflow_check = 0.0
     task = progress.add_task("following", total=len(ids))
     while True:
-        for rid in ids:
-            if rid not in rows or not reached(rows[rid], wait=wait):
-                rows[rid] = repo.get_request(engine, rid)
+        rows.update(
+            repo.get_requests(engine, [rid for rid in ids if rid not in rows or not reached(rows[rid], wait=wait)])
+        )
         pending = [rid for rid in ids if not reached(rows[rid], wait=wait)]
         now = time.monotonic()
         if pending and now - last_workflow_check > WORKFLOW_CHECK_SECONDS:
