@@ -20,7 +20,7 @@ import csv
 import dataclasses
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from amplitude_dsr.config import Settings
 from amplitude_dsr.dsr import api
 from amplitude_dsr.dsr.deletion import FINAL as DELETION_FINAL
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier, IdentifierKind
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.errors import DomainError, UsageError
 from amplitude_dsr.store import repo
 
@@ -234,16 +235,8 @@ def _batch(
     }  # fmt: skip
     with common.runtime("auto") as rt, _progress(show=not json_out) as progress:
         task = progress.add_task("submitting", total=len(parsed.requests))
-        specs = [_spec(planned, base, file.name, regulation, org_wide=org_wide) for planned in parsed.requests]
-        for start in range(0, len(specs), SUBMIT_CHUNK):
-            # One transaction per chunk: a database error leaves this chunk unwritten and the earlier
-            # ones complete; re-running the file submits only what is missing.
-            part = parsed.requests[start : start + SUBMIT_CHUNK]
-            for planned, (rid, created) in zip(
-                part, api.submit_many(rt, specs[start : start + SUBMIT_CHUNK]), strict=True
-            ):
-                planned.request_id, planned.created = rid, created
-            progress.advance(task, len(part))
+        specs = [_spec(p, base, file.name, regulation, org_wide=org_wide) for p in parsed.requests]
+        _submit(rt, parsed.requests, specs, lambda n: progress.advance(task, n))
         rows = _follow(rt.engine, parsed.requests, settings, progress, wait=wait)
         worker_running = not rt.executor
     docs = []
@@ -263,6 +256,27 @@ def _batch(
         _print_summary(parsed.requests, docs, wait=wait, worker_running=worker_running)
     if failed:
         raise DomainError(f"{len(failed)} of {len(docs)} requests failed")
+
+
+def _submit(
+    rt: Runtime, planned: Sequence[PlannedRequest], specs: Sequence[api.Spec], advance: Callable[[int], None]
+) -> None:
+    """Submit in chunks of :data:`SUBMIT_CHUNK`, one transaction each. A database error leaves
+    the chunk it hit unwritten and the earlier ones complete: say how far it got (never the
+    error's text, whose SQL parameters hold identifiers); re-running the file submits the rest."""
+    for start in range(0, len(specs), SUBMIT_CHUNK):
+        part = planned[start : start + SUBMIT_CHUNK]
+        try:
+            stored = api.submit_many(rt, specs[start : start + SUBMIT_CHUNK])
+        except sa.exc.SQLAlchemyError as exc:
+            raise DomainError(
+                f"database error while submitting ({type(exc).__name__}): the first {start} of {len(specs)} "
+                f"requests are stored, the rest (from line {part[0].lines[0]}) are not; "
+                "re-run the same file to submit them"
+            ) from exc
+        for p, (rid, created) in zip(part, stored, strict=True):
+            p.request_id, p.created = rid, created
+        advance(len(part))
 
 
 def _spec(
