@@ -5,7 +5,8 @@ Per database, a fresh database and an emulator in its own process (limits x1000 
 
 * ``one by one, idle``: a submitter process (nothing runs) submits access requests the way
   ``batch`` did before, three commits each: the request row, its ``received`` entry, the
-  workflow's enqueue (``api.submit`` of that time, reproduced here as :func:`one_by_one`).
+  workflow's enqueue (``api.submit`` of that time, reproduced here as :func:`one_by_one`);
+  at most 3,000 requests or 30 s.
 * ``one by one, beside a worker``: the same while a ``worker`` runs the workflows just submitted.
 * ``one by one, alone``: the same in a command without a worker (a foreground executor, as
   ``batch`` is then): the workflows it submitted run in the same process meanwhile.
@@ -19,7 +20,7 @@ Per database, a fresh database and an emulator in its own process (limits x1000 
   submits (a foreground executor), so they compete with the submission for the database.
 
     .venv/bin/python bench/submit_rate.py
-    .venv/bin/python bench/submit_rate.py --dbs sqlite --rows 2000 --one-by-one 50
+    .venv/bin/python bench/submit_rate.py --dbs sqlite --rows 2000 --one-by-one 200
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ import common
 
 RATE_SCALE = 1000.0
 CLI = [common.PYTHON, "-c", "from amplitude_dsr.cli.main import run; run()"]
+ONE_BY_ONE_SECONDS = 30.0  # each one-by-one measurement stops after this long
 BATCH_TIMEOUT = 900.0  # seconds a batch run may take before the bench gives up on it
 
 
-def one_by_one(rt: Any, n: int, prefix: str) -> float:
-    """Seconds to submit ``n`` access requests as ``api.submit`` did before bulk submission: the
-    row (race-free insert), then its ``received`` entry, then the enqueue, three commits."""
+def one_by_one(rt: Any, n: int, prefix: str, max_seconds: float = 1e9) -> tuple[int, float]:
+    """Submit up to ``n`` access requests (stopping after ``max_seconds``) as ``api.submit`` did
+    before bulk submission: the row (race-free insert), then its ``received`` entry, then the
+    enqueue, three commits. Returns (requests submitted, seconds)."""
     from amplitude_dsr.dsr import api
     from amplitude_dsr.dsr.access import access_workflow
     from amplitude_dsr.dsr.model import Identifier
@@ -54,8 +57,9 @@ def one_by_one(rt: Any, n: int, prefix: str) -> float:
     from amplitude_dsr.store import audit, repo
 
     t0 = time.perf_counter()
-    for i in range(n):
-        ident = Identifier.parse("email", f"{prefix}-{i}@bench.example")
+    done = 0
+    while done < n and time.perf_counter() - t0 < max_seconds:
+        ident = Identifier.parse("email", f"{prefix}-{done}@bench.example")
         options = {"batch_key": f"bench:{prefix}", "full_history": False}
         row, created = repo.insert_request(
             rt.engine, kind="access", identifiers=[ident.model_dump(mode="json")], options=options,
@@ -66,7 +70,8 @@ def one_by_one(rt: Any, n: int, prefix: str) -> float:
                 detail = {"kind": "access", "identifiers": [audit.identifier_digest("email", ident.value)]}
                 audit.append(conn, row.id, "received", {**detail, "regulation": "gdpr"})
         enqueue(access_workflow, row.id, row.id)
-    return time.perf_counter() - t0
+        done += 1
+    return done, time.perf_counter() - t0
 
 
 def child(phase: str, doc: dict[str, Any], db_url: str, workdir: str, n: int) -> dict[str, Any]:
@@ -89,7 +94,7 @@ def child(phase: str, doc: dict[str, Any], db_url: str, workdir: str, n: int) ->
             seconds = time.perf_counter() - t0
             assert sum(created for _, created in results) == n
         else:
-            seconds = one_by_one(rt, n, phase)
+            n, seconds = one_by_one(rt, n, phase, ONE_BY_ONE_SECONDS)
     finally:
         rt.close()
     return {"requests": n, "seconds": seconds, "per_s": n / seconds}
@@ -114,13 +119,17 @@ def cli_env(doc: dict[str, Any], db_url: str, tmp: Path) -> dict[str, str]:
 
 
 def start_worker(env: dict[str, str], tmp: Path) -> subprocess.Popen[str]:
-    worker = subprocess.Popen(
-        [*CLI, "worker"], env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    assert worker.stderr is not None
-    line = worker.stderr.readline()  # "running ..." once it holds the executor lock
-    if "running" not in line:
-        raise RuntimeError(f"worker did not start: {line.strip()}")
+    """A ``worker`` process, once it holds the executor lock. Its log goes to a file: it prints
+    a line per state change, which would fill a pipe nobody reads and stall it."""
+    log = tmp / f"worker-{time.monotonic_ns()}.log"
+    with log.open("w") as err:
+        worker = subprocess.Popen([*CLI, "worker"], env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=err, text=True)
+    deadline = time.monotonic() + 120
+    while "running" not in log.read_text():  # "worker ... running" once it holds the lock
+        if worker.poll() is not None or time.monotonic() > deadline:
+            stop(worker)
+            raise RuntimeError(f"worker did not start: {log.read_text()[-500:]}")
+        time.sleep(0.05)
     return worker
 
 
@@ -180,7 +189,7 @@ def run_batch(doc: dict[str, Any], db_url: str, tmp: Path, rows: int, *, beside_
     }  # fmt: skip
 
 
-def run_db(db_kind: str, rows: int, one: int, one_beside: int) -> list[dict[str, Any]]:
+def run_db(db_kind: str, rows: int, one: int) -> list[dict[str, Any]]:
     results = []
     with (
         common.temp_dir("submit") as tmp,
@@ -189,8 +198,8 @@ def run_db(db_kind: str, rows: int, one: int, one_beside: int) -> list[dict[str,
     ):
         measured = [
             ("one by one, idle", lambda: run_child("one", emu, db_url, tmp, one)),
-            ("one by one, beside a worker", lambda: beside(emu, db_url, tmp, one_beside)),
-            ("one by one, alone", lambda: run_child("fg", emu, db_url, tmp, one_beside)),
+            ("one by one, beside a worker", lambda: beside(emu, db_url, tmp, one)),
+            ("one by one, alone", lambda: run_child("fg", emu, db_url, tmp, one)),
             ("submit_many, idle", lambda: run_child("bulk", emu, db_url, tmp, rows)),
             ("batch, beside a worker", lambda: run_batch(emu.doc, db_url, tmp, rows, beside_worker=True)),
             ("batch, alone", lambda: run_batch(emu.doc, db_url, tmp, rows, beside_worker=False)),
@@ -214,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dbs", default="sqlite,postgres")
     parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument("--one-by-one", type=int, default=0, help="requests one by one (default: 200 SQLite, 1000 PG)")
-    parser.add_argument("--one-by-one-beside", type=int, default=0, help="beside a worker (default: 40 SQLite, 300 PG)")
+    parser.add_argument("--one-by-one", type=int, default=3000, help="at most this many one by one (and 30 s)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -224,15 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(0)
     rows = []
     for db_kind in args.dbs.split(","):
-        sqlite = db_kind == "sqlite"
-        one = args.one_by_one or (200 if sqlite else 1000)
-        one_beside = args.one_by_one_beside or (40 if sqlite else 300)
-        rows += run_db(db_kind, args.rows, one, one_beside)
+        rows += run_db(db_kind, args.rows, args.one_by_one)
     common.print_table(
         ["db", "how", "requests", "seconds", "requests/s"],
         [[r["db"], r["how"], r["requests"], r["seconds"], r["per_s"]] for r in rows],
     )
-    common.write_result("submit_rate", {"rate_scale": RATE_SCALE, "chunk": 500, "rows": rows})
+    common.write_result(
+        "submit_rate", {"rate_scale": RATE_SCALE, "chunk": 500, "one_by_one_seconds": ONE_BY_ONE_SECONDS, "rows": rows}
+    )
     return 0
 
 
