@@ -411,7 +411,7 @@ process start (imports, DBOS launch, reading the file) until the database holds 
 request; the command is then interrupted (following the requests to their end is not measured).
 *Alone*, the command runs the workflows it has submitted while it submits the rest. The seconds
 column of *batch* includes the start-up; the last column leaves it out. Goal: at least 500
-requests/s through `batch` on SQLite.
+requests/s through `batch` on SQLite. The *alone* rows of `batch` on PostgreSQL are problem P-6.
 
 Rerun: `.venv/bin/python bench/submit_rate.py` (`--dbs sqlite --rows 2000` for a shorter run).
 
