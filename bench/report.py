@@ -23,6 +23,7 @@ MEMORY_HEADERS = [
     "export", "status", "events", "peak RSS (VmHWM)", "peak RSS (sampled)", "RSS after imports",
     "work files left", "report files", "downloads", "seconds",
 ]  # fmt: skip
+SUBMIT_HEADERS = ["db", "how", "requests", "seconds", "requests/s", "first row stored at s", "requests/s after it"]
 OVERHEAD_HEADERS = [
     "db", "requests in DB", "timed requests", "calls", "wall s", "HTTP s (replay)", "overhead ms/call",
     "HTTP ms/call", "wall ms/request",
@@ -380,6 +381,44 @@ Rerun: `.venv/bin/python bench/overhead.py`.
 """
 
 
+def submit_section(data: dict[str, Any] | None) -> str:
+    title = "## 6. Submission rate: one by one and in bulk"
+    if not data:
+        return f"{title}\n\nNot run yet: `.venv/bin/python bench/submit_rate.py`.\n"
+    rows = [
+        [
+            r["db"],
+            r["how"],
+            r["requests"],
+            r["seconds"],
+            r["per_s"],
+            r.get("first_stored_s"),
+            r.get("per_s_after_first"),
+        ]
+        for r in data["rows"]
+    ]
+    return f"""{title}
+
+**How measured.** `bench/submit_rate.py`, per database a fresh database and an emulator in its own
+process (limits x{data["rate_scale"]:g} on both sides), access requests for unknown email addresses.
+*One by one* is how `batch` submitted before bulk submission: per request the row, its `received`
+audit entry and the workflow's enqueue, three commits (reproduced in the bench), in a submitter
+process with nothing running (*idle*), beside a `worker` that runs the workflows just submitted,
+and *alone* (a foreground command: its workflows run in the same process). *submit_many* is
+`api.submit_many` in a submitter process, chunks of {data["chunk"]} requests per transaction (row,
+audit entry and enqueue together). *batch* is the real command on a CSV file, timed from the
+process start (imports, DBOS launch, reading the file) until the database holds every row's
+request; the command is then interrupted (following the requests to their end is not measured).
+*Alone*, the command runs the workflows it has submitted while it submits the rest. The seconds
+column of *batch* includes the start-up; the last column leaves it out. Goal: at least 500
+requests/s through `batch` on SQLite. The *alone* rows of `batch` on PostgreSQL are problem P-6.
+
+Rerun: `.venv/bin/python bench/submit_rate.py` (`--dbs sqlite --rows 2000` for a shorter run).
+
+{table(SUBMIT_HEADERS, rows)}
+"""
+
+
 def summary(results: dict[str, dict[str, Any] | None]) -> str:
     lines = ["| figure | target | measured |", "|---|---|---|"]
     b = results["budget"]
@@ -438,12 +477,23 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
             + "; ".join(f"{r['db']} {r['prefilled']}: {r['overhead_per_call_ms']:.0f}" for r in o5["rows"])
             + " |"
         )
+    s6 = results["submit_rate"]
+    if s6:
+        batch_rows = [r for r in s6["rows"] if r["how"].startswith("batch")]
+        before = [r for r in s6["rows"] if r["how"].startswith("one by one")]
+        lines.append(
+            "| requests/s submitted through `batch` (10,000 rows) | >= 500 on SQLite | "
+            + "; ".join(f"{r['db']} {r['how'].split(', ')[1]}: {r['per_s']:.0f}" for r in batch_rows)
+            + " (one by one before: "
+            + "; ".join(f"{r['db']} {r['how'].split(', ')[1]}: {r['per_s']:.0f}" for r in before)
+            + ") |"
+        )
     return "\n".join(lines)
 
 
 def render() -> Path:
     PLOTS.mkdir(parents=True, exist_ok=True)
-    names = ["budget", "budget_client", "deletion", "access_calls", "dsar_memory", "overhead"]
+    names = ["budget", "budget_client", "deletion", "access_calls", "dsar_memory", "overhead", "submit_rate"]
     results = {n: common.load_result(n) for n in names}
     when = sorted({r["measured_at"] for r in results.values() if r})
     mach = next((r["machine"] for r in results.values() if r), common.machine())
@@ -473,6 +523,7 @@ Last run of each bench (UTC): {"; ".join(f"`{n}` {r['measured_at']}" for n, r in
 {access_section(results["access_calls"])}
 {memory_section(results["dsar_memory"])}
 {overhead_section(results["overhead"])}
+{submit_section(results["submit_rate"])}
 {NOT_MEASURED}"""
     OUT.write_text(text)
     return OUT

@@ -30,6 +30,7 @@ BENCHES = {
     "access": (["access_calls.py"], ["access_calls.py"]),
     "memory": (["dsar_memory.py"], ["dsar_memory.py", "--sizes-mb", "100,1000"]),
     "overhead": (["overhead.py"], ["overhead.py", "--levels", "100,10000"]),
+    "submit": (["submit_rate.py"], ["submit_rate.py", "--rows", "2000"]),
 }
 
 

@@ -20,7 +20,7 @@ import csv
 import dataclasses
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from amplitude_dsr.config import Settings
 from amplitude_dsr.dsr import api
 from amplitude_dsr.dsr.deletion import FINAL as DELETION_FINAL
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier, IdentifierKind
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.errors import DomainError, UsageError
 from amplitude_dsr.store import repo
 
@@ -56,6 +57,7 @@ NOT_RECEIPTED = ("received", "resolving", "resolved", "queued")  # deletions bef
 USER_CALLS_PER_IDENTIFIER = 2  # one user search, one user activity page
 POLL_SECONDS = 0.5  # between progress checks of a small batch
 WORKFLOW_CHECK_SECONDS = 5.0  # between checks that no workflow died outside its request row
+SUBMIT_CHUNK = 500  # requests per transaction (and per progress step) when submitting
 
 
 @dataclass
@@ -233,13 +235,8 @@ def _batch(
     }  # fmt: skip
     with common.runtime("auto") as rt, _progress(show=not json_out) as progress:
         task = progress.add_task("submitting", total=len(parsed.requests))
-        for planned in parsed.requests:
-            options = dict(base, batch_key=f"{file.name}:{planned.subject or ''}")
-            options.update({"org_wide": org_wide} if planned.kind == "deletion" else {"full_history": False})
-            planned.request_id, planned.created = api.submit(
-                rt, planned.kind, planned.identifiers, options=options, regulation=regulation, dedupe=True
-            )
-            progress.advance(task)
+        specs = [_spec(p, base, file.name, regulation, org_wide=org_wide) for p in parsed.requests]
+        _submit(rt, parsed.requests, specs, lambda n: progress.advance(task, n))
         rows = _follow(rt.engine, parsed.requests, settings, progress, wait=wait)
         worker_running = not rt.executor
     docs = []
@@ -259,6 +256,37 @@ def _batch(
         _print_summary(parsed.requests, docs, wait=wait, worker_running=worker_running)
     if failed:
         raise DomainError(f"{len(failed)} of {len(docs)} requests failed")
+
+
+def _submit(
+    rt: Runtime, planned: Sequence[PlannedRequest], specs: Sequence[api.Spec], advance: Callable[[int], None]
+) -> None:
+    """Submit in chunks of :data:`SUBMIT_CHUNK`, one transaction each. A database error leaves
+    the chunk it hit unwritten and the earlier ones complete: say how far it got (never the
+    error's text, whose SQL parameters hold identifiers); re-running the file submits the rest."""
+    for start in range(0, len(specs), SUBMIT_CHUNK):
+        part = planned[start : start + SUBMIT_CHUNK]
+        try:
+            stored = api.submit_many(rt, specs[start : start + SUBMIT_CHUNK])
+        except sa.exc.SQLAlchemyError as exc:
+            raise DomainError(
+                f"database error while submitting ({type(exc).__name__}): the first {start} of {len(specs)} "
+                f"requests are stored, the rest (from line {part[0].lines[0]}) are not; "
+                "re-run the same file to submit them"
+            ) from exc
+        for p, (rid, created) in zip(part, stored, strict=True):
+            p.request_id, p.created = rid, created
+        advance(len(part))
+
+
+def _spec(
+    planned: PlannedRequest, base: dict[str, Any], file_name: str, regulation: str, *, org_wide: bool
+) -> api.Spec:
+    """The request of a planned row group; its ``batch_key`` (file name and subject label) makes
+    a re-run of the same file find it again."""
+    options = dict(base, batch_key=f"{file_name}:{planned.subject or ''}")
+    options.update({"org_wide": org_wide} if planned.kind == "deletion" else {"full_history": False})
+    return api.Spec(planned.kind, planned.identifiers, options, regulation)
 
 
 def _report_bad_rows(file: Path, errors: Sequence[BadRow], json_out: bool) -> None:
@@ -289,9 +317,9 @@ def _follow(
     last_workflow_check = 0.0
     task = progress.add_task("following", total=len(ids))
     while True:
-        for rid in ids:
-            if rid not in rows or not reached(rows[rid], wait=wait):
-                rows[rid] = repo.get_request(engine, rid)
+        rows.update(
+            repo.get_requests(engine, [rid for rid in ids if rid not in rows or not reached(rows[rid], wait=wait)])
+        )
         pending = [rid for rid in ids if not reached(rows[rid], wait=wait)]
         now = time.monotonic()
         if pending and now - last_workflow_check > WORKFLOW_CHECK_SECONDS:

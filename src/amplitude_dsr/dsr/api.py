@@ -1,7 +1,9 @@
 """The application API the shells (CLI, later the HTTP service) call.
 
 Submitting a request stores it, appends ``received`` to the audit trail and enqueues its
-workflow under the request ID, so re-submitting never runs it twice.
+workflow under the request ID, all in one transaction (``dsr/intake.py``), so re-submitting never
+runs it twice and no request exists without its workflow. :func:`submit_many` does the same for
+many requests, one transaction per chunk.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,11 +20,10 @@ import sqlalchemy as sa
 from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
-from amplitude_dsr.dsr import jobs, steps
-from amplitude_dsr.dsr.access import access_workflow
-from amplitude_dsr.dsr.deletion import FINAL, deletion_workflow
+from amplitude_dsr.dsr import intake, jobs, steps
+from amplitude_dsr.dsr.deletion import FINAL
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
-from amplitude_dsr.dsr.runtime import DELETION_QUEUE, Runtime, enqueue
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.errors import (
     BadRequest,
     BudgetExhausted,
@@ -56,6 +58,16 @@ def resume_key(kind: str, identifiers: Sequence[Identifier], options: dict[str, 
     return idempotency_key(kind, identifiers, {**options, "batch_key": "resume:" + json.dumps(shape)})
 
 
+@dataclass(frozen=True)
+class Spec:
+    """One request for :func:`submit_many`: what :func:`submit` takes, as a value."""
+
+    kind: str
+    identifiers: Sequence[Identifier]
+    options: dict[str, Any] = field(default_factory=dict)
+    regulation: str = "gdpr"
+
+
 def submit(
     rt: Runtime,
     kind: str,
@@ -70,6 +82,31 @@ def submit(
     identical request instead of creating a new one. ``resume`` returns it only while it is not
     final (same identifiers, options and regulation: a re-run of an interrupted command picks it
     up); once it is final, the same command creates a new request."""
+    spec = Spec(kind, identifiers, dict(options or {}), regulation)
+    prepared = _prepare(rt, spec, keyed="dedupe" if dedupe else "resume" if resume else None)
+    [(rid, created)] = intake.store(rt, [prepared])
+    if resume and not created and is_final(row := repo.get_request(rt.engine, rid)):
+        # Retire the finished request's key (kept unique, 64 characters) and start a new one.
+        key = prepared.row.idempotency_key
+        retired = hashlib.sha256(f"{key}:{row.id}".encode()).hexdigest()
+        repo.update_request(rt.engine, row.id, idempotency_key=retired)
+        [(rid, created)] = intake.store(rt, [prepared])
+    return rid, created
+
+
+def submit_many(rt: Runtime, specs: Sequence[Spec], *, chunk_size: int = intake.CHUNK_SIZE) -> list[tuple[str, bool]]:
+    """Store and enqueue many requests, deduplicated like ``submit(..., dedupe=True)``; per spec,
+    in order: (request ID, created). Every spec is validated before anything is stored. Each
+    chunk of ``chunk_size`` requests is one transaction holding the rows, their ``received``
+    audit entries and their workflows' enqueues: a failure leaves that chunk unwritten and the
+    earlier ones complete, so calling again with the same specs stores only what is missing."""
+    prepared = [_prepare(rt, spec, keyed="dedupe") for spec in specs]
+    return intake.store(rt, prepared, chunk_size=chunk_size)
+
+
+def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
+    """Validate a request and build its row; ``keyed``: ``dedupe``, ``resume`` or no key."""
+    kind, identifiers, regulation = spec.kind, spec.identifiers, spec.regulation
     if kind not in ("access", "deletion"):
         raise UsageError(f"unknown request kind {kind!r}")
     if not identifiers:
@@ -78,34 +115,21 @@ def submit(
         raise UsageError("regulation must be 'gdpr' or 'ccpa'")
     if not rt.settings.projects:
         rt.settings.project()  # raises the ConfigError with what to set
-    opts = dict(options or {})
+    opts = dict(spec.options)
     for name in opts.get("projects") or []:
         rt.settings.project(name)
     if kind == "deletion":
         opts.setdefault("requester", rt.settings.requester)
-    key = idempotency_key(kind, identifiers, opts) if dedupe else resume_key(kind, identifiers, opts, regulation)
-    insert: dict[str, Any] = {
-        "kind": kind, "identifiers": [i.model_dump(mode="json") for i in identifiers], "options": opts,
-        "regulation": regulation, "deadline_days": REGULATION_DAYS[regulation],
-    }  # fmt: skip
-    row, created = repo.insert_request(rt.engine, **insert, idempotency_key=key if dedupe or resume else None)
-    if resume and not created and is_final(row):
-        # Retire the finished request's key (kept unique, 64 characters) and start a new one.
-        retired = hashlib.sha256(f"{key}:{row.id}".encode()).hexdigest()
-        repo.update_request(rt.engine, row.id, idempotency_key=retired)
-        row, created = repo.insert_request(rt.engine, **insert, idempotency_key=key)
-    if created:
-        with rt.engine.begin() as conn:
-            audit.append(
-                conn, row.id, "received",
-                {"kind": kind, "identifiers": [audit.identifier_digest(i.kind.value, i.value) for i in identifiers],
-                 "regulation": regulation},
-            )  # fmt: skip
-    if kind == "access":
-        enqueue(access_workflow, row.id, row.id)
-    else:
-        enqueue(deletion_workflow, row.id, row.id, queue=DELETION_QUEUE)
-    return row.id, created
+    key = None
+    if keyed == "dedupe":
+        key = idempotency_key(kind, identifiers, opts)
+    elif keyed == "resume":
+        key = resume_key(kind, identifiers, opts, regulation)
+    row = repo.NewRequest(
+        kind=kind, identifiers=[i.model_dump(mode="json") for i in identifiers], options=opts,
+        regulation=regulation, deadline_days=REGULATION_DAYS[regulation], idempotency_key=key,
+    )  # fmt: skip
+    return intake.Prepared(row, [audit.identifier_digest(i.kind.value, i.value) for i in identifiers])
 
 
 def wait(request_id: str, timeout: float | None = None, *, max_budget_wait: float | None = None) -> str:

@@ -117,22 +117,84 @@ def insert_request(
     request_id: str | None = None,
 ) -> tuple[RequestRow, bool]:
     """Insert a request (status ``received``). With an ``idempotency_key`` already present, return
-    the existing request instead; the boolean says whether a new one was created."""
-    now = utcnow()
-    rid = request_id or new_id("dsr")
+    the existing request instead; the boolean says whether a new one was created. Race-free:
+    see :func:`insert_requests`."""
+    new = NewRequest(kind, identifiers, options, regulation, deadline_days, idempotency_key, request_id or "")
     with write_tx(engine) as conn:
-        if idempotency_key:
-            existing = conn.execute(sa.select(requests).where(requests.c.idempotency_key == idempotency_key)).first()
-            if existing is not None:
-                return _row(existing), False
-        conn.execute(
-            requests.insert().values(
-                id=rid, kind=kind, status="received", regulation=regulation, created_at=now,
-                updated_at=now, deadline=now + timedelta(days=deadline_days),
-                identifiers=identifiers, options=options, idempotency_key=idempotency_key,
-            )
-        )  # fmt: skip
-    return get_request(engine, rid), True
+        [(rid, created)] = insert_requests(conn, [new])
+    return get_request(engine, rid), created
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """A request to insert with :func:`insert_requests` (``request_id`` empty: a new one)."""
+
+    kind: str
+    identifiers: list[dict[str, str]]
+    options: dict[str, Any]
+    regulation: str
+    deadline_days: int
+    idempotency_key: str | None = None
+    request_id: str = ""
+
+
+def insert_requests(conn: sa.Connection, new: Sequence[NewRequest]) -> list[tuple[str, bool]]:
+    """Insert many requests (status ``received``) in the caller's transaction; per request, in
+    order: (request ID, created). A request whose ``idempotency_key`` is already taken, by an
+    earlier request, by one committed by another process meanwhile, or by one earlier in ``new``,
+    is not inserted and returns the holder's ID with ``created`` False.
+
+    Race-free on both dialects: ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING``, then the
+    holders are read back. On PostgreSQL the insert waits for another transaction inserting the
+    same key and then yields to it; keys are inserted in sorted order, so two bulk inserts of the
+    same keys never wait on each other in a cycle."""
+    if not new:
+        return []
+    now = utcnow()
+    ids = [n.request_id or new_id("dsr") for n in new]
+    values: list[dict[str, Any]] = [
+        {
+            "id": rid, "kind": n.kind, "status": "received", "regulation": n.regulation, "created_at": now,
+            "updated_at": now, "deadline": now + timedelta(days=n.deadline_days), "identifiers": n.identifiers,
+            "options": n.options, "idempotency_key": n.idempotency_key,
+        }
+        for rid, n in zip(ids, new, strict=True)
+    ]  # fmt: skip
+    unique: dict[str, dict[str, Any]] = {}
+    unkeyed = []
+    for v in values:
+        key = v["idempotency_key"]
+        if key is None:
+            unkeyed.append(v)
+        else:
+            unique.setdefault(key, v)
+    rows = [unique[k] for k in sorted(unique)] + unkeyed
+    conn.execute(_insert_ignoring_taken_keys(conn), rows)
+    holders: dict[str, str] = {}
+    keys = sorted(unique)
+    for start in range(0, len(keys), 500):
+        part = keys[start : start + 500]
+        found = conn.execute(
+            sa.select(requests.c.idempotency_key, requests.c.id).where(requests.c.idempotency_key.in_(part))
+        )
+        holders.update({str(k): str(i) for k, i in found})
+    out: list[tuple[str, bool]] = []
+    for rid, v in zip(ids, values, strict=True):
+        key = v["idempotency_key"]
+        holder = rid if key is None else holders[key]
+        out.append((holder, holder == rid))
+    return out
+
+
+def _insert_ignoring_taken_keys(conn: sa.Connection) -> Any:
+    """``INSERT INTO dsr_requests ... ON CONFLICT (idempotency_key) DO NOTHING`` for the dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(requests).on_conflict_do_nothing(index_elements=[requests.c.idempotency_key])
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(requests).on_conflict_do_nothing(index_elements=[requests.c.idempotency_key])
 
 
 def get_request(engine: sa.Engine, request_id: str) -> RequestRow:
@@ -142,6 +204,18 @@ def get_request(engine: sa.Engine, request_id: str) -> RequestRow:
     if row is None:
         raise RequestNotFound(f"no request {request_id!r}")
     return _row(row)
+
+
+def get_requests(engine: sa.Engine, request_ids: Sequence[str]) -> dict[str, RequestRow]:
+    """The requests of ``request_ids`` that exist, by ID (read in chunks of 500)."""
+    found: dict[str, RequestRow] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(request_ids), 500):
+            part = list(request_ids[start : start + 500])
+            for r in conn.execute(sa.select(requests).where(requests.c.id.in_(part))):
+                row = _row(r)
+                found[row.id] = row
+    return found
 
 
 def list_requests(engine: sa.Engine, *, limit: int = 200) -> list[RequestRow]:

@@ -1,0 +1,101 @@
+"""Storing requests: each request's row, its ``received`` audit entry and its workflow's enqueue
+are written in one database transaction, so none of the three exists without the others.
+
+DBOS keeps its queue in the same database as our tables (SQLite: the same file; PostgreSQL: the
+``dbos`` schema of the same database), so :meth:`DBOSClient.enqueue_in_transaction` can put the
+workflow's ENQUEUED row into our own transaction. Many requests share one transaction (a chunk):
+a chunk is stored whole or not at all.
+
+Audit chain: the ``received`` entries are appended last in the transaction, after the requests and
+the enqueues, because the first append takes the audit writer lock (PostgreSQL) until commit;
+appending inside the chunk's transaction keeps the chain in commit order on both dialects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dbos import DBOS, DBOSClient, EnqueueOptions
+
+from amplitude_dsr.dsr.access import access_workflow
+from amplitude_dsr.dsr.deletion import deletion_workflow
+from amplitude_dsr.dsr.runtime import ACTIVE_WORKFLOW, APP_NAME, DELETION_QUEUE, QUEUE, Runtime, enqueue
+from amplitude_dsr.store import audit, repo
+
+CHUNK_SIZE = 500  # requests per transaction
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated request ready to store: its row and its audit digests."""
+
+    row: repo.NewRequest
+    digests: list[str]  # identifier_digest of each identifier (the audit entry never holds them in clear)
+
+
+def workflow_of(kind: str) -> tuple[Callable[..., Any], str]:
+    """The workflow function of a request kind and its shared queue."""
+    return (access_workflow, QUEUE) if kind == "access" else (deletion_workflow, DELETION_QUEUE)
+
+
+def store(rt: Runtime, prepared: Sequence[Prepared], *, chunk_size: int = CHUNK_SIZE) -> list[tuple[str, bool]]:
+    """Store ``prepared`` in transactions of ``chunk_size`` requests; per request, in order:
+    (request ID, created). Requests already known (same idempotency key) are not stored again;
+    their workflow is only looked after (:func:`reattach`). An exception leaves the chunk it hit
+    unwritten and the earlier chunks committed: calling again with the same requests completes
+    what is missing."""
+    client = DBOSClient(system_database_engine=rt.engine, application_name=APP_NAME, lazy=True)
+    results: list[tuple[str, bool]] = []
+    try:
+        for start in range(0, len(prepared), chunk_size):
+            results += store_chunk(rt, client, prepared[start : start + chunk_size])
+    finally:
+        client.destroy()
+    return results
+
+
+def store_chunk(rt: Runtime, client: DBOSClient, chunk: Sequence[Prepared]) -> list[tuple[str, bool]]:
+    """One transaction: insert the requests, enqueue the new ones' workflows, append their
+    ``received`` entries; commit. Then look after the already-known ones' workflows."""
+    foreground = rt.foreground_queue
+    version = DBOS.application_version
+    with repo.write_tx(rt.engine) as conn:
+        results = repo.insert_requests(conn, [p.row for p in chunk])
+        new = [(rid, p) for (rid, created), p in zip(results, chunk, strict=True) if created]
+        for rid, p in new:
+            func, shared = workflow_of(p.row.kind)
+            options: EnqueueOptions = {
+                "workflow_name": getattr(func, "dbos_function_name", func.__qualname__),
+                "queue_name": foreground or shared,
+                "workflow_id": rid,
+                "app_version": version,
+            }
+            client.enqueue_in_transaction(conn, options, rid)
+        for rid, p in new:
+            detail = {"kind": p.row.kind, "identifiers": p.digests, "regulation": p.row.regulation}
+            audit.append(conn, rid, "received", detail)
+    if foreground is not None:
+        for rid, p in new:
+            # Remember it as this command's own, so closing the command hands it back unfinished.
+            rt._own[rid] = workflow_of(p.row.kind)[1]
+    known = {rid: p.row.kind for (rid, created), p in zip(results, chunk, strict=True) if not created}
+    reattach(rt, known)
+    return results
+
+
+def reattach(rt: Runtime, known: dict[str, str]) -> None:
+    """Workflows of already-known requests (request ID -> kind): one stored before workflows were
+    enqueued in the same transaction may have none (enqueue it); in a foreground command, an
+    unfinished one with no live executor is taken over here (:meth:`Runtime.run_here`). Finished
+    ones, and those a worker runs, are left alone. One status query per chunk, not per request."""
+    if not known:
+        return
+    found: list[Any] = DBOS.list_workflows(workflow_ids=list(known), load_input=False, load_output=False)
+    statuses = {str(w.workflow_id): str(w.status) for w in found}
+    for rid, kind in known.items():
+        status = statuses.get(rid)
+        if status is None or (rt.foreground_queue is not None and status in ACTIVE_WORKFLOW):
+            func, queue = workflow_of(kind)
+            enqueue(func, rid, rid, queue=queue)
