@@ -44,7 +44,7 @@ def _worker(until_idle: bool, executor_id: str, json_out: bool) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    rt = open_runtime(common.settings(), role="executor", executor_id=executor_id)
+    rt = open_runtime(common.settings(), role="executor", executor_id=executor_id, on_notice=_notice)
     changes = StatusChanges()
     started = time.monotonic()
     try:
@@ -61,6 +61,11 @@ def _worker(until_idle: bool, executor_id: str, json_out: bool) -> None:
         common.err.print(f"worker {executor_id} stopped: {changes.summary()}", markup=False)
     if json_out:
         common.emit_json({"executor_id": executor_id, "stopped": "idle" if until_idle else "signal"})
+
+
+def _notice(message: str) -> None:
+    """One line on stderr about the worker itself (a database fault it recovered from)."""
+    common.err.print(message, markup=False)
 
 
 class StatusChanges(logging.Handler):
