@@ -16,10 +16,11 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import sqlalchemy as sa
 from dbos import DBOSConfig
@@ -79,6 +80,40 @@ def bound_dbos_pool(config: DBOSConfig, role: str) -> None:
     config["db_engine_kwargs"] = pg_engine_options(
         Pool(size), application_name(role, "dbos"), timeout=DBOS_POOL_TIMEOUT
     )
+
+
+class DisconnectNotices:
+    """Counts database connections found dead in any pool of this process (ours and DBOS's:
+    a class-level pool event) and reports them as one identifier-free line at most every
+    ``every`` seconds, so an operator sees that the database dropped connections and that they
+    were replaced."""
+
+    def __init__(self, notify: Callable[[str], None], every: float = 10.0) -> None:
+        self.notify = notify
+        self.every = every
+        self.dropped = 0
+        self._pending = 0
+        self._last = 0.0
+        self._mutex = threading.Lock()
+        sa.event.listen(sa.pool.Pool, "invalidate", self._on_invalidate)
+
+    def _on_invalidate(self, _dbapi_conn: Any, _record: Any, exception: BaseException | None) -> None:
+        if exception is None:  # closed on purpose (shutdown), not lost
+            return
+        with self._mutex:
+            self.dropped += 1
+            self._pending += 1
+            now = time.monotonic()
+            if now - self._last < self.every:
+                return
+            self._last, count, self._pending = now, self._pending, 0
+        self.notify(
+            f"database connections lost: {count} since the last notice ({type(exception).__name__}); "
+            "replaced, work continues from its checkpoints"
+        )
+
+    def close(self) -> None:
+        sa.event.remove(sa.pool.Pool, "invalidate", self._on_invalidate)
 
 
 def advisory_key(executor_id: str) -> int:

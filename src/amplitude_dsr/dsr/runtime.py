@@ -182,6 +182,11 @@ def _orphaned(status: Any, lock_id: str) -> bool:
     return executor.startswith(FOREGROUND_PREFIX) or executor == lock_id
 
 
+def shared_queue(wf: Any) -> str:
+    """The shared queue a workflow (a DBOS status) belongs on."""
+    return DELETION_QUEUE if "deletion" in str(wf.name or "") else QUEUE
+
+
 def adopt_orphans(rt: Runtime) -> int:
     """Hand back to the shared queues the workflows a foreground command left behind when it was
     killed before it could (SIGKILL, power loss). Only safe while no foreground command is alive:
@@ -193,8 +198,7 @@ def adopt_orphans(rt: Runtime) -> int:
         stranded_queue = queue.startswith(FOREGROUND_PREFIX)
         if not (stranded_queue or (wf.status == "PENDING" and executor.startswith(FOREGROUND_PREFIX))):
             continue
-        shared = DELETION_QUEUE if "deletion" in str(wf.name or "") else QUEUE
-        DBOS.resume_workflow(wf.workflow_id, queue_name=shared)
+        DBOS.resume_workflow(wf.workflow_id, queue_name=shared_queue(wf))
         adopted += 1
     return adopted
 

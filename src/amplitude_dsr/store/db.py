@@ -8,7 +8,8 @@ On PostgreSQL every engine of a process (ours, the budget's, DBOS's) is built fr
 :func:`pg_engine_options`: a bounded pool (``docs/operations.md`` has the connection formula per
 process), a liveness check before each checkout (a connection the server terminated is replaced,
 not handed to a step), recycling of old connections, TCP keepalives (a connection to a vanished
-server fails instead of hanging) and an ``application_name`` saying which process and which part
+server fails instead of hanging), error messages without statement values (they can hold
+identifiers) and an ``application_name`` saying which process and which part
 of it holds the connection (``pg_stat_activity``)."""
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def pg_engine_options(
         "pool_timeout": timeout,
         "pool_pre_ping": True,
         "pool_recycle": PG_POOL_RECYCLE,
+        # Database errors are logged (by DBOS too): never with the statement's values, which can
+        # hold identifiers.
+        "hide_parameters": True,
         "connect_args": connect_args,
     }
 
