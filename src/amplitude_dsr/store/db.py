@@ -115,7 +115,8 @@ def make_engine(url: str, *, pool: Pool = COMMAND_POOL, application_name: str | 
     url = normalize_database_url(url)
     path = sqlite_path(url)
     if path is None:
-        return sa.create_engine(url, **pg_engine_options(pool, application_name))
+        name = application_name or f"amplitude-dsr offline {os.getpid()} store"  # a one-off reader
+        return sa.create_engine(url, **pg_engine_options(pool, name))
     if str(path) != ":memory:":
         private_file(path)
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
@@ -127,4 +128,23 @@ def make_engine(url: str, *, pool: Pool = COMMAND_POOL, application_name: str | 
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.close()
 
+    # For every engine of the process, DBOS's and the budget's SQLite engines included.
+    if not event.contains(sa.engine.Engine, "handle_error", replace_broken_sqlite_connections):
+        event.listen(sa.engine.Engine, "handle_error", replace_broken_sqlite_connections)
     return engine
+
+
+# SQLite errors after which a connection stays unusable: one opened while the file could not be
+# written is read-only for good (SQLite falls back to read-only without saying so), and an I/O
+# error can leave a connection's file handles behind a replaced or remounted file.
+SQLITE_BROKEN_CONNECTION = ("attempt to write a readonly database", "disk i/o error")
+
+
+def replace_broken_sqlite_connections(context: sa.engine.ExceptionContext) -> None:
+    """``handle_error`` hook: treat those errors as a lost connection, so the pool discards it
+    (and every connection opened before it) instead of handing it out again."""
+    if context.dialect is None or context.dialect.name != "sqlite":
+        return
+    message = str(context.original_exception).lower()
+    if any(text in message for text in SQLITE_BROKEN_CONNECTION):
+        context.is_disconnect = True
