@@ -380,6 +380,34 @@ Rerun: `.venv/bin/python bench/overhead.py`.
 """
 
 
+def connections_section(data: dict[str, Any] | None) -> str:
+    if not data:
+        return "## 6. PostgreSQL connections per process\n\nNot run yet: `.venv/bin/python bench/connections.py`.\n"
+    rows = [
+        [r["command"], r["role"], r["peak"], r["bound"] if r["bound"] is not None else "-",
+         ", ".join(f"{k} {v}" for k, v in sorted(r["parts"].items()))]
+        for r in data["rows"]
+    ]  # fmt: skip
+    bounds = ", ".join(f"{role} {f['most']}" for role, f in data["footprints"].items())
+    ended = ", ".join(f"{n} {status}" for status, n in sorted(data.get("load_statuses", {}).items())) or "-"
+    return f"""## 6. PostgreSQL connections per process
+
+**How measured.** `bench/connections.py`: one fresh PostgreSQL database, the emulator in its own
+process. A sampler reads `pg_stat_activity` for that database every 20 ms (from a connection to
+another database) and keeps the peak per process and per part, grouped by `application_name`
+(`amplitude-dsr <role> <pid> <part>`). First a worker runs while `batch` submits
+{data["deletions"]} deletions and {data["access"]} access requests and until all are final, and
+each command runs beside it; then commands run with no worker. The load took
+{data.get("load_seconds", "-")} s and ended with {ended}. Bound = the most the role's pools
+allow ({bounds}; `docs/operations.md`, "Connections and database faults"); the server's
+`max_connections` was {data["max_connections"]}.
+
+Rerun: `.venv/bin/python bench/connections.py`.
+
+{table(["process", "role", "peak connections", "bound", "peak per part"], rows)}
+"""
+
+
 def summary(results: dict[str, dict[str, Any] | None]) -> str:
     lines = ["| figure | target | measured |", "|---|---|---|"]
     b = results["budget"]
@@ -438,12 +466,21 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
             + "; ".join(f"{r['db']} {r['prefilled']}: {r['overhead_per_call_ms']:.0f}" for r in o5["rows"])
             + " |"
         )
+    c = results.get("connections")
+    if c:
+        worker = max((r["peak"] for r in c["rows"] if r["role"] == "worker"), default=0)
+        command = max((r["peak"] for r in c["rows"] if r["role"] != "worker"), default=0)
+        lines.append(
+            f"| PostgreSQL connections per process, peak (worker under load / any command) | "
+            f"<= {c['footprints']['worker']['most']} / <= {c['footprints']['foreground']['most']} | "
+            f"{worker} / {command} |"
+        )
     return "\n".join(lines)
 
 
 def render() -> Path:
     PLOTS.mkdir(parents=True, exist_ok=True)
-    names = ["budget", "budget_client", "deletion", "access_calls", "dsar_memory", "overhead"]
+    names = ["budget", "budget_client", "deletion", "access_calls", "dsar_memory", "overhead", "connections"]
     results = {n: common.load_result(n) for n in names}
     when = sorted({r["measured_at"] for r in results.values() if r})
     mach = next((r["machine"] for r in results.values() if r), common.machine())
@@ -473,6 +510,7 @@ Last run of each bench (UTC): {"; ".join(f"`{n}` {r['measured_at']}" for n, r in
 {access_section(results["access_calls"])}
 {memory_section(results["dsar_memory"])}
 {overhead_section(results["overhead"])}
+{connections_section(results["connections"])}
 {NOT_MEASURED}"""
     OUT.write_text(text)
     return OUT

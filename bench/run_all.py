@@ -30,6 +30,7 @@ BENCHES = {
     "access": (["access_calls.py"], ["access_calls.py"]),
     "memory": (["dsar_memory.py"], ["dsar_memory.py", "--sizes-mb", "100,1000"]),
     "overhead": (["overhead.py"], ["overhead.py", "--levels", "100,10000"]),
+    "connections": (["connections.py"], ["connections.py", "--deletions", "20", "--access", "4"]),
 }
 
 
