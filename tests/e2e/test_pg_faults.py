@@ -20,7 +20,7 @@ from amplitude_dsr.emulator.server import EmulatorServer
 
 from .conftest import TEST_DB_ENV, api_calls, env_for
 from .pgproc import admin_engine, backends_of, executor_lock_holders, peak_by_process, terminate
-from .proc import CLI, cli_env, eventually, run, start_worker, stop
+from .proc import CLI, cli_env, eventually, run, stop
 
 pytestmark = pytest.mark.skipif(not os.environ.get(TEST_DB_ENV), reason=f"{TEST_DB_ENV} not set (PostgreSQL only)")
 
@@ -28,10 +28,25 @@ FINAL = ("verified", "recollected", "still_present", "nothing_found", "cancelled
 
 
 def spawn(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    """A CLI command in the background."""
-    return subprocess.Popen(
-        [*CLI, *args], env=cli_env(env), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    """A CLI command in the background; stderr goes to a file (``err_of``), not a pipe nobody
+    reads while it runs: a full pipe would block the process on its next warning."""
+    err = (cwd / f"{args[0]}-{time.monotonic_ns()}.err").open("w")
+    proc = subprocess.Popen([*CLI, *args], env=cli_env(env), cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True)
+    err.close()
+    _errs[proc.pid] = Path(err.name)
+    return proc
+
+
+_errs: dict[int, Path] = {}
+
+
+def err_of(proc: subprocess.Popen[str]) -> str:
+    """What ``proc`` wrote on stderr so far."""
+    return _errs[proc.pid].read_text()
+
+
+def start_worker(env: dict[str, str], cwd: Path, *extra: str) -> subprocess.Popen[str]:
+    return spawn(["worker", *extra], env, cwd)
 
 
 def _requests(env: dict[str, str], cwd: Path) -> list[dict[str, Any]]:
@@ -65,8 +80,8 @@ def test_a_worker_whose_connections_are_terminated_finishes_every_deletion(
             if worker.poll() is not None:  # it chose to exit: a supervisor restarts it
                 stop(worker)
                 worker = start_worker(env, tmp_path)
-        _out, batch_err = batch.communicate(timeout=300)
-        assert batch.returncode == 0, batch_err
+        batch.communicate(timeout=300)
+        assert batch.returncode == 0, err_of(batch)[-3000:] + "\n--- worker:\n" + err_of(worker)[-3000:]
         listed = eventually(
             lambda: (r := _requests(env, tmp_path)) and all(d["status"] in FINAL for d in r) and r,
             "every request to reach a final state",
@@ -113,8 +128,7 @@ def test_an_executor_lock_outlives_its_connection_never_two_workers_as_one_execu
         alive = [p for p in (first, second) if p.poll() is None]
         assert len(alive) == 1
         gone = first if second in alive else second
-        assert gone.stderr is not None
-        err = gone.stderr.read()
+        err = err_of(gone)
         if gone is second:
             assert gone.returncode == 2 and "already running workflows as executor" in err
             # ... and the first holds the lock again, on a new connection.
@@ -186,12 +200,13 @@ def test_two_workers_and_four_commands_stay_under_100_connections(
         with ConnectionSampler(_database(db_url)) as sampler:
             procs = [spawn(args, env, tmp_path) for args in commands]
             try:
-                outcomes = [p.communicate(timeout=300) for p in procs]
+                for p in procs:
+                    p.communicate(timeout=300)
             finally:
                 for p in procs:
                     stop(p)
-            for p, (_out, err) in zip(procs, outcomes, strict=True):
-                assert p.returncode == 0, err
+            for p in procs:
+                assert p.returncode == 0, err_of(p)[-3000:]
     finally:
         for w in workers:
             stop(w)
@@ -204,3 +219,29 @@ def test_two_workers_and_four_commands_stay_under_100_connections(
         role = key.split()[1] if key.startswith("amplitude-dsr ") else None
         assert role in FOOTPRINTS, f"a connection without our application_name: {key!r}"
         assert peak <= FOOTPRINTS[role].most + 1, (key, peak)  # +1: DBOS's database check at launch
+
+
+def test_the_lock_watch_retakes_a_dropped_lock_and_reports_one_taken_by_another(db_url: str) -> None:
+    from amplitude_dsr.dsr.connections import PgLockWatch
+
+    admin = admin_engine(db_url)
+    first = PgLockWatch(db_url, "watch-test", role="worker")
+    other = PgLockWatch(db_url, "watch-test", role="worker")
+    try:
+        assert first.take()
+        assert first.check() == "held"
+        assert not other.take()  # exclusive
+        [backend] = executor_lock_holders(admin, _database(db_url), "watch-test")
+        terminate(admin, [backend])
+        state = eventually(lambda: (s := first.check()) != "retry" and s, "the old session to end")
+        assert state == "retaken"
+        assert executor_lock_holders(admin, _database(db_url), "watch-test") - {backend}
+        # Dropped again, and this time another process is quicker: the first must know it lost.
+        [backend] = executor_lock_holders(admin, _database(db_url), "watch-test")
+        terminate(admin, [backend])
+        eventually(other.take, "the other process to take the lock")
+        assert first.check() == "lost"
+    finally:
+        first.release()
+        other.release()
+        admin.dispose()

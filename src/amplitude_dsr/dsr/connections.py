@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import sqlalchemy as sa
 from dbos import DBOSConfig
@@ -83,22 +83,22 @@ def bound_dbos_pool(config: DBOSConfig, role: str) -> None:
 
 
 class DisconnectNotices:
-    """Counts database connections found dead in any pool of this process (ours and DBOS's:
-    a class-level pool event) and reports them as one identifier-free line at most every
-    ``every`` seconds, so an operator sees that the database dropped connections and that they
-    were replaced."""
+    """Counts database connections found dead by any engine of this process (ours and DBOS's:
+    a class-level ``handle_error`` hook, which also sees failed pre-pings) and reports them as
+    one identifier-free line at most every ``every`` seconds, so an operator sees that the
+    database dropped connections and that they were replaced."""
 
     def __init__(self, notify: Callable[[str], None], every: float = 10.0) -> None:
         self.notify = notify
         self.every = every
         self.dropped = 0
         self._pending = 0
-        self._last = 0.0
+        self._last = -every
         self._mutex = threading.Lock()
-        sa.event.listen(sa.pool.Pool, "invalidate", self._on_invalidate)
+        sa.event.listen(sa.engine.Engine, "handle_error", self._on_error)
 
-    def _on_invalidate(self, _dbapi_conn: Any, _record: Any, exception: BaseException | None) -> None:
-        if exception is None:  # closed on purpose (shutdown), not lost
+    def _on_error(self, context: sa.engine.ExceptionContext) -> None:
+        if not context.is_disconnect:
             return
         with self._mutex:
             self.dropped += 1
@@ -107,13 +107,14 @@ class DisconnectNotices:
             if now - self._last < self.every:
                 return
             self._last, count, self._pending = now, self._pending, 0
+        cause = type(context.original_exception).__name__
         self.notify(
-            f"database connections lost: {count} since the last notice ({type(exception).__name__}); "
+            f"database connections lost: {count} since the last notice ({cause}); "
             "replaced, work continues from its checkpoints"
         )
 
     def close(self) -> None:
-        sa.event.remove(sa.pool.Pool, "invalidate", self._on_invalidate)
+        sa.event.remove(sa.engine.Engine, "handle_error", self._on_error)
 
 
 def advisory_key(executor_id: str) -> int:
