@@ -9,7 +9,9 @@ Roles (see ``docs/operations.md``):
 * an **executor** (``worker``) runs workflows. It holds an exclusive executor lock for its
   executor ID (an OS file lock beside a SQLite database; a PostgreSQL advisory lock otherwise),
   so two processes never recover or run the same workflows: a CLI command next to a running
-  ``worker`` does not execute anything, it submits.
+  ``worker`` does not execute anything, it submits. On PostgreSQL the lock is watched and taken
+  again when its connection drops; an executor that lost it to another process exits
+  (:func:`exit_on_lost_lock`).
 * a **foreground** executor (a command that runs its own requests when no worker runs: ``access``,
   ``delete --wait``, ``batch``, ``demo``) holds the same lock but runs *only the requests it
   submits*: it launches DBOS under a private executor ID (so DBOS recovers nothing at launch) and
@@ -17,6 +19,8 @@ Roles (see ``docs/operations.md``):
   every request of its own that is not finished is handed back to the shared queue, from its last
   checkpoint, for the next ``worker``.
 * a **submitter** launches DBOS listening to no queue, enqueues workflows and may wait for them.
+
+Each role has a bounded number of database connections (``connections.FOOTPRINTS``).
 """
 
 from __future__ import annotations
