@@ -31,6 +31,8 @@ BENCHES = {
     "memory": (["dsar_memory.py"], ["dsar_memory.py", "--sizes-mb", "100,1000"]),
     "overhead": (["overhead.py"], ["overhead.py", "--levels", "100,10000"]),
     "submit": (["submit_rate.py"], ["submit_rate.py", "--rows", "2000"]),
+    "connections": (["connections.py"], ["connections.py", "--deletions", "20", "--access", "4"]),
+    "faults": (["fault_tolerance.py"], ["fault_tolerance.py", "--outage", "20", "--requests", "3"]),
 }
 
 

@@ -62,9 +62,10 @@ SQLITE_BUSY_TIMEOUT = 60.0  # seconds SQLite waits for the write lock before fai
 POOL_SIZE = 5
 POOL_OVERFLOW = 10
 POOL_TIMEOUT = 3600.0
+POOL_RECYCLE = 1800.0  # seconds: older PostgreSQL connections are replaced at checkout
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, pg_options: dict[str, Any] | None = None) -> Engine:
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         engine = sa.create_engine(
@@ -90,9 +91,17 @@ def _make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = sa.create_engine(
-        url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_timeout=POOL_TIMEOUT
-    )
+    # The process's runtime passes its bounded pool and connection options (store/db.py's
+    # pg_engine_options); the defaults serve a Budget built on its own (tests, benchmarks).
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_recycle": POOL_RECYCLE,
+        "pool_size": POOL_SIZE,
+        "max_overflow": POOL_OVERFLOW,
+        "pool_timeout": POOL_TIMEOUT,
+        **(pg_options or {}),
+    }
+    engine = sa.create_engine(url, **options)
     if engine.dialect.name == "postgresql":
 
         @event.listens_for(engine, "connect")
@@ -126,6 +135,7 @@ class Budget:
         max_inline_wait: float = 30.0,
         lease_seconds: float = 90.0,
         table_prefix: str = "amplitude_budget",
+        pg_engine_options: dict[str, Any] | None = None,
     ) -> None:
         if not 0 < fraction <= 1:
             raise ValueError("fraction must be in (0, 1]")
@@ -137,7 +147,7 @@ class Budget:
         self.sleep = sleep
         self.max_inline_wait = max_inline_wait
         self.lease_seconds = lease_seconds
-        self._engine = _make_engine(database_url)
+        self._engine = _make_engine(database_url, pg_engine_options)
         self._is_pg = self._engine.dialect.name == "postgresql"
         self._metadata = sa.MetaData()
         self.bucket = sa.Table(

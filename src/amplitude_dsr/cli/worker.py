@@ -15,12 +15,14 @@ from dbos import DBOS
 from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import JSON_OPT, guarded
 from amplitude_dsr.dsr.api import ACCESS_FINAL
+from amplitude_dsr.dsr.connections import DisconnectNotices
 from amplitude_dsr.dsr.deletion import FINAL as DELETION_FINAL
-from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans, open_runtime
+from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans, open_runtime, shared_queue
 from amplitude_dsr.store import repo
 
 IDLE_HORIZON = 5.0  # seconds: a workflow sleeping longer than this is "not due"
 ACTIVE_STATUSES = ("ENQUEUED", "PENDING")
+STALL_CHECK_INTERVAL = 5.0  # seconds between checks for workflows no thread of ours runs
 
 
 def worker(
@@ -44,23 +46,82 @@ def _worker(until_idle: bool, executor_id: str, json_out: bool) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    rt = open_runtime(common.settings(), role="executor", executor_id=executor_id)
+    rt = open_runtime(common.settings(), role="executor", executor_id=executor_id, on_notice=_notice)
     changes = StatusChanges()
+    disconnects = DisconnectNotices(_notice)
     started = time.monotonic()
     try:
         if executor_id == DEFAULT_EXECUTOR_ID:  # we hold the lock every foreground command holds
             adopt_orphans(rt)
         if not json_out:
             common.err.print(f"worker {executor_id} running; Ctrl-C to stop")
+        stalls = StallWatch(executor_id)
         while not stop.wait(0.5):
+            stalls.tick()
             if until_idle and time.monotonic() - started > 1.0 and is_idle(rt):
                 break
     finally:
+        disconnects.close()
         rt.close(teardown=not common.State.process_exits)
         changes.detach()
         common.err.print(f"worker {executor_id} stopped: {changes.summary()}", markup=False)
     if json_out:
         common.emit_json({"executor_id": executor_id, "stopped": "idle" if until_idle else "signal"})
+
+
+def _notice(message: str) -> None:
+    """One line on stderr about the worker itself (a database fault it recovered from)."""
+    common.err.print(message, markup=False)
+
+
+class StallWatch:
+    """The safety net after a database fault: a workflow DBOS marks as running here (PENDING under
+    this executor ID) while no thread of this process runs it would otherwise wait for the next
+    restart. Seen so at two checks in a row, it goes back to its shared queue (from its last
+    checkpoint; DBOS fences out any late thread), and one line says how many."""
+
+    def __init__(self, executor_id: str, interval: float = STALL_CHECK_INTERVAL) -> None:
+        self.executor_id = executor_id
+        self.interval = interval
+        self._next = time.monotonic() + interval
+        self._suspects: set[str] = set()
+
+    def tick(self) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self.interval
+        try:
+            self.check()
+        except Exception as exc:  # the database is away: the next check tries again
+            logging.getLogger(__name__).debug("stall check failed: %s", type(exc).__name__)
+
+    def check(self) -> int:
+        """One check; returns how many stalled workflows were put back on their queue."""
+        running = _running_here()
+        if running is None:
+            return 0
+        pending: list[Any] = DBOS.list_workflows(
+            status="PENDING", executor_id=self.executor_id, load_input=False, load_output=False
+        )
+        idle = {wf.workflow_id: wf for wf in pending if wf.workflow_id not in running}
+        stalled = [idle[w] for w in idle if w in self._suspects]
+        self._suspects = set(idle) - {wf.workflow_id for wf in stalled}
+        for wf in stalled:
+            DBOS.resume_workflow(wf.workflow_id, queue_name=shared_queue(wf))
+        if stalled:
+            _notice(f"{len(stalled)} workflow(s) had stopped after a database fault; resumed from their checkpoints")
+        return len(stalled)
+
+
+def _running_here() -> set[str] | None:
+    """IDs of the workflows a thread of this process runs (DBOS's own bookkeeping), or ``None``
+    when this DBOS version does not expose it (the check is then skipped)."""
+    from dbos import _dbos
+
+    instance = getattr(_dbos, "_dbos_global_instance", None)
+    active = getattr(instance, "_active_workflows_set", None)
+    ids = getattr(active, "activeList", None)
+    return set(ids()) if callable(ids) else None
 
 
 class StatusChanges(logging.Handler):

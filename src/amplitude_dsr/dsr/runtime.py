@@ -9,7 +9,9 @@ Roles (see ``docs/operations.md``):
 * an **executor** (``worker``) runs workflows. It holds an exclusive executor lock for its
   executor ID (an OS file lock beside a SQLite database; a PostgreSQL advisory lock otherwise),
   so two processes never recover or run the same workflows: a CLI command next to a running
-  ``worker`` does not execute anything, it submits.
+  ``worker`` does not execute anything, it submits. On PostgreSQL the lock is watched and taken
+  again when its connection drops; an executor that lost it to another process exits
+  (:func:`exit_on_lost_lock`).
 * a **foreground** executor (a command that runs its own requests when no worker runs: ``access``,
   ``delete --wait``, ``batch``, ``demo``) holds the same lock but runs *only the requests it
   submits*: it launches DBOS under a private executor ID (so DBOS recovers nothing at launch) and
@@ -17,30 +19,34 @@ Roles (see ``docs/operations.md``):
   every request of its own that is not finished is handed back to the shared queue, from its last
   checkpoint, for the next ``worker``.
 * a **submitter** launches DBOS listening to no queue, enqueues workflows and may wait for them.
+
+Each role has a bounded number of database connections (``connections.FOOTPRINTS``).
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
+import os
 import secrets
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from amplitude_dsr import __version__
 from amplitude_dsr.amplitude import AmplitudeClient, Budget, DsarClient
+from amplitude_dsr.amplitude import budget as budget_module
 from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url, default_data_home
+from amplitude_dsr.dsr.connections import FOOTPRINTS, ExecutorLock, application_name, bound_dbos_pool
 from amplitude_dsr.errors import ConfigError
 from amplitude_dsr.store import repo
 from amplitude_dsr.store.audit import create_audit_tables
-from amplitude_dsr.store.db import make_engine, private_dir, private_file, sqlite_path
+from amplitude_dsr.store.db import make_engine, pg_engine_options, private_dir, sqlite_path
 
 QUEUE = "amplitude-dsr"
 # Deletions wait for days or weeks in durable sleeps, and a sleeping workflow still holds its queue
@@ -61,56 +67,6 @@ ACTIVE_WORKFLOW = ("ENQUEUED", "PENDING")  # DBOS statuses of a workflow that is
 
 _log = logging.getLogger(__name__)
 _current: Runtime | None = None
-
-
-class ExecutorLock:
-    """An exclusive, crash-safe lock per (database, executor ID), released when the process dies."""
-
-    def __init__(self, database_url: str, executor_id: str, data_dir: Path) -> None:
-        self.database_url = database_url
-        self.executor_id = executor_id
-        self.data_dir = data_dir
-        self._file: IO[str] | None = None
-        self._conn: sa.Connection | None = None
-        self._engine: sa.Engine | None = None
-
-    def try_acquire(self) -> bool:
-        path = sqlite_path(self.database_url)
-        if path is not None:
-            lock_path = private_file(path.with_name(f"{path.name}.{self.executor_id}.executor.lock"))
-            handle = lock_path.open("a+")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                return False
-            self._file = handle
-            return True
-        key = int.from_bytes(
-            hashlib.sha256(f"amplitude-dsr:{self.executor_id}".encode()).digest()[:8], "big", signed=True
-        )
-        self._engine = make_engine(self.database_url)
-        conn = self._engine.connect()
-        got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
-        conn.commit()
-        if not got:
-            conn.close()
-            self._engine.dispose()
-            return False
-        self._conn = conn
-        return True
-
-    def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
 
 
 @dataclass
@@ -230,6 +186,11 @@ def _orphaned(status: Any, lock_id: str) -> bool:
     return executor.startswith(FOREGROUND_PREFIX) or executor == lock_id
 
 
+def shared_queue(wf: Any) -> str:
+    """The shared queue a workflow (a DBOS status) belongs on."""
+    return DELETION_QUEUE if "deletion" in str(wf.name or "") else QUEUE
+
+
 def adopt_orphans(rt: Runtime) -> int:
     """Hand back to the shared queues the workflows a foreground command left behind when it was
     killed before it could (SIGKILL, power loss). Only safe while no foreground command is alive:
@@ -241,8 +202,7 @@ def adopt_orphans(rt: Runtime) -> int:
         stranded_queue = queue.startswith(FOREGROUND_PREFIX)
         if not (stranded_queue or (wf.status == "PENDING" and executor.startswith(FOREGROUND_PREFIX))):
             continue
-        shared = DELETION_QUEUE if "deletion" in str(wf.name or "") else QUEUE
-        DBOS.resume_workflow(wf.workflow_id, queue_name=shared)
+        DBOS.resume_workflow(wf.workflow_id, queue_name=shared_queue(wf))
         adopted += 1
     return adopted
 
@@ -267,19 +227,41 @@ def default_data_dir(settings: Settings) -> Path:
     return (path.parent if path is not None else default_data_home()).resolve()
 
 
+def exit_on_lost_lock(message: str) -> None:
+    """What an executor does when another process took its executor lock: say so in one line and
+    end at once, as a crash would (every workflow resumes from its checkpoint elsewhere). Anything
+    slower would let two processes run as the same executor."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def _role_kind(role: str, executor: bool) -> str:
+    """The connection footprint of a process (``connections.FOOTPRINTS``)."""
+    if role == "offline":
+        return "offline"
+    if executor:
+        return "worker" if role == "executor" else "foreground"
+    return "submitter"
+
+
 def open_runtime(
     settings: Settings,
     *,
     role: str = "auto",
     executor_id: str = DEFAULT_EXECUTOR_ID,
     data_dir: Path | None = None,
+    on_lock_lost: Callable[[str], None] = exit_on_lost_lock,
+    on_notice: Callable[[str], None] | None = None,
 ) -> Runtime:
     """Open the database, budgets and DBOS for this process.
 
     ``role``: ``executor`` (must get the executor lock, else ConfigError: the worker),
     ``submitter`` (never runs workflows), ``auto`` (a foreground executor that runs only its own
     requests if the lock is free, else a submitter) or ``offline`` (no DBOS at all: status,
-    cancel and connection checks).
+    cancel and connection checks). An executor on PostgreSQL keeps its lock through dropped
+    connections; ``on_lock_lost`` runs when another process took it (default: exit 1), and
+    ``on_notice`` receives one line when the lock had to be taken again (default: a warning).
     """
     global _current
     if _current is not None:
@@ -288,45 +270,72 @@ def open_runtime(
     from amplitude_dsr.dsr import workflows  # noqa: F401
 
     data_dir = private_dir(data_dir or default_data_dir(settings))
-    engine = make_engine(settings.database_url)
-    repo.create_tables(engine)
-    create_audit_tables(engine)
-    budget = Budget(settings.database_url, fraction=settings.budget_fraction, rate_scale=settings.rate_scale)
-    budget.create_tables()
     lock: ExecutorLock | None = None
     executor = False
     if role in ("executor", "auto"):
-        lock = ExecutorLock(settings.database_url, executor_id, data_dir)
+        lock = ExecutorLock(
+            settings.database_url, executor_id, data_dir, role="worker" if role == "executor" else "foreground"
+        )
         executor = lock.try_acquire()
         if not executor:
             lock = None
             if role == "executor":
-                engine.dispose()
-                budget.close()
                 raise ConfigError(
                     f"another process is already running workflows as executor {executor_id!r} "
                     "on this database (a worker?); stop it or use --executor-id"
                 )
+    try:
+        _current = _open(settings, role=role, executor=executor, executor_id=executor_id, data_dir=data_dir, lock=lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    if lock is not None:
+        lock.watch(on_lock_lost, on_notice)
+    return _current
+
+
+def _open(
+    settings: Settings, *, role: str, executor: bool, executor_id: str, data_dir: Path, lock: ExecutorLock | None
+) -> Runtime:
+    kind = _role_kind(role, executor)
+    footprint = FOOTPRINTS[kind]
+    url = settings.database_url
+    engine = make_engine(url, pool=footprint.store, application_name=application_name(kind, "store"))
+    budget_options = pg_engine_options(
+        footprint.budget, application_name(kind, "budget"), timeout=budget_module.POOL_TIMEOUT
+    )
+    budget = Budget(
+        url, fraction=settings.budget_fraction, rate_scale=settings.rate_scale, pg_engine_options=budget_options
+    )
+    try:
+        repo.create_tables(engine)
+        create_audit_tables(engine)
+        budget.create_tables()
+    except BaseException:
+        engine.dispose()
+        budget.close()
+        raise
     if role == "offline":
-        _current = Runtime(
+        return Runtime(
             settings=settings, engine=engine, budget=budget, data_dir=data_dir, executor=False,
             executor_id=executor_id, dbos=False,
         )  # fmt: skip
-        return _current
-    foreground = executor and role == "auto"
+    foreground = kind == "foreground"
     private = f"{FOREGROUND_PREFIX}{repo.new_id('p')}"
     # A foreground command's DBOS executor ID is new, so DBOS recovers nothing when it launches.
     roles = {"worker": executor_id, "foreground": private, "submitter": f"submitter-{repo.new_id('p')}"}
-    dbos_executor = roles["foreground" if foreground else "worker" if executor else "submitter"]
     config: DBOSConfig = {
         "name": APP_NAME,
-        "system_database_url": dbos_database_url(settings.database_url),
-        "executor_id": dbos_executor,
+        "system_database_url": dbos_database_url(url),
+        "executor_id": roles[kind],
         "application_version": f"amplitude-dsr-{__version__}",
         "run_admin_server": False,
         "log_level": "WARNING",
         "notification_listener_polling_interval_sec": 0.1,
     }  # type: ignore[typeddict-unknown-key]
+    if sqlite_path(url) is None:  # on SQLite DBOS keeps its defaults: file handles are not server slots
+        bound_dbos_pool(config, kind)
     DBOS(config=config)
     DBOS.listen_queues([private] if foreground else [QUEUE, DELETION_QUEUE] if executor else [])
     DBOS.launch()
@@ -334,11 +343,10 @@ def open_runtime(
     DBOS.register_queue(DELETION_QUEUE, worker_concurrency=DELETION_WORKER_CONCURRENCY, polling_interval_sec=0.2)
     if foreground:
         DBOS.register_queue(private, polling_interval_sec=0.2)
-    _current = Runtime(
+    return Runtime(
         settings=settings, engine=engine, budget=budget, data_dir=data_dir, executor=executor,
         executor_id=executor_id, foreground_queue=private if foreground else None, _lock=lock,
     )  # fmt: skip
-    return _current
 
 
 def enqueue(func: Callable[..., Any], workflow_id: str, *args: Any, queue: str = QUEUE) -> Any:
