@@ -330,8 +330,11 @@ def test_an_access_with_a_mistyped_secret_leaves_a_waiting_deletion_alone(
 ) -> None:
     """The reported case through the CLI: a deletion waits in staging (no worker running); an
     `access` with a mistyped secret exits 1, and the deletion is neither run nor failed by it."""
+    import os
+    import subprocess
+    import sys
+
     from .conftest import env_for
-    from .test_access_cli import invoke
 
     user_id, _ = ordinary(catalog, 10)
     emulator.admin.set_speed(1)
@@ -343,14 +346,22 @@ def test_an_access_with_a_mistyped_secret_leaves_a_waiting_deletion_alone(
     finally:
         rt.close()
     before = len(emulator.admin.request_log())
-    env = env_for(emulator, db_url, AMPLITUDE_SECRET_KEY="mistyped")
-    result = invoke(["access", "--user-id", "someone@example.com", "--out", str(tmp_path / "out")], env)
-    assert result.exit_code == 1, result.output
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    env.update(env_for(emulator, db_url, AMPLITUDE_SECRET_KEY="mistyped"))
+    # A real process, as reported (in-process, the old runtime's sleeping threads would share it).
+    result = subprocess.run(
+        [sys.executable, "-m", "amplitude_dsr.cli", "access", "--user-id", "someone@example.com",
+         "--out", str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     after = emulator.admin.request_log()[before:]
     assert [e["path"] for e in after] == ["/api/2/usersearch"]  # the deletion's job was not touched
     rt = open_runtime(settings, role="executor", data_dir=tmp_path / "data")
     try:
-        assert repo.get_request(rt.engine, rid).status == "staging"
+        row = repo.get_request(rt.engine, rid)
+        assert row.status == "staging", row.error
         emulator.admin.set_speed(86400.0 * 4)
         assert api.wait(rid, timeout=120) == "verified"
     finally:
