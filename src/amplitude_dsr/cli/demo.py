@@ -63,8 +63,11 @@ def prepare_directory(directory: Path) -> None:
                 "choose a new or empty directory (nothing was deleted)"
             )
         shutil.rmtree(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / MARKER).write_text("created by `amplitude-dsr demo`; the next demo run empties it\n")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / MARKER).write_text("created by `amplitude-dsr demo`; the next demo run empties it\n")
+    except OSError as exc:
+        raise UsageError(f"--dir {directory}: cannot create it ({exc.strerror}); choose another directory") from None
 
 
 @guarded

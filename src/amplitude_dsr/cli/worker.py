@@ -31,6 +31,7 @@ def worker(
         DEFAULT_EXECUTOR_ID,
         "--executor-id",
         metavar="ID",
+        callback=common.executor_id,
         help="Executor identity (PostgreSQL scale-out: one per worker).",
     ),
     json_out: bool = JSON_OPT,

@@ -8,6 +8,7 @@ database and to the reports meant for the data subject, never to logs.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -17,6 +18,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from amplitude_dsr.errors import UsageError
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+# Longer than any email (254) or SDK-made ID; a longer value is a paste error, and it would not
+# fit in one Amplitude request URL.
+MAX_IDENTIFIER_LENGTH = 1024
+
+
+def text_problem(value: str) -> str | None:
+    """What makes ``value`` unusable as text sent to Amplitude or stored, or ``None``: a lone
+    surrogate (bytes that were not UTF-8 on the command line) or a control character (NUL,
+    newline, escape ...). Never names the value itself."""
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return "is not valid UTF-8"
+        if category == "Cc":
+            return "contains a control character"
+    return None
 
 
 class IdentifierKind(StrEnum):
@@ -47,10 +65,19 @@ class Identifier(BaseModel):
         v = value.strip()
         if not v:
             raise UsageError(f"empty {k.value}")
+        if len(v) > MAX_IDENTIFIER_LENGTH:
+            raise UsageError(f"{k.value} longer than {MAX_IDENTIFIER_LENGTH} characters")
+        problem = text_problem(v)
+        if problem:
+            raise UsageError(f"{k.value} {problem}")
         if k is IdentifierKind.EMAIL and not _EMAIL.match(v):
             raise UsageError("malformed email address")
-        if k is IdentifierKind.AMPLITUDE_ID and not (v.isdigit() and 0 < int(v) < 2**63):
-            raise UsageError("an Amplitude ID must be a positive integer")
+        if k is IdentifierKind.AMPLITUDE_ID:
+            # ASCII digits only: str.isdigit() also takes "²" and "١٢", which int() refuses or
+            # reads as another number than the one shown.
+            if not (_ASCII_DIGITS.fullmatch(v) and 0 < int(v) < 2**63):
+                raise UsageError("an Amplitude ID must be a positive integer")
+            v = str(int(v))  # "007" is Amplitude ID 7
         return cls(kind=k, value=v)
 
     def redacted(self) -> str:
