@@ -25,13 +25,12 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from amplitude_dsr.dsr.model import text_problem
+from amplitude_dsr.checks import check_base_url, check_database_url, clean_text
+from amplitude_dsr.checks import normalize_database_url as normalize_database_url  # re-exported
 from amplitude_dsr.errors import ConfigError
 
 Region = Literal["us", "eu"]
@@ -54,47 +53,6 @@ ENV_SCALARS = {
 }
 MAX_SECONDS = 31 * 86400.0  # poll interval and linger: longer than any deletion job takes
 MAX_RATE_SCALE = 1e6
-DATABASE_HINT = "must be a sqlite:///FILE or postgresql://HOST/DATABASE URL"
-
-
-def _clean_text(value: Any) -> Any:
-    """Refuse text no API or database takes (a lone surrogate, a control character)."""
-    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-    if isinstance(raw, str):
-        problem = text_problem(raw)
-        if problem:
-            raise ValueError(problem)
-        if not raw.strip():
-            raise ValueError("must not be empty")
-    return value
-
-
-def check_base_url(value: str) -> str:
-    """An ``http(s)://host[:port][/path]`` URL (ValueError otherwise)."""
-    try:
-        parts = urlsplit(value)
-        port_ok = parts.port is None or parts.port > 0  # .port raises ValueError when out of range
-    except ValueError:
-        port_ok = False
-    if not port_ok or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
-    return value
-
-
-def check_database_url(value: str) -> str:
-    """A URL of a database we run on: SQLite (a file) or PostgreSQL (ValueError otherwise)."""
-    _clean_text(value)
-    try:
-        url = sa.engine.make_url(normalize_database_url(value))
-        port_ok = url.port is None or 0 < url.port < 65536
-    except (sa.exc.ArgumentError, ValueError, TypeError):
-        raise ValueError(DATABASE_HINT) from None
-    if url.drivername == "sqlite":
-        if not (normalize_database_url(value).startswith("sqlite:///") and url.database):
-            raise ValueError(DATABASE_HINT)
-    elif url.drivername != "postgresql+psycopg" or not port_ok:
-        raise ValueError(DATABASE_HINT)
-    return value
 
 
 def default_data_home() -> Path:
@@ -127,14 +85,14 @@ class Credentials(BaseModel):
     @field_validator("api_key", "secret_key", mode="before")
     @classmethod
     def _usable_key(cls, value: Any) -> Any:
-        return _clean_text(value)
+        return clean_text(value)
 
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        _clean_text(value)
+        clean_text(value)
         return check_base_url(value.strip()).rstrip("/")
 
 
@@ -146,7 +104,7 @@ class ProjectConfig(Credentials):
     @field_validator("name")
     @classmethod
     def _usable_name(cls, value: str) -> str:
-        return str(_clean_text(value))
+        return str(clean_text(value))
 
 
 class OrgConfig(Credentials):
@@ -176,7 +134,7 @@ class Settings(BaseModel):
     @field_validator("requester")
     @classmethod
     def _usable_requester(cls, value: str) -> str:
-        return str(_clean_text(value))
+        return str(clean_text(value))
 
     def project(self, name: str | None = None) -> ProjectConfig:
         """The named project, or the only/first one. Raises ConfigError if none is configured."""
@@ -317,14 +275,6 @@ def _known(path: Path, prefix: str, table: dict[str, Any], allowed: tuple[str, .
     for key in table:
         if key not in allowed:
             raise ConfigError(f"{path}: unknown key {prefix}{key} (expected one of: {', '.join(allowed)})")
-
-
-def normalize_database_url(url: str) -> str:
-    """The SQLAlchemy URL for ``url``: ``postgresql://`` gets the psycopg 3 driver."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
 
 
 def dbos_database_url(url: str) -> str:

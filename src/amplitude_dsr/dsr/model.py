@@ -8,33 +8,18 @@ database and to the reports meant for the data subject, never to logs.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from amplitude_dsr.checks import text_problem
 from amplitude_dsr.errors import UsageError
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
-# Longer than any email (254) or SDK-made ID; a longer value is a paste error, and it would not
-# fit in one Amplitude request URL.
-MAX_IDENTIFIER_LENGTH = 1024
-
-
-def text_problem(value: str) -> str | None:
-    """What makes ``value`` unusable as text sent to Amplitude or stored, or ``None``: a lone
-    surrogate (bytes that were not UTF-8 on the command line) or a control character (NUL,
-    newline, escape ...). Never names the value itself."""
-    for char in value:
-        category = unicodedata.category(char)
-        if category == "Cs":
-            return "is not valid UTF-8"
-        if category == "Cc":
-            return "contains a control character"
-    return None
+MAX_IDENTIFIER_LENGTH = 1024  # above any email (254) or SDK-made ID, and fits in one request URL
 
 
 class IdentifierKind(StrEnum):
