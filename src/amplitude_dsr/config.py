@@ -29,8 +29,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from amplitude_dsr.checks import check_base_url, check_database_url, clean_text
-from amplitude_dsr.checks import normalize_database_url as normalize_database_url  # noqa: PLC0414 (re-export)
+from amplitude_dsr._checks import check_base_url, check_database_url, clean_text
+from amplitude_dsr._checks import normalize_database_url as normalize_database_url  # noqa: PLC0414 (re-export)
 from amplitude_dsr.errors import ConfigError
 
 Region = Literal["us", "eu"]
