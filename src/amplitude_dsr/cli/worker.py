@@ -45,7 +45,9 @@ def _worker(until_idle: bool, executor_id: str, json_out: bool) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    rt = open_runtime(common.settings(), role="executor", executor_id=executor_id)
+    settings = common.settings()
+    with common.database_errors(settings.database_url):
+        rt = open_runtime(settings, role="executor", executor_id=executor_id)
     changes = StatusChanges()
     started = time.monotonic()
     try:
