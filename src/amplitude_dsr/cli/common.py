@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -93,7 +94,7 @@ def guarded(func: F) -> F:
 def _fail(exc: BaseException, code: int, *, unexpected: bool = False, prefix: str = "error: ") -> None:
     if State.debug and not isinstance(exc, Interrupted):
         logging.getLogger("amplitude_dsr").exception("failed")
-    message = f"unexpected {type(exc).__name__} (run with --debug for details)" if unexpected else str(exc)
+    message = f"unexpected {type(exc).__name__} (run with --debug for details)" if unexpected else one_line(str(exc))
     if json_requested() and not State.emitted:
         error: dict[str, Any] = {"code": code, "type": "unexpected" if unexpected else error_type(exc)}
         error["message"] = message
@@ -102,6 +103,12 @@ def _fail(exc: BaseException, code: int, *, unexpected: bool = False, prefix: st
         emit_json({"error": error})
     err.print(f"{prefix}{message}", markup=False)
     raise typer.Exit(code)
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: a control character in it (a newline in a path the user gave)
+    is shown escaped, as ``\\n``."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in message)
 
 
 def error_type(exc: BaseException) -> str:

@@ -228,12 +228,15 @@ def check_identity_map(source: str | None) -> None:
 
 def check_out_dir(path: Path) -> None:
     """``--out`` must be a directory or a path where one can be made (not a file, nor under one)."""
-    for parent in (path, *path.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                where = "is a file" if parent == path else f"is under {parent}, which is a file"
-                raise UsageError(f"--out {path} {where}; give a directory")
-            return
+    try:
+        for parent in (path, *path.parents):
+            if parent.exists():
+                if not parent.is_dir():
+                    where = "is a file" if parent == path else f"is under {parent}, which is a file"
+                    raise UsageError(f"--out {path} {where}; give a directory")
+                return
+    except OSError as exc:  # a name too long for the file system, say
+        raise UsageError(f"--out is not a usable directory name ({exc.strerror})") from None
 
 
 def _print_request(doc: dict[str, Any], *, waited: bool, worker_running: bool) -> None:

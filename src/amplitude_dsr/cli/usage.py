@@ -36,6 +36,7 @@ class OneLineErrors(TyperGroup):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         argv = list(sys.argv[1:] if args is None else args)
+        common.State.json = common.State.emitted = False  # nothing of an earlier run in this process
         try:
             code = super().main(argv, prog_name, complete_var, False, **extra)
         except typer.Abort:  # end of input where a prompt expected some; we never prompt
@@ -71,6 +72,7 @@ def usage_message(exc: Exception, argv: list[str]) -> str:
 
 def report(message: str, code: int, kind: str) -> None:
     """Print the one line (and the JSON error document with ``--json``), then exit ``code``."""
+    message = common.one_line(message)
     if common.json_requested() and not common.State.emitted:
         common.emit_json({"error": {"code": code, "type": kind, "message": message}})
     common.err.print(f"error: {message}", markup=False)
