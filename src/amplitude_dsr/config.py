@@ -29,6 +29,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from amplitude_dsr._checks import check_base_url, check_database_url, clean_text
+from amplitude_dsr._checks import normalize_database_url as normalize_database_url  # noqa: PLC0414 (re-export)
 from amplitude_dsr.errors import ConfigError
 
 Region = Literal["us", "eu"]
@@ -49,6 +51,8 @@ ENV_SCALARS = {
     "requester": "AMPLITUDE_DSR_REQUESTER",
     "max_linger": "AMPLITUDE_DSR_MAX_LINGER",
 }
+MAX_SECONDS = 31 * 86400.0  # poll interval and linger: longer than any deletion job takes
+MAX_RATE_SCALE = 1e6
 
 
 def default_data_home() -> Path:
@@ -78,16 +82,29 @@ class Credentials(BaseModel):
     def _region_any_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("api_key", "secret_key", mode="before")
+    @classmethod
+    def _usable_key(cls, value: Any) -> Any:
+        return clean_text(value)
+
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+        if value is None:
+            return value
+        clean_text(value)
+        return check_base_url(value.strip()).rstrip("/")
 
 
 class ProjectConfig(Credentials):
     """Project-level keys: user search, user activity, events list, User Privacy v1."""
 
-    name: str = "default"
+    name: str = Field("default", max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _usable_name(cls, value: str) -> str:
+        return str(clean_text(value))
 
 
 class OrgConfig(Credentials):
@@ -102,11 +119,22 @@ class Settings(BaseModel):
     projects: tuple[ProjectConfig, ...] = ()
     org: OrgConfig | None = None
     database_url: str = Field(default_factory=default_database_url)
-    poll_interval: float = Field(DEFAULT_POLL_INTERVAL, gt=0)
-    budget_fraction: float = Field(0.75, gt=0, le=1)
-    rate_scale: float = Field(1.0, gt=0)
-    requester: str = "amplitude-dsr"
-    max_linger: float = Field(300.0, ge=0)  # seconds a partial deletion batch may wait for more IDs
+    poll_interval: float = Field(DEFAULT_POLL_INTERVAL, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
+    budget_fraction: float = Field(0.75, gt=0, le=1, allow_inf_nan=False)
+    rate_scale: float = Field(1.0, gt=0, le=MAX_RATE_SCALE, allow_inf_nan=False)
+    requester: str = Field("amplitude-dsr", max_length=200)
+    # seconds a partial deletion batch may wait for more IDs
+    max_linger: float = Field(300.0, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        return check_database_url(value)
+
+    @field_validator("requester")
+    @classmethod
+    def _usable_requester(cls, value: str) -> str:
+        return str(clean_text(value))
 
     def project(self, name: str | None = None) -> ProjectConfig:
         """The named project, or the only/first one. Raises ConfigError if none is configured."""
@@ -120,7 +148,8 @@ class Settings(BaseModel):
         for project in self.projects:
             if project.name == name:
                 return project
-        raise ConfigError(f"no project named {name!r} in the configuration")
+        shown = name if len(name) <= 80 else name[:80] + "…"
+        raise ConfigError(f"no project named {shown!r} in the configuration")
 
 
 class _Env(BaseSettings):
@@ -158,9 +187,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     where: dict[tuple[str | int, ...], str] = {}  # pydantic location -> what the user set
     for key in data:
         where[(key,)] = f"{path}: {key}"
-    for index, project in enumerate(data.get("projects", [])):
-        for key in project:
-            where[("projects", index, key)] = f"{path}: projects[{index}].{key}"
+    # Each TOML project's own label, kept with the table itself: the environment's project is
+    # put first below, which moves the others' indexes.
+    labels = {id(p): f"{path}: projects[{i}]" for i, p in enumerate(data.get("projects", []))}
     for key in data.get("org") or {}:
         where[("org", key)] = f"{path}: org.{key}"
     region = (env.amplitude_region or "").strip().lower() or None
@@ -174,14 +203,24 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             raise ConfigError("AMPLITUDE_API_KEY, AMPLITUDE_SECRET_KEY: set both")
         env_project = _env_credentials(env.amplitude_api_key, env.amplitude_secret_key, region, env, name="default")
         data["projects"] = [env_project, *[p for p in data.get("projects", []) if p.get("name") != "default"]]
-        for key, var in (("api_key", "AMPLITUDE_API_KEY"), ("secret_key", "AMPLITUDE_SECRET_KEY")):
-            where[("projects", 0, key)] = var
-        where[("projects", 0, "base_url")] = "AMPLITUDE_BASE_URL"
+        labels[id(env_project)] = "environment"
+    for index, project in enumerate(data.get("projects", [])):
+        label = labels.get(id(project), f"projects[{index}]")
+        where[("projects", index)] = label
+        for key in project:
+            where[("projects", index, key)] = f"{label}.{key}"
+        if label == "environment":
+            where.update({("projects", index, "api_key"): "AMPLITUDE_API_KEY",
+                          ("projects", index, "secret_key"): "AMPLITUDE_SECRET_KEY",
+                          ("projects", index, "base_url"): "AMPLITUDE_BASE_URL",
+                          ("projects", index, "region"): "AMPLITUDE_REGION"})  # fmt: skip
     if env.amplitude_org_api_key or env.amplitude_org_secret_key:
         if not (env.amplitude_org_api_key and env.amplitude_org_secret_key):
             raise ConfigError("AMPLITUDE_ORG_API_KEY, AMPLITUDE_ORG_SECRET_KEY: set both")
         data["org"] = _env_credentials(env.amplitude_org_api_key, env.amplitude_org_secret_key, region, env)
-        where.update({("org", "base_url"): "AMPLITUDE_BASE_URL", ("org", "api_key"): "AMPLITUDE_ORG_API_KEY"})
+        org_vars = {"base_url": "AMPLITUDE_BASE_URL", "api_key": "AMPLITUDE_ORG_API_KEY",
+                    "secret_key": "AMPLITUDE_ORG_SECRET_KEY", "region": "AMPLITUDE_REGION"}  # fmt: skip
+        where.update({("org", key): var for key, var in org_vars.items()})
     for field_name, var in ENV_SCALARS.items():
         value = getattr(env, var.lower())
         if value is not None:
@@ -196,7 +235,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         label = where.get(loc) or where.get(loc[:-1]) or ".".join(str(p) for p in loc)
         if loc and loc[-1] == "region":
             raise ConfigError(f"{label}: must be us or eu") from None
-        raise ConfigError(f"{label}: {first['msg'].lower()}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{label}: {message[:1].lower()}{message[1:]}") from None
 
 
 def _env_credentials(api_key: str, secret_key: str, region: str | None, env: _Env, **extra: str) -> dict[str, Any]:
@@ -214,7 +254,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read config file {path}: not UTF-8 text") from None
+    except (OSError, ValueError) as exc:  # TOMLDecodeError is a ValueError, as is a NUL in the path
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     _known(path, "", data, (*TOML_KEYS, *TOML_TABLES))
     projects = data.get("projects", [])
@@ -233,14 +275,6 @@ def _known(path: Path, prefix: str, table: dict[str, Any], allowed: tuple[str, .
     for key in table:
         if key not in allowed:
             raise ConfigError(f"{path}: unknown key {prefix}{key} (expected one of: {', '.join(allowed)})")
-
-
-def normalize_database_url(url: str) -> str:
-    """The SQLAlchemy URL for ``url``: ``postgresql://`` gets the psycopg 3 driver."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
 
 
 def dbos_database_url(url: str) -> str:

@@ -112,7 +112,7 @@ def test_command_line_usage_errors_exit_2(args: list[str], invoke: Invoke) -> No
     result = invoke(args)
     assert_clean(result)
     assert result.exit_code == 2
-    assert "Error" in result.stderr and result.stdout == ""
+    assert result.stderr.startswith("error: ") and result.stdout == ""
 
 
 def test_unknown_request_is_a_failure_not_usage(db_url: str, invoke: Invoke) -> None:

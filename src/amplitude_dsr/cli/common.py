@@ -11,25 +11,34 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 
 from amplitude_dsr.config import Settings, load_settings
 from amplitude_dsr.dsr.model import Identifier
 from amplitude_dsr.dsr.runtime import Runtime, open_runtime
-from amplitude_dsr.errors import DsrError, UsageError
+from amplitude_dsr.errors import ConfigError, DsrError, UsageError
+from amplitude_dsr.store.db import redacted_url
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# What request IDs look like (``dsr_20261128153712_1a2b3c4d``), loosely: anything else is a typo.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+# Executor IDs name lock files and DBOS executors: a short word, no path separators.
+_EXECUTOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class State:
@@ -42,6 +51,10 @@ class State:
     process_exits: bool = False
     emitted: bool = False  # a JSON document was printed on stdout by this command
     json: bool = False  # the command was given --json (set while its options are parsed)
+
+
+class DatabaseUnavailable(DsrError):
+    """The configured database cannot be reached (exit 1: try again once it is up)."""
 
 
 class Interrupted(Exception):
@@ -81,7 +94,7 @@ def guarded(func: F) -> F:
 def _fail(exc: BaseException, code: int, *, unexpected: bool = False, prefix: str = "error: ") -> None:
     if State.debug and not isinstance(exc, Interrupted):
         logging.getLogger("amplitude_dsr").exception("failed")
-    message = f"unexpected {type(exc).__name__} (run with --debug for details)" if unexpected else str(exc)
+    message = f"unexpected {type(exc).__name__} (run with --debug for details)" if unexpected else one_line(str(exc))
     if json_requested() and not State.emitted:
         error: dict[str, Any] = {"code": code, "type": "unexpected" if unexpected else error_type(exc)}
         error["message"] = message
@@ -90,6 +103,12 @@ def _fail(exc: BaseException, code: int, *, unexpected: bool = False, prefix: st
         emit_json({"error": error})
     err.print(f"{prefix}{message}", markup=False)
     raise typer.Exit(code)
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: a control character in it (a newline in a path the user gave)
+    is shown escaped, as ``\\n``."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in message)
 
 
 def error_type(exc: BaseException) -> str:
@@ -109,8 +128,25 @@ def settings(**overrides: Any) -> Settings:
 
 
 @contextmanager
+def database_errors(database_url: str) -> Iterator[None]:
+    """Opening the database: a path that cannot be created is a configuration error (exit 2),
+    a server that does not answer a failure (exit 1); one line each, password hidden."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ConfigError(f"cannot use the database {redacted_url(database_url)}: {reason}{where}") from None
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+        raise DatabaseUnavailable(f"cannot open the database {redacted_url(database_url)}: {reason}") from None
+
+
+@contextmanager
 def runtime(role: str, **overrides: Any) -> Iterator[Runtime]:
-    rt = open_runtime(settings(**overrides), role=role)
+    values = settings(**overrides)
+    with database_errors(values.database_url):
+        rt = open_runtime(values, role=role)
     try:
         yield rt
     finally:
@@ -135,6 +171,20 @@ def identifiers(
     if not result:
         raise UsageError("give at least one identifier: --email, --user-id, --amplitude-id or --device-id")
     return result
+
+
+def request_id(value: str) -> str:
+    """A request ID as typed (UsageError when it cannot be one, so no database is opened)."""
+    if not _REQUEST_ID.fullmatch(value):
+        raise UsageError("malformed request ID (they look like dsr_20261128153712_1a2b3c4d)")
+    return value
+
+
+def executor_id(value: str) -> str:
+    """``--executor-id``: letters, digits, ``.``, ``_`` and ``-``, at most 64 (a typer callback)."""
+    if not _EXECUTOR_ID.fullmatch(value):
+        raise typer.BadParameter("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return value
 
 
 def emit_json(document: Any) -> None:

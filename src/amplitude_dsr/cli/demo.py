@@ -54,17 +54,20 @@ def demo(
 def prepare_directory(directory: Path) -> None:
     """Empty ``directory`` for a new run, but only if the demo created it (its marker is there)
     or it is empty; anything else is refused (UsageError), and nothing is deleted."""
-    if directory.exists() and not directory.is_dir():
-        raise UsageError(f"--dir {directory} is a file; choose a directory the demo may use")
-    if directory.is_dir() and any(directory.iterdir()):
-        if not (directory / MARKER).is_file():
-            raise UsageError(
-                f"--dir {directory} is not empty and was not created by the demo; "
-                "choose a new or empty directory (nothing was deleted)"
-            )
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / MARKER).write_text("created by `amplitude-dsr demo`; the next demo run empties it\n")
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise UsageError(f"--dir {directory} is a file; choose a directory the demo may use")
+        if directory.is_dir() and any(directory.iterdir()):
+            if not (directory / MARKER).is_file():
+                raise UsageError(
+                    f"--dir {directory} is not empty and was not created by the demo; "
+                    "choose a new or empty directory (nothing was deleted)"
+                )
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / MARKER).write_text("created by `amplitude-dsr demo`; the next demo run empties it\n")
+    except OSError as exc:
+        raise UsageError(f"--dir: cannot use that directory ({exc.strerror}); choose another one") from None
 
 
 @guarded

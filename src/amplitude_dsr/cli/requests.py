@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import typer
 
 from amplitude_dsr.cli import common
@@ -209,7 +210,33 @@ def _check_before_writing(options: dict[str, Any], regulation: str) -> None:
         settings.project()  # raises the ConfigError that says what to set
     for name in options["projects"]:
         settings.project(name)
-    identity_map.check_source(options["identity_map"])
+    check_identity_map(options["identity_map"])
+    if options["out_dir"]:
+        check_out_dir(Path(options["out_dir"]))
+
+
+def check_identity_map(source: str | None) -> None:
+    """``--identity-map``: what :func:`identity_map.check_source` refuses, and a value that is
+    neither a path nor a URL (a NUL, a malformed URL), as a UsageError."""
+    if source and "\x00" in source:
+        raise UsageError("--identity-map contains a NUL character")
+    try:
+        identity_map.check_source(source)
+    except (ValueError, httpx.InvalidURL):
+        raise UsageError("--identity-map is neither a readable CSV file nor an http(s) URL") from None
+
+
+def check_out_dir(path: Path) -> None:
+    """``--out`` must be a directory or a path where one can be made (not a file, nor under one)."""
+    try:
+        for parent in (path, *path.parents):
+            if parent.exists():
+                if not parent.is_dir():
+                    where = "is a file" if parent == path else f"is under {parent}, which is a file"
+                    raise UsageError(f"--out {path} {where}; give a directory")
+                return
+    except OSError as exc:  # a name too long for the file system, say
+        raise UsageError(f"--out is not a usable directory name ({exc.strerror})") from None
 
 
 def _print_request(doc: dict[str, Any], *, waited: bool, worker_running: bool) -> None:
@@ -245,6 +272,7 @@ def cancel(
 
 @guarded
 def _cancel(request_id: str, json_out: bool) -> None:
+    common.request_id(request_id)
     with common.runtime("offline") as rt:
         result = api.cancel(rt, request_id)
     if json_out:

@@ -38,10 +38,13 @@ def status(
 
 @guarded
 def _status(request_id: str | None, json_out: bool) -> None:
+    if request_id is not None:
+        common.request_id(request_id)
     settings = common.settings()
     database = redacted_url(settings.database_url)
-    engine = make_engine(settings.database_url)
-    repo.create_tables(engine)
+    with common.database_errors(settings.database_url):
+        engine = make_engine(settings.database_url)
+        repo.create_tables(engine)
     try:
         rows = [repo.get_request(engine, request_id)] if request_id else repo.list_requests(engine)
         docs = [request_document(r, repo.items_for(engine, r.id) if r.kind == "deletion" else None) for r in rows]

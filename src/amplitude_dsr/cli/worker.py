@@ -33,6 +33,7 @@ def worker(
         DEFAULT_EXECUTOR_ID,
         "--executor-id",
         metavar="ID",
+        callback=common.executor_id,
         help="Executor identity (PostgreSQL scale-out: one per worker).",
     ),
     json_out: bool = JSON_OPT,
@@ -46,7 +47,9 @@ def _worker(until_idle: bool, executor_id: str, json_out: bool) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    rt = open_runtime(common.settings(), role="executor", executor_id=executor_id, on_notice=_notice)
+    settings = common.settings()
+    with common.database_errors(settings.database_url):
+        rt = open_runtime(settings, role="executor", executor_id=executor_id, on_notice=_notice)
     changes = StatusChanges()
     disconnects = DisconnectNotices(_notice)
     started = time.monotonic()

@@ -14,9 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from amplitude_dsr._checks import text_problem
 from amplitude_dsr.errors import UsageError
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+MAX_IDENTIFIER_LENGTH = 1024  # above any email (254) or SDK-made ID, and fits in one request URL
 
 
 class IdentifierKind(StrEnum):
@@ -47,10 +50,19 @@ class Identifier(BaseModel):
         v = value.strip()
         if not v:
             raise UsageError(f"empty {k.value}")
+        if len(v) > MAX_IDENTIFIER_LENGTH:
+            raise UsageError(f"{k.value} longer than {MAX_IDENTIFIER_LENGTH} characters")
+        problem = text_problem(v)
+        if problem:
+            raise UsageError(f"{k.value} {problem}")
         if k is IdentifierKind.EMAIL and not _EMAIL.match(v):
             raise UsageError("malformed email address")
-        if k is IdentifierKind.AMPLITUDE_ID and not (v.isdigit() and 0 < int(v) < 2**63):
-            raise UsageError("an Amplitude ID must be a positive integer")
+        if k is IdentifierKind.AMPLITUDE_ID:
+            # ASCII digits only: str.isdigit() also takes "²" and "١٢", which int() refuses or
+            # reads as another number than the one shown.
+            if not (_ASCII_DIGITS.fullmatch(v) and 0 < int(v) < 2**63):
+                raise UsageError("an Amplitude ID must be a positive integer")
+            v = str(int(v))  # "007" is Amplitude ID 7
         return cls(kind=k, value=v)
 
     def redacted(self) -> str:
