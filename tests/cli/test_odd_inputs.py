@@ -97,8 +97,8 @@ class Cli:
         loggers = [logging.getLogger(), logging.getLogger("dbos")]
         handlers = [list(lg.handlers) for lg in loggers]
         for handler in loggers[1].handlers:  # DBOS's handler outlives the run that added it
-            if isinstance(handler, logging.StreamHandler):
-                handler.stream = sys.__stderr__
+            if handler.name == "__dbos_console_log_handler__" and isinstance(handler, logging.StreamHandler):
+                handler.stream = sys.__stderr__  # not setStream(): it flushes the closed stream
         cwd = Path.cwd()
         os.chdir(work)
         try:
