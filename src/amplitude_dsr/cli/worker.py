@@ -69,7 +69,8 @@ def _worker(until_idle: bool, executor_id: str, json_out: bool) -> None:
         changes.detach()
         common.err.print(f"worker {executor_id} stopped: {changes.summary()}", markup=False)
     if json_out:
-        common.emit_json({"executor_id": executor_id, "stopped": "idle" if until_idle else "signal"})
+        # A signal may stop an --until-idle worker before it is idle: say which it was.
+        common.emit_json({"executor_id": executor_id, "stopped": "signal" if stop.is_set() else "idle"})
 
 
 def _notice(message: str) -> None:
