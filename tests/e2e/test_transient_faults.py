@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,24 +23,9 @@ from amplitude_dsr.emulator.server import EmulatorServer
 from amplitude_dsr.store import audit, pauses, repo
 
 from .conftest import api_calls, settings_for
+from .test_deletion import eventually, receipted
 
 DELETIONS = "/api/2/deletions/users"
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
-    """Poll ``check`` until it returns something truthy (a liveness guard, not a timing assert)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
-def receipted(rt: Runtime, request_id: str) -> list[repo.Item]:
-    items = repo.items_for(rt.engine, request_id)
-    return items if items and all(i.state == "receipted" for i in items) else []
 
 
 def ordinary(catalog: dict[str, Any], index: int) -> tuple[str, int]:
