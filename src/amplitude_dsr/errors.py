@@ -21,6 +21,8 @@ Every error the package raises on purpose derives from :class:`DsrError`::
     │   │   └── UnexpectedStatus   any other status
     │   └── UncertainOutcome       a non-idempotent call (a deletion POST) may or may not have
     │                              happened; reconcile by reading state, never by re-sending
+    ├── OutputUnwritable           our own output (a report package) could not be written: a
+    │                              full disk, a directory briefly unwritable; retried durably
     └── DomainError                a privacy-request rule refused the operation
         ├── RequestNotFound        no request with that ID in the store
         ├── CancelRefused          the deletion can no longer be cancelled (``reason`` says why)
@@ -165,6 +167,17 @@ class UnexpectedStatus(FatalError):
 class UncertainOutcome(AmplitudeError):
     """A non-idempotent call may have reached Amplitude but no receipt came back. The deletion
     workflow reconciles by listing jobs; it never re-sends the same IDs blindly."""
+
+
+class OutputUnwritable(DsrError):
+    """A report package could not be written (``errno`` says why: no space, no permission, a
+    file where a directory should be). Waiting (or the operator) fixes it: workflows retry the
+    write durably with backoff until the request's deadline, after the Amplitude calls it needs
+    were paid for, so the work is not thrown away."""
+
+    def __init__(self, errno: int | None, reason: str) -> None:
+        super().__init__(f"the report package could not be written ({reason})")
+        self.errno = errno
 
 
 class DomainError(DsrError):

@@ -59,7 +59,7 @@ def _requests(env: dict[str, str], cwd: Path) -> list[dict[str, Any]]:
 def test_a_worker_whose_connections_are_terminated_finishes_every_deletion(
     emulator: EmulatorServer, db_url: str, tmp_path: Path
 ) -> None:
-    users = [emulator.admin.add_user("web", user_id=f"pgfault-{i}", events=5) for i in range(30)]
+    users = [emulator.admin.add_user("web", user_id=f"pgfault-{i}", events=5) for i in range(120)]
     csv_file = tmp_path / "requests.csv"
     csv_file.write_text(
         "request,kind,value\n" + "".join(f"deletion,user_id,{u['user_id']}\n" for u in users), encoding="utf-8"
@@ -72,7 +72,7 @@ def test_a_worker_whose_connections_are_terminated_finishes_every_deletion(
         eventually(lambda: backends_of(admin, worker.pid), "the worker to connect")
         batch = spawn(["batch", str(csv_file), "--json"], env, tmp_path)
         eventually(lambda: _requests(env, tmp_path), "the first request to be submitted")
-        for _ in range(3):  # every connection of the worker, several times during the run
+        for _ in range(7):  # every connection of the worker, several times during the run
             ended = terminate(admin, backends_of(admin, worker.pid))
             assert ended > 0
             time.sleep(1.5)

@@ -154,6 +154,8 @@ def test_another_processs_refused_key_pauses_the_project_and_never_fails_the_req
     try:
         rid = delete_request(rt, user_id)
         eventually(lambda: receipted(rt, rid), "the receipt")
+        # the receipt is stored before the request's own status follows it to the job's status
+        eventually(lambda: repo.get_request(rt.engine, rid).status == "staging", "the request to be staging")
     finally:
         rt.close()
     bad = open_runtime(with_secret(good, "mistyped"), role="executor", data_dir=tmp_path / "data")

@@ -23,7 +23,7 @@ from amplitude_dsr.dsr.model import AccessResult, DsarInfo, Identifier, Identifi
 from amplitude_dsr.dsr.report import write_access_package
 from amplitude_dsr.dsr.resolve import Resolved, resolve
 from amplitude_dsr.dsr.runtime import current
-from amplitude_dsr.errors import AuthenticationError, FatalError, NotFound
+from amplitude_dsr.errors import AuthenticationError, FatalError, NotFound, OutputUnwritable
 from amplitude_dsr.store import repo
 
 DSAR_EARLIEST = date(2012, 1, 1)  # Amplitude holds no data before its launch
@@ -51,7 +51,12 @@ def identity_map_step(source: str | None, emails: list[str]) -> dict[str, list[s
 
 @DBOS.step()
 def write_package_step(result: AccessResult, out_dir: str) -> str:
-    return str(write_access_package(result, Path(out_dir), operator_dir=current().data_dir / "operator"))
+    """Write the package; a refusal of the file system is :class:`OutputUnwritable`, which
+    :func:`steps.call` retries durably (the Amplitude answers are already paid for)."""
+    try:
+        return str(write_access_package(result, Path(out_dir), operator_dir=current().data_dir / "operator"))
+    except OSError as exc:  # the package writer leaves nothing half-written behind
+        raise OutputUnwritable(exc.errno, exc.strerror or type(exc).__name__) from None
 
 
 def projects_for(options: dict[str, Any]) -> list[str]:
@@ -107,7 +112,7 @@ def _answer(request_id: str, req: repo.RequestRow) -> str:
         regulation=req.regulation if req.regulation in ("gdpr", "ccpa") else "gdpr",
         identifiers=identifiers, resolution=resolved.resolution, subjects=subjects, notes=notes,
     )  # fmt: skip
-    out = write_package_step(result, req.options.get("out_dir") or str(current().data_dir / "output"))
+    out = steps.call(write_package_step, result, req.options.get("out_dir") or str(current().data_dir / "output"))
     summary = {
         "subjects": [_subject_summary(s) for s in subjects],
         "unresolved": len(resolved.resolution.unresolved()),

@@ -27,7 +27,14 @@ from amplitude_dsr.dsr.activity import PAGE_SIZE, EventStats, most_recent_sessio
 from amplitude_dsr.dsr.dbfaults import db_step, is_transient_db_error
 from amplitude_dsr.dsr.model import SessionSummary
 from amplitude_dsr.dsr.runtime import current
-from amplitude_dsr.errors import AuthenticationError, DeferredError, DsrError, RetriableError, UncertainOutcome
+from amplitude_dsr.errors import (
+    AuthenticationError,
+    DeferredError,
+    DsrError,
+    OutputUnwritable,
+    RetriableError,
+    UncertainOutcome,
+)
 from amplitude_dsr.store import audit, pauses
 
 log = logging.getLogger("amplitude_dsr.dsr")
@@ -90,7 +97,8 @@ def call(step: Callable[..., T], *args: Any) -> T:
     """Run ``step`` inside a workflow; every fault that waiting fixes becomes a durable sleep.
 
     * an exhausted budget: sleep until it has room (published as :data:`BUDGET_WAIT_EVENT`);
-    * a transient fault (5xx, network, an unreadable body): capped exponential backoff until the
+    * a transient fault (5xx, network, an unreadable body, a package our own disk refused):
+      capped exponential backoff until the
       :class:`RetryPolicy` horizon, logged once per outage;
     * refused credentials under ``pause_on_auth``: the project is paused (recorded, shown by
       ``status``, logged once) and the call is retried every poll interval until the keys work.
@@ -124,7 +132,7 @@ def call(step: Callable[..., T], *args: Any) -> T:
             DBOS.sleep(current().settings.poll_interval)
             continue
         except Exception as exc:
-            if not isinstance(exc, RetriableError) and not is_transient_db_error(exc):
+            if not isinstance(exc, RetriableError | OutputUnwritable) and not is_transient_db_error(exc):
                 raise
             attempts += 1
             wait = transient_wait(attempts, current().settings.rate_scale)
