@@ -21,6 +21,7 @@ A TOML file can configure several projects of one organisation::
 
 from __future__ import annotations
 
+import base64
 import os
 import tomllib
 from pathlib import Path
@@ -50,6 +51,7 @@ ENV_SCALARS = {
     "rate_scale": "AMPLITUDE_DSR_RATE_SCALE",
     "requester": "AMPLITUDE_DSR_REQUESTER",
     "max_linger": "AMPLITUDE_DSR_MAX_LINGER",
+    "data_key": "AMPLITUDE_DSR_DATA_KEY",
 }
 MAX_SECONDS = 31 * 86400.0  # poll interval and linger: longer than any deletion job takes
 MAX_RATE_SCALE = 1e6
@@ -125,6 +127,16 @@ class Settings(BaseModel):
     requester: str = Field("amplitude-dsr", max_length=200)
     # seconds a partial deletion batch may wait for more IDs
     max_linger: float = Field(300.0, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
+    # Fernet key(s) sealing DBOS checkpoints, comma-separated, the first seals (dsr/sealing.py);
+    # None: a generated key kept in a 0600 file (beside a SQLite database)
+    data_key: SecretStr | None = None
+
+    @field_validator("data_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_data_keys(value.get_secret_value())
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -169,6 +181,7 @@ class _Env(BaseSettings):
     amplitude_dsr_rate_scale: str | None = None
     amplitude_dsr_requester: str | None = None
     amplitude_dsr_max_linger: str | None = None
+    amplitude_dsr_data_key: str | None = None
     amplitude_dsr_config: str | None = None
 
 
@@ -275,6 +288,24 @@ def _known(path: Path, prefix: str, table: dict[str, Any], allowed: tuple[str, .
     for key in table:
         if key not in allowed:
             raise ConfigError(f"{path}: unknown key {prefix}{key} (expected one of: {', '.join(allowed)})")
+
+
+def _check_data_keys(value: str) -> None:
+    """Every comma-separated part of a data key value is a Fernet key (32 url-safe base64 bytes).
+    The message never quotes the value."""
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("must hold at least one key")
+    for index, part in enumerate(parts, start=1):
+        try:
+            raw = base64.urlsafe_b64decode(part.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError(
+                f"key {index} is not a Fernet key (32 url-safe base64-encoded bytes; "
+                "`amplitude-dsr data-key` prints one)"
+            )
 
 
 def dbos_database_url(url: str) -> str:

@@ -23,6 +23,7 @@ Every error the package raises on purpose derives from :class:`DsrError`::
     │                              happened; reconcile by reading state, never by re-sending
     ├── OutputUnwritable           our own output (a report package) could not be written: a
     │                              full disk, a directory briefly unwritable; retried durably
+    ├── SealedDataUnreadable       a stored checkpoint was sealed with another data key
     └── DomainError                a privacy-request rule refused the operation
         ├── RequestNotFound        no request with that ID in the store
         ├── CancelRefused          the deletion can no longer be cancelled (``reason`` says why)
@@ -178,6 +179,13 @@ class OutputUnwritable(DsrError):
     def __init__(self, errno: int | None, reason: str) -> None:
         super().__init__(f"the report package could not be written ({reason})")
         self.errno = errno
+
+
+class SealedDataUnreadable(DsrError):
+    """A DBOS checkpoint cannot be unsealed with this process's data keys: another key sealed it
+    (``dsr/sealing.py``). The start-up fingerprint check refuses such a process before it reads
+    anything, so this is met only if keys changed under a running process; give every process the
+    database's key (``AMPLITUDE_DSR_DATA_KEY``) and restart it."""
 
 
 class DomainError(DsrError):

@@ -57,6 +57,9 @@ def test_base_url_variable_leaves_a_toml_project_on_its_own_host(
         ([], {"AMPLITUDE_REGION": "mars"}, "AMPLITUDE_REGION: must be us or eu"),
         ([], {"AMPLITUDE_DSR_BUDGET_FRACTION": "lots"}, "AMPLITUDE_DSR_BUDGET_FRACTION: "),
         ([], {"AMPLITUDE_API_KEY": "k"}, "AMPLITUDE_SECRET_KEY"),
+        ([], {"AMPLITUDE_DSR_DATA_KEY": "hunter2-not-a-key"}, "AMPLITUDE_DSR_DATA_KEY: key 1 is not a Fernet key"),
+        ([], {"AMPLITUDE_DSR_DATA_KEY": "6tds_erggcjaGWqNLqq3RiIQVXSLiAbD-zLuWe_Y5HI=,hunter2"},
+         "AMPLITUDE_DSR_DATA_KEY: key 2 is not a Fernet key"),
     ],
 )  # fmt: skip
 def test_config_errors_name_the_key_or_variable(
@@ -68,6 +71,7 @@ def test_config_errors_name_the_key_or_variable(
     assert result.exit_code == 2, result.output
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error:") and message in line, line
+    assert "hunter2" not in result.output  # a secret value is never echoed
     assert not (tmp_path / "xdg-data").exists()  # nothing was written
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from pathlib import Path
 
@@ -14,13 +16,22 @@ from .conftest import Invoke, assert_clean
 
 COMMANDS = sorted(c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands)
 CONTRACT_COMMANDS = {"access", "delete", "status", "cancel", "worker", "test-connection", "batch", "emulator", "demo"}
+EXTRA_COMMANDS = {"data-key"}  # beyond the contract: documented in docs/cli.md
 
 # Credentials that point nowhere: none of these runs may reach an Amplitude API.
 OFFLINE = {"AMPLITUDE_API_KEY": "k" * 32, "AMPLITUDE_SECRET_KEY": "s" * 32, "AMPLITUDE_BASE_URL": "http://127.0.0.1:9"}
 
 
 def test_every_contract_command_is_registered() -> None:
-    assert set(COMMANDS) == CONTRACT_COMMANDS
+    assert set(COMMANDS) == CONTRACT_COMMANDS | EXTRA_COMMANDS
+
+
+def test_data_key_prints_a_new_key_each_time(invoke: Invoke) -> None:
+    first, second = invoke(["data-key"]), invoke(["data-key", "--json"])
+    assert first.exit_code == second.exit_code == 0
+    key = first.stdout.strip()
+    assert len(base64.urlsafe_b64decode(key)) == 32
+    assert json.loads(second.stdout)["data_key"] not in ("", key)
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]], ids=lambda c: c[0] if c else "root")

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from amplitude_dsr import __version__
-from amplitude_dsr.cli import batch, common, connection, demo, emulator_cmd, requests, status, worker
+from amplitude_dsr.cli import batch, common, connection, demo, emulator_cmd, keys, requests, status, worker
 from amplitude_dsr.cli.usage import OneLineErrors
 
 app = typer.Typer(
@@ -60,3 +60,4 @@ app.command("test-connection", short_help="Check every configured credential and
 )
 app.command("emulator", short_help="Serve the built-in Amplitude emulator.")(emulator_cmd.emulator)
 app.command(short_help="Run access and deletion end to end against the emulator.")(demo.demo)
+app.command("data-key", short_help="Print a new key that seals stored checkpoints.")(keys.data_key)

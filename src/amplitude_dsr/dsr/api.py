@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
-from amplitude_dsr.dsr import intake, jobs, steps
+from amplitude_dsr.dsr import intake, jobs, sealing, steps
 from amplitude_dsr.dsr.deletion import FINAL
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
 from amplitude_dsr.dsr.runtime import Runtime
@@ -256,3 +256,8 @@ def credential_pauses(engine: sa.Engine) -> list[dict[str, str]]:
 def settings_check(rt: Runtime) -> None:
     if not rt.settings.projects:
         raise ConfigError("no Amplitude project configured")
+
+
+def new_data_key() -> str:
+    """A new key for ``AMPLITUDE_DSR_DATA_KEY`` (what seals DBOS checkpoints, dsr/sealing.py)."""
+    return sealing.new_key()

@@ -46,7 +46,8 @@ def store(rt: Runtime, prepared: Sequence[Prepared], *, chunk_size: int = CHUNK_
     their workflow is only looked after (:func:`reattach`). An exception leaves the chunk it hit
     unwritten and the earlier chunks committed: calling again with the same requests completes
     what is missing."""
-    client = DBOSClient(system_database_engine=rt.engine, application_name=APP_NAME, lazy=True)
+    sealed: dict[str, Any] = {"serializer": rt.serializer} if rt.serializer is not None else {}
+    client = DBOSClient(system_database_engine=rt.engine, application_name=APP_NAME, lazy=True, **sealed)
     results: list[tuple[str, bool]] = []
     try:
         for start in range(0, len(prepared), chunk_size):

@@ -42,7 +42,9 @@ from amplitude_dsr import __version__
 from amplitude_dsr.amplitude import AmplitudeClient, Budget, DsarClient
 from amplitude_dsr.amplitude import budget as budget_module
 from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url, default_data_home
+from amplitude_dsr.dsr import sealing
 from amplitude_dsr.dsr.connections import FOOTPRINTS, ExecutorLock, application_name, bound_dbos_pool
+from amplitude_dsr.dsr.sealing import SealedSerializer
 from amplitude_dsr.errors import ConfigError
 from amplitude_dsr.store import repo
 from amplitude_dsr.store.audit import create_audit_tables
@@ -81,6 +83,7 @@ class Runtime:
     executor_id: str
     dbos: bool = True
     foreground_queue: str | None = None  # a foreground command's private queue (see the module doc)
+    serializer: SealedSerializer | None = None  # DBOS's, for a DBOSClient of this process (dsr/sealing.py)
     boot_id: str = field(default_factory=lambda: secrets.token_hex(6))
     _own: dict[str, str] = field(default_factory=dict)  # workflow ID -> its shared queue
     _lock: ExecutorLock | None = None
@@ -312,6 +315,11 @@ def _open(
         repo.create_tables(engine)
         create_audit_tables(engine)
         budget.create_tables()
+        serializer = None
+        if role != "offline":  # every process that reads or writes checkpoints seals them alike
+            keys, source = sealing.data_keys(settings)
+            sealing.check_keys(engine, keys, source)
+            serializer = sealing.SealedSerializer(keys)
     except BaseException:
         engine.dispose()
         budget.close()
@@ -333,6 +341,7 @@ def _open(
         "run_admin_server": False,
         "log_level": "WARNING",
         "notification_listener_polling_interval_sec": 0.1,
+        "serializer": serializer,
     }  # type: ignore[typeddict-unknown-key]
     if sqlite_path(url) is None:  # on SQLite DBOS keeps its defaults: file handles are not server slots
         bound_dbos_pool(config, kind)
@@ -346,6 +355,7 @@ def _open(
     return Runtime(
         settings=settings, engine=engine, budget=budget, data_dir=data_dir, executor=executor,
         executor_id=executor_id, foreground_queue=private if foreground else None, _lock=lock,
+        serializer=serializer,
     )  # fmt: skip
 
 

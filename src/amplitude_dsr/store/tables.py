@@ -7,6 +7,7 @@
   call and marked ``posting`` just before sending; the receipt is stored after it. A batch found in
   ``posting`` after a crash is reconciled by listing jobs, never re-posted.
 * ``dsr_audit`` (``store.audit``): the append-only, hash-chained audit trail.
+* ``dsr_meta``: facts about the database itself (the data key's fingerprint).
 """
 
 from __future__ import annotations
@@ -75,4 +76,13 @@ project_pauses = sa.Table(
     sa.Column("project", sa.String(100), primary_key=True),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Facts about the database itself, one row each (``dsr/sealing.py``: the data key's fingerprint).
+meta = sa.Table(
+    "dsr_meta",
+    METADATA,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
