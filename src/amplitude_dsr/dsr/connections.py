@@ -117,6 +117,10 @@ class DisconnectNotices:
         sa.event.remove(sa.engine.Engine, "handle_error", self._on_error)
 
 
+# Server-side TCP keepalives of an executor lock's session (seconds; ignored on a Unix socket).
+LOCK_KEEPALIVES = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 5, "tcp_keepalives_count": 3}
+
+
 def advisory_key(executor_id: str) -> int:
     """The PostgreSQL advisory lock key of an executor ID."""
     return int.from_bytes(hashlib.sha256(f"amplitude-dsr:{executor_id}".encode()).digest()[:8], "big", signed=True)
@@ -145,6 +149,10 @@ class PgLockWatch:
         """Try to take the lock on a new connection; ``True`` when this process holds it now."""
         conn = self._engine.connect()
         try:
+            # The server drops a vanished machine's session (and so its lock, which tells the other
+            # workers it is gone: dsr/takeover.py) after about 10 + 5 x 3 s of silence, not hours.
+            for name, value in LOCK_KEEPALIVES.items():
+                conn.execute(sa.text(f"SET {name} = {int(value)}"))
             got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar())
             conn.commit()
         except BaseException:

@@ -65,6 +65,7 @@ RESOLVE_CONCURRENCY = 16
 DEFAULT_EXECUTOR_ID = "amplitude-dsr"
 APP_NAME = "amplitude-dsr"
 FOREGROUND_PREFIX = "cli-"  # DBOS executor IDs and queue names of foreground commands
+SUBMITTER_PREFIX = "submitter-"  # DBOS executor IDs of processes that run no workflow
 ACTIVE_WORKFLOW = ("ENQUEUED", "PENDING")  # DBOS statuses of a workflow that is not finished
 
 _log = logging.getLogger(__name__)
@@ -332,7 +333,7 @@ def _open(
     foreground = kind == "foreground"
     private = f"{FOREGROUND_PREFIX}{repo.new_id('p')}"
     # A foreground command's DBOS executor ID is new, so DBOS recovers nothing when it launches.
-    roles = {"worker": executor_id, "foreground": private, "submitter": f"submitter-{repo.new_id('p')}"}
+    roles = {"worker": executor_id, "foreground": private, "submitter": f"{SUBMITTER_PREFIX}{repo.new_id('p')}"}
     config: DBOSConfig = {
         "name": APP_NAME,
         "system_database_url": dbos_database_url(url),
