@@ -525,7 +525,45 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
             f"<= {c['footprints']['worker']['most']} / <= {c['footprints']['foreground']['most']} | "
             f"{worker} / {command} |"
         )
+    t = results.get("takeover")
+    if t:
+        lines.append(
+            "| seconds from a worker's SIGKILL until the others run its requests (3 workers) | bounded | "
+            + "; ".join(
+                f"{r['db']}: {r['all_resumed_s']:.1f} s, {r['ids_posted_twice']} IDs posted twice" for r in t["rows"]
+            )
+            + " |"
+        )
     return "\n".join(lines)
+
+
+def takeover_section(data: dict[str, Any] | None) -> str:
+    title = "## 9. A dead worker's requests taken over by the others"
+    if not data:
+        return f"{title}\n\nNot run yet: `.venv/bin/python bench/takeover.py`.\n"
+    headers = ["db", "workers", "requests", "held by the killed worker", "takeover logged s", "all resumed s",
+               "all final s", "final statuses", "POSTs", "IDs posted twice", "verification searches"]  # fmt: skip
+    rows = [
+        [r["db"], r["workers"], r["requests"], r["victim_held"], r["takeover_logged_s"], r["all_resumed_s"],
+         r["all_final_s"], ", ".join(f"{n} {k}" for k, n in r["statuses"].items()), r["posts"],
+         r["ids_posted_twice"], r["verification_searches"]]
+        for r in data["rows"]
+    ]  # fmt: skip
+    return f"""{title}
+
+**How measured.** `bench/takeover.py`: that many `worker` processes (own executor IDs) on one fresh
+database, the emulator in its own process (x1000 limits, real-time clock so the jobs stay in
+`staging`). The deletions are submitted with `batch` and run until every one waits on its job;
+then the worker running the most workflows is SIGKILLed. Seconds are counted from the kill: until a
+surviving worker logs the takeover (`dsr/takeover.py` checks every 5 s), until no workflow is left
+running under the dead executor ID (DBOS's own table), and, after the emulator's clock is sped up,
+until every request is final. POSTs and searches come from the emulator's log; one verification
+search per subject means no request was verified twice.
+
+Rerun: `.venv/bin/python bench/takeover.py [--db postgres,sqlite] [--workers 3] [--requests 60]`.
+
+{table(headers, rows)}
+"""
 
 
 def faults_section(data: dict[str, Any] | None) -> str:
@@ -562,7 +600,7 @@ def render() -> Path:
     PLOTS.mkdir(parents=True, exist_ok=True)
     names = [
         "budget", "budget_client", "deletion", "access_calls", "dsar_memory", "overhead", "submit_rate",
-        "connections", "fault_tolerance",
+        "connections", "fault_tolerance", "takeover",
     ]  # fmt: skip
     results = {n: common.load_result(n) for n in names}
     when = sorted({r["measured_at"] for r in results.values() if r})
@@ -596,6 +634,7 @@ Last run of each bench (UTC): {"; ".join(f"`{n}` {r['measured_at']}" for n, r in
 {submit_section(results["submit_rate"])}
 {connections_section(results["connections"])}
 {faults_section(results["fault_tolerance"])}
+{takeover_section(results["takeover"])}
 {NOT_MEASURED}"""
     OUT.write_text(text)
     return OUT

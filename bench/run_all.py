@@ -33,6 +33,7 @@ BENCHES = {
     "submit": (["submit_rate.py"], ["submit_rate.py", "--rows", "2000"]),
     "connections": (["connections.py"], ["connections.py", "--deletions", "20", "--access", "4"]),
     "faults": (["fault_tolerance.py"], ["fault_tolerance.py", "--outage", "20", "--requests", "3"]),
+    "takeover": (["takeover.py"], ["takeover.py", "--requests", "20"]),
 }
 
 
