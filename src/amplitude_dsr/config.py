@@ -40,7 +40,9 @@ DEFAULT_POLL_INTERVAL = 3600.0
 REGIONS = ("us", "eu")
 # Keys a TOML file may hold; anything else is a typo we refuse (``regoin = "eu"`` would silently
 # give a US project).
-TOML_KEYS = ("database_url", "poll_interval", "budget_fraction", "rate_scale", "requester", "max_linger")
+TOML_KEYS = (
+    "database_url", "poll_interval", "budget_fraction", "rate_scale", "requester", "max_linger", "retention_days",
+)  # fmt: skip
 TOML_TABLES = ("projects", "org")
 PROJECT_KEYS = ("name", "api_key", "secret_key", "region", "base_url")
 ORG_KEYS = ("api_key", "secret_key", "region", "base_url")
@@ -52,9 +54,12 @@ ENV_SCALARS = {
     "requester": "AMPLITUDE_DSR_REQUESTER",
     "max_linger": "AMPLITUDE_DSR_MAX_LINGER",
     "data_key": "AMPLITUDE_DSR_DATA_KEY",
+    "retention_days": "AMPLITUDE_DSR_RETENTION_DAYS",
 }
 MAX_SECONDS = 31 * 86400.0  # poll interval and linger: longer than any deletion job takes
 MAX_RATE_SCALE = 1e6
+DEFAULT_RETENTION_DAYS = 30.0
+MAX_RETENTION_DAYS = 3650.0
 
 
 def default_data_home() -> Path:
@@ -130,6 +135,8 @@ class Settings(BaseModel):
     # Fernet key(s) sealing DBOS checkpoints, comma-separated, the first seals (dsr/sealing.py);
     # None: a generated key kept in a 0600 file (beside a SQLite database)
     data_key: SecretStr | None = None
+    # days a final request keeps its identifiers and checkpoints (dsr/retention.py)
+    retention_days: float = Field(DEFAULT_RETENTION_DAYS, ge=0, le=MAX_RETENTION_DAYS, allow_inf_nan=False)
 
     @field_validator("data_key")
     @classmethod
@@ -182,6 +189,7 @@ class _Env(BaseSettings):
     amplitude_dsr_requester: str | None = None
     amplitude_dsr_max_linger: str | None = None
     amplitude_dsr_data_key: str | None = None
+    amplitude_dsr_retention_days: str | None = None
     amplitude_dsr_config: str | None = None
 
 

@@ -17,6 +17,7 @@ from amplitude_dsr.cli.common import JSON_OPT, guarded
 from amplitude_dsr.dsr.api import ACCESS_FINAL
 from amplitude_dsr.dsr.connections import DisconnectNotices
 from amplitude_dsr.dsr.deletion import FINAL as DELETION_FINAL
+from amplitude_dsr.dsr.retention import RetentionWatch
 from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans, open_runtime, shared_queue
 from amplitude_dsr.dsr.takeover import DeadExecutorWatch
 from amplitude_dsr.store import repo
@@ -61,9 +62,11 @@ def _worker(until_idle: bool, executor_id: str, json_out: bool) -> None:
             common.err.print(f"worker {executor_id} running; Ctrl-C to stop")
         stalls = StallWatch(executor_id)
         takeovers = DeadExecutorWatch(rt, _notice)
+        retention = RetentionWatch(rt, _notice)
         while not stop.wait(0.5):
             stalls.tick()
             takeovers.tick()
+            retention.tick()
             if until_idle and time.monotonic() - started > 1.0 and is_idle(rt):
                 break
     finally:

@@ -109,10 +109,12 @@ def _run(
     with current().resolve_gate:  # counted as resolving while it waits: more IDs are coming
         resolved = resolve(request_id, identifiers, projects, identity_map=imap)
     subjects = resolved.resolution.subjects
+    # The audit trail is permanent and hash-chained: it holds the resolution's digest, not the
+    # resolution (which names identifiers and lives in the request's result until retention ends).
     steps.audit_step(
         request_id, "resolved",
         {"subjects": len(subjects), "amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects),
-         "resolution": resolved.resolution.model_dump(mode="json")},
+         "resolution_digest": audit.content_digest(resolved.resolution.model_dump(mode="json"))},
     )  # fmt: skip
     progress_step(request_id, "resolved", {"result": {"resolution": resolved.resolution.model_dump(mode="json")}})
     if not subjects:

@@ -54,6 +54,7 @@ __all__ = [
     "append",
     "canonical_json",
     "chain_hash",
+    "content_digest",
     "create_audit_tables",
     "dsr_audit",
     "entries",
@@ -104,6 +105,12 @@ def chain_hash(prev_hash: str, request_id: str, at: str, kind: str, detail: Mapp
     """The hash of one audit row: SHA-256 over the canonical JSON of its linked fields."""
     payload = canonical_json([prev_hash, request_id, at, kind, detail])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def content_digest(value: Any) -> str:
+    """``sha256:<hex>`` of ``value``'s canonical JSON: evidence of a document (a resolution) that
+    the audit trail must not hold in clear, checkable against the document where it is kept."""
+    return "sha256:" + hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
 def identifier_digest(kind: str, value: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from amplitude_dsr.errors import RequestNotFound
+from amplitude_dsr.store import retention
 from amplitude_dsr.store.audit import AUDIT_METADATA
 from amplitude_dsr.store.tables import METADATA, deletion_batches, deletion_items, requests
 
@@ -39,6 +40,7 @@ def create_tables(engine: sa.Engine) -> None:
         try:
             METADATA.create_all(engine)
             AUDIT_METADATA.create_all(engine)
+            retention.add_missing_columns(engine)
             return
         except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
             if attempt == SCHEMA_ATTEMPTS - 1:

@@ -33,6 +33,8 @@ requests = sa.Table(
     sa.Column("result", sa.JSON),
     sa.Column("out_dir", sa.Text),
     sa.Column("error", sa.Text),
+    # when the retention period ended: identifiers replaced by digests, checkpoints deleted
+    sa.Column("purged_at", sa.DateTime(timezone=True)),
 )
 
 deletion_items = sa.Table(
