@@ -26,7 +26,7 @@ from amplitude_dsr.amplitude.models import DsarRequest, Event, UserData, UserSea
 from amplitude_dsr.dsr.activity import PAGE_SIZE, EventStats, most_recent_session, needs_next_page
 from amplitude_dsr.dsr.dbfaults import db_step, is_transient_db_error
 from amplitude_dsr.dsr.model import SessionSummary
-from amplitude_dsr.dsr.runtime import current
+from amplitude_dsr.dsr.runtime import Runtime, current
 from amplitude_dsr.errors import (
     AuthenticationError,
     DeferredError,
@@ -331,12 +331,24 @@ def _read_events(path: str | None) -> Iterator[Event]:
                 yield Event.model_validate_json(line)
 
 
-@db_step
 def audit_step(request_id: str, kind: str, detail: dict[str, Any]) -> None:
-    """Append to the hash-chained audit trail (retried by DBOS: the append is idempotent enough
-    because the step is checkpointed once it returns)."""
-    with current().engine.begin() as conn:
-        audit.append(conn, request_id, kind, detail)
+    """Append to the hash-chained audit trail exactly once: the row and the step's checkpoint
+    commit in one transaction (a DBOS datasource transaction on our engine), so a crash before the
+    checkpoint leaves no row behind and a replay finds the checkpoint instead of appending again.
+    Outside a workflow it is one plain transaction."""
+    rt = current()
+    if rt.datasource is None:  # an offline process: no workflow, no checkpoint to join
+        with rt.engine.begin() as conn:
+            audit.append(conn, request_id, kind, detail)
+        return
+    isolation = "READ COMMITTED" if rt.engine.dialect.name == "postgresql" else "SERIALIZABLE"
+    options: Any = {"name": "audit_step", "isolation_level": isolation}
+    rt.datasource.run_tx_step(options, _append_audit, rt, request_id, kind, detail)
+
+
+def _append_audit(rt: Runtime, request_id: str, kind: str, detail: dict[str, Any]) -> None:
+    assert rt.datasource is not None
+    audit.append(rt.datasource.sql_session(), request_id, kind, detail)
 
 
 def fatal_message(exc: Exception) -> str:
