@@ -28,3 +28,29 @@ def test_an_older_requests_table_gains_purged_at_and_keeps_its_rows(tmp_path: Pa
         assert repo.get_request(engine, "r1").status == "completed"
     finally:
         engine.dispose()
+
+
+def test_an_older_audit_table_gains_its_write_key_and_keeps_its_chain(tmp_path: Path) -> None:
+    from amplitude_dsr.store import audit
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    try:
+        repo.create_tables(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP INDEX ix_dsr_audit_write_key")
+            conn.exec_driver_sql("ALTER TABLE dsr_audit DROP COLUMN write_key")  # as an older version made it
+            conn.exec_driver_sql(
+                "INSERT INTO dsr_audit (request_id, at, kind, detail, prev_hash, hash) "
+                "VALUES ('r1', '2026-01-01T00:00:00+00:00', 'received', '{}', '', '')"
+            )
+        repo.create_tables(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM dsr_audit")  # the hand-made row above is not chained
+            first = audit.append(conn, "r1", "received", {}, write_key="wf#1")
+            assert audit.append(conn, "r1", "received", {}, write_key="wf#1") == first  # once
+            audit.append(conn, "r1", "other", {})
+        with engine.connect() as conn:
+            audit.verify(conn)
+            assert [e.kind for e in audit.entries(conn, "r1")] == ["received", "other"]
+    finally:
+        engine.dispose()

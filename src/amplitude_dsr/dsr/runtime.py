@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSConfig, SetWorkflowID, SQLAlchemyDatasource
+from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 from amplitude_dsr import __version__
 from amplitude_dsr.amplitude import AmplitudeClient, Budget, DsarClient
 from amplitude_dsr.amplitude import budget as budget_module
-from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url, default_data_home, normalize_database_url
+from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url, default_data_home
 from amplitude_dsr.dsr import sealing
 from amplitude_dsr.dsr.connections import FOOTPRINTS, ExecutorLock, application_name, bound_dbos_pool
 from amplitude_dsr.dsr.sealing import SealedSerializer
@@ -85,7 +85,6 @@ class Runtime:
     dbos: bool = True
     foreground_queue: str | None = None  # a foreground command's private queue (see the module doc)
     serializer: SealedSerializer | None = None  # DBOS's, for a DBOSClient of this process (dsr/sealing.py)
-    datasource: SQLAlchemyDatasource | None = None  # DBOS transactions on our engine (steps.audit_step)
     boot_id: str = field(default_factory=lambda: secrets.token_hex(6))
     _own: dict[str, str] = field(default_factory=dict)  # workflow ID -> its shared queue
     _lock: ExecutorLock | None = None
@@ -348,9 +347,6 @@ def _open(
     if sqlite_path(url) is None:  # on SQLite DBOS keeps its defaults: file handles are not server slots
         bound_dbos_pool(config, kind)
     DBOS(config=config)
-    # Writes that must happen exactly once (audit rows) commit with their step's checkpoint in one
-    # transaction of our own engine: DBOS's datasource keeps its checkpoint table beside ours.
-    datasource = SQLAlchemyDatasource.create(normalize_database_url(url), engine=engine, serializer=serializer)
     DBOS.listen_queues([private] if foreground else [QUEUE, DELETION_QUEUE] if executor else [])
     DBOS.launch()
     DBOS.register_queue(QUEUE, worker_concurrency=64, polling_interval_sec=0.2)
@@ -360,7 +356,7 @@ def _open(
     return Runtime(
         settings=settings, engine=engine, budget=budget, data_dir=data_dir, executor=executor,
         executor_id=executor_id, foreground_queue=private if foreground else None, _lock=lock,
-        serializer=serializer, datasource=datasource,
+        serializer=serializer,
     )  # fmt: skip
 
 

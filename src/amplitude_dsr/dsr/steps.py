@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from dbos import DBOS
 
 from amplitude_dsr.amplitude.models import DsarRequest, Event, UserData, UserSearchResult
 from amplitude_dsr.dsr.activity import PAGE_SIZE, EventStats, most_recent_session, needs_next_page
 from amplitude_dsr.dsr.dbfaults import db_step, is_transient_db_error
 from amplitude_dsr.dsr.model import SessionSummary
-from amplitude_dsr.dsr.runtime import Runtime, current
+from amplitude_dsr.dsr.runtime import current
 from amplitude_dsr.errors import (
     AuthenticationError,
     DeferredError,
@@ -331,24 +332,22 @@ def _read_events(path: str | None) -> Iterator[Event]:
                 yield Event.model_validate_json(line)
 
 
+@db_step
 def audit_step(request_id: str, kind: str, detail: dict[str, Any]) -> None:
-    """Append to the hash-chained audit trail exactly once: the row and the step's checkpoint
-    commit in one transaction (a DBOS datasource transaction on our engine), so a crash before the
-    checkpoint leaves no row behind and a replay finds the checkpoint instead of appending again.
-    Outside a workflow it is one plain transaction."""
-    rt = current()
-    if rt.datasource is None:  # an offline process: no workflow, no checkpoint to join
-        with rt.engine.begin() as conn:
-            audit.append(conn, request_id, kind, detail)
-        return
-    isolation = "READ COMMITTED" if rt.engine.dialect.name == "postgresql" else "SERIALIZABLE"
-    options: Any = {"name": "audit_step", "isolation_level": isolation}
-    rt.datasource.run_tx_step(options, _append_audit, rt, request_id, kind, detail)
-
-
-def _append_audit(rt: Runtime, request_id: str, kind: str, detail: dict[str, Any]) -> None:
-    assert rt.datasource is not None
-    audit.append(rt.datasource.sql_session(), request_id, kind, detail)
+    """Append to the hash-chained audit trail exactly once. The entry carries its step's identity
+    (workflow ID and step number) as a unique write key: a process that dies after the entry
+    committed but before DBOS recorded the step runs the step again on recovery, and the append
+    then finds its entry instead of writing a second one (``audit.append``)."""
+    workflow_id, step_id = DBOS.workflow_id, DBOS.step_id
+    key = f"{workflow_id}#{step_id}" if workflow_id is not None and step_id is not None else None
+    engine = current().engine
+    try:
+        with engine.begin() as conn:
+            audit.append(conn, request_id, kind, detail, write_key=key)
+    except sa.exc.IntegrityError:  # another execution of this very step wrote it first
+        with engine.connect() as conn:
+            if key is None or audit.written(conn, key) is None:
+                raise
 
 
 def fatal_message(exc: Exception) -> str:

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Index,
     Integer,
     MetaData,
     String,
@@ -40,9 +41,11 @@ from sqlalchemy import (
     Text,
     func,
     insert,
+    inspect,
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from amplitude_dsr.errors import AuditTamperDetected
@@ -51,6 +54,7 @@ __all__ = [
     "AUDIT_METADATA",
     "GENESIS_HASH",
     "AuditEntry",
+    "add_missing_columns",
     "append",
     "canonical_json",
     "chain_hash",
@@ -61,6 +65,7 @@ __all__ = [
     "head",
     "identifier_digest",
     "verify",
+    "written",
 ]
 
 GENESIS_HASH = "0" * 64
@@ -80,6 +85,9 @@ dsr_audit = Table(
     Column("detail", Text, nullable=False),  # canonical JSON of the detail object
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # The identity of the write (a workflow step): the same key is appended once. Not hashed.
+    Column("write_key", String(200)),
+    Index("ix_dsr_audit_write_key", "write_key", unique=True),
 )
 
 
@@ -134,9 +142,12 @@ def append(
     detail: Mapping[str, Any],
     *,
     at: datetime | None = None,
+    write_key: str | None = None,
 ) -> AuditEntry:
     """Append one entry to the chain inside the caller's transaction (the caller commits).
 
+    ``write_key`` makes the append idempotent: when an entry with that key exists (the same
+    workflow step ran again after a crash), that entry is returned and nothing is written.
     Raises ``ValueError`` if ``detail`` is not JSON-serialisable or has a secret-looking key.
     """
     conn = conn_or_session.connection() if isinstance(conn_or_session, Session) else conn_or_session
@@ -145,7 +156,11 @@ def append(
     stamp = _iso(at or datetime.now(UTC))
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+    if write_key is not None and (done := written(conn, write_key)) is not None:
+        return done
     # Insert first: on SQLite this takes the write lock, so the previous row read below is final.
+    # Two executions of one step racing past the check above: the unique key refuses the second
+    # (IntegrityError; the caller finds the first with :func:`written`).
     new_id = conn.execute(
         insert(dsr_audit)
         .values(
@@ -155,6 +170,7 @@ def append(
             detail=canonical_json(clean),
             prev_hash="",
             hash="",
+            write_key=write_key,
         )
         .returning(dsr_audit.c.id)
     ).scalar_one()
@@ -167,23 +183,47 @@ def append(
     return AuditEntry(new_id, request_id, datetime.fromisoformat(stamp), kind, clean, prev_hash, digest)
 
 
+def written(conn: Connection, write_key: str) -> AuditEntry | None:
+    """The entry appended under ``write_key``, if any."""
+    row = conn.execute(select(dsr_audit).where(dsr_audit.c.write_key == write_key)).first()
+    return None if row is None else _entry(row)
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Give a ``dsr_audit`` table made by an older version its ``write_key`` column and unique
+    index (idempotent; two processes doing it at once agree)."""
+    present = {c["name"] for c in inspect(engine).get_columns(dsr_audit.name)}
+    if "write_key" not in present:
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f'ALTER TABLE "{dsr_audit.name}" ADD COLUMN "write_key" VARCHAR(200)')
+        except DBAPIError:
+            if "write_key" not in {c["name"] for c in inspect(engine).get_columns(dsr_audit.name)}:
+                raise
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f'CREATE UNIQUE INDEX IF NOT EXISTS "ix_dsr_audit_write_key" ON "{dsr_audit.name}" ("write_key")'
+        )
+
+
 def entries(conn: Connection, request_id: str | None = None) -> list[AuditEntry]:
     """Every entry (or those of one request) in chain order. Does not verify; see :func:`verify`."""
     query = select(dsr_audit).order_by(dsr_audit.c.id)
     if request_id is not None:
         query = query.where(dsr_audit.c.request_id == request_id)
-    return [
-        AuditEntry(
-            row.id,
-            row.request_id,
-            datetime.fromisoformat(row.at),
-            row.kind,
-            json.loads(row.detail),
-            row.prev_hash,
-            row.hash,
-        )
-        for row in conn.execute(query)
-    ]
+    return [_entry(row) for row in conn.execute(query)]
+
+
+def _entry(row: Any) -> AuditEntry:
+    return AuditEntry(
+        row.id,
+        row.request_id,
+        datetime.fromisoformat(row.at),
+        row.kind,
+        json.loads(row.detail),
+        row.prev_hash,
+        row.hash,
+    )
 
 
 def verify(conn: Connection) -> str:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from amplitude_dsr.errors import RequestNotFound
 from amplitude_dsr.store import retention
 from amplitude_dsr.store.audit import AUDIT_METADATA
+from amplitude_dsr.store.audit import add_missing_columns as audit_columns
 from amplitude_dsr.store.tables import METADATA, deletion_batches, deletion_items, requests
 
 status_log = logging.getLogger("amplitude_dsr.status")  # one line per state change (the worker shows it)
@@ -41,6 +42,7 @@ def create_tables(engine: sa.Engine) -> None:
             METADATA.create_all(engine)
             AUDIT_METADATA.create_all(engine)
             retention.add_missing_columns(engine)
+            audit_columns(engine)
             return
         except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
             if attempt == SCHEMA_ATTEMPTS - 1:
