@@ -44,16 +44,14 @@ from amplitude_dsr.cli.common import IDENTITY_MAP_OPT, JSON_OPT, OUT_OPT, PROJEC
 from amplitude_dsr.cli.requests import request_document
 from amplitude_dsr.config import Settings
 from amplitude_dsr.dsr import api
-from amplitude_dsr.dsr.deletion import FINAL as DELETION_FINAL
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier, IdentifierKind
 from amplitude_dsr.dsr.runtime import Runtime
+from amplitude_dsr.dsr.states import DELETION_FINAL, NOT_RECEIPTED, UNRESOLVED
 from amplitude_dsr.errors import DomainError, UsageError
 from amplitude_dsr.store import repo
 
 REQUEST_TYPES = {"access": "access", "deletion": "deletion", "delete": "deletion"}
 HEADER_HINT = "request,kind,value[,subject]"
-UNRESOLVED = ("received", "resolving")  # no user-pool call spent yet (as far as we can tell)
-NOT_RECEIPTED = ("received", "resolving", "resolved", "queued")  # deletions before Amplitude's receipt
 USER_CALLS_PER_IDENTIFIER = 2  # one user search, one user activity page
 POLL_SECONDS = 0.5  # between progress checks of a small batch
 WORKFLOW_CHECK_SECONDS = 5.0  # between checks that no workflow died outside its request row

@@ -14,16 +14,15 @@ from dbos import DBOS
 
 from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import JSON_OPT, guarded
-from amplitude_dsr.dsr.api import ACCESS_FINAL
 from amplitude_dsr.dsr.connections import DisconnectNotices
-from amplitude_dsr.dsr.deletion import FINAL as DELETION_FINAL
 from amplitude_dsr.dsr.retention import RetentionWatch
 from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans, open_runtime, shared_queue
+from amplitude_dsr.dsr.states import WORKFLOW_ACTIVE, is_final
 from amplitude_dsr.dsr.takeover import DeadExecutorWatch
 from amplitude_dsr.store import repo
 
 IDLE_HORIZON = 5.0  # seconds: a workflow sleeping longer than this is "not due"
-ACTIVE_STATUSES = ("ENQUEUED", "PENDING")
+ACTIVE_STATUSES = sorted(WORKFLOW_ACTIVE)
 STALL_CHECK_INTERVAL = 5.0  # seconds between checks for workflows no thread of ours runs
 
 
@@ -151,7 +150,7 @@ class StatusChanges(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         request_id, kind, _old, new = record.args if isinstance(record.args, tuple) else ("", "", "", "")
         self.moved.add(str(request_id))
-        if new in (ACCESS_FINAL if kind == "access" else DELETION_FINAL):
+        if is_final(str(kind), str(new)):
             self.final.add(str(request_id))
         common.err.print(record.getMessage(), markup=False)
 

@@ -23,6 +23,7 @@ from amplitude_dsr.dsr.model import AccessResult, DsarInfo, Identifier, Identifi
 from amplitude_dsr.dsr.report import write_access_package
 from amplitude_dsr.dsr.resolve import Resolved, resolve
 from amplitude_dsr.dsr.runtime import current
+from amplitude_dsr.dsr.states import ACCESS_FINAL, DELETION_FINAL
 from amplitude_dsr.errors import AuthenticationError, FatalError, NotFound, OutputUnwritable
 from amplitude_dsr.store import repo
 
@@ -39,7 +40,7 @@ def load_step(request_id: str) -> repo.RequestRow:
 @db_step
 def set_status_step(request_id: str, status: str, fields: dict[str, Any] | None = None) -> None:
     extra = dict(fields or {})
-    if status in ("completed", "failed", "verified", "recollected", "cancelled", "nothing_found"):
+    if status in ACCESS_FINAL | DELETION_FINAL:
         extra.setdefault("completed_at", datetime.now(UTC))
     repo.update_request(current().engine, request_id, status=status, **extra)
 

@@ -21,9 +21,10 @@ from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import intake, jobs, sealing, steps
-from amplitude_dsr.dsr.deletion import FINAL
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
 from amplitude_dsr.dsr.runtime import Runtime
+from amplitude_dsr.dsr.states import WORKFLOW_FINAL
+from amplitude_dsr.dsr.states import is_final as status_is_final
 from amplitude_dsr.errors import (
     BadRequest,
     BudgetExhausted,
@@ -35,8 +36,6 @@ from amplitude_dsr.errors import (
 )
 from amplitude_dsr.store import audit, pauses, repo
 
-ACCESS_FINAL = ("completed", "failed")
-WORKFLOW_FINAL = ("SUCCESS", "ERROR", "CANCELLED")  # DBOS workflow statuses that have a result
 WAIT_POLL_SECONDS = 0.2
 
 
@@ -189,7 +188,7 @@ def gives_up(waited: float, resume_at: datetime, max_budget_wait: float, now: da
 
 
 def is_final(row: repo.RequestRow) -> bool:
-    return row.status in (ACCESS_FINAL if row.kind == "access" else FINAL)
+    return status_is_final(row.kind, row.status)
 
 
 def cancel(rt: Runtime, request_id: str, *, today: date | None = None) -> str:

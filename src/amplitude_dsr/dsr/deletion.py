@@ -28,6 +28,7 @@ from amplitude_dsr.dsr.model import Identifier, Subject, Verification
 from amplitude_dsr.dsr.report import write_certificate
 from amplitude_dsr.dsr.resolve import resolve
 from amplitude_dsr.dsr.runtime import Runtime, current
+from amplitude_dsr.dsr.states import DELETION_FINAL
 from amplitude_dsr.dsr.submission import RECEIPT_TOPIC, flush
 from amplitude_dsr.dsr.verification import verify
 from amplitude_dsr.errors import DomainError
@@ -35,7 +36,7 @@ from amplitude_dsr.store import audit, repo
 
 log = logging.getLogger("amplitude_dsr.dsr")
 SUBMIT_CHECK_FLOOR = 0.5  # seconds before the first re-check for this request's receipt
-FINAL = ("verified", "recollected", "still_present", "nothing_found", "cancelled", "failed")
+FINAL = DELETION_FINAL  # the request is final at these statuses (dsr/states.py)
 
 
 @db_step

@@ -27,10 +27,9 @@ from typing import Any
 
 from dbos import DBOS
 
-from amplitude_dsr.dsr.api import ACCESS_FINAL
-from amplitude_dsr.dsr.deletion import FINAL as DELETION_FINAL
 from amplitude_dsr.dsr.report._operator import operator_record_path
-from amplitude_dsr.dsr.runtime import ACTIVE_WORKFLOW, Runtime
+from amplitude_dsr.dsr.runtime import Runtime
+from amplitude_dsr.dsr.states import ACCESS_FINAL, DELETION_FINAL, WORKFLOW_ACTIVE
 from amplitude_dsr.store import audit
 from amplitude_dsr.store import retention as store
 
@@ -47,7 +46,7 @@ def purge_due(rt: Runtime, *, now: datetime | None = None, limit: int = PURGE_BA
     purged = 0
     for request_id in store.due(rt.engine, final, cutoff, limit):
         status: Any = DBOS.get_workflow_status(request_id)
-        if status is not None and status.status in ACTIVE_WORKFLOW:
+        if status is not None and status.status in WORKFLOW_ACTIVE:
             continue  # still writing its certificate or final status: next round
         if status is not None:
             DBOS.delete_workflows([request_id], delete_children=True)

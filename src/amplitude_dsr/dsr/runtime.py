@@ -45,6 +45,7 @@ from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url, def
 from amplitude_dsr.dsr import sealing
 from amplitude_dsr.dsr.connections import FOOTPRINTS, ExecutorLock, application_name, bound_dbos_pool
 from amplitude_dsr.dsr.sealing import SealedSerializer
+from amplitude_dsr.dsr.states import WORKFLOW_ACTIVE
 from amplitude_dsr.errors import ConfigError
 from amplitude_dsr.store import repo
 from amplitude_dsr.store.audit import create_audit_tables
@@ -66,7 +67,7 @@ DEFAULT_EXECUTOR_ID = "amplitude-dsr"
 APP_NAME = "amplitude-dsr"
 FOREGROUND_PREFIX = "cli-"  # DBOS executor IDs and queue names of foreground commands
 SUBMITTER_PREFIX = "submitter-"  # DBOS executor IDs of processes that run no workflow
-ACTIVE_WORKFLOW = ("ENQUEUED", "PENDING")  # DBOS statuses of a workflow that is not finished
+ACTIVE_WORKFLOW = WORKFLOW_ACTIVE  # DBOS statuses of a workflow that is not finished
 
 _log = logging.getLogger(__name__)
 _current: Runtime | None = None

@@ -16,6 +16,7 @@ from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr.runtime import Runtime, current
+from amplitude_dsr.dsr.states import DELETION_RESOLVING
 from amplitude_dsr.errors import (
     AuthenticationError,
     DeferredError,
@@ -29,7 +30,6 @@ from amplitude_dsr.store import audit, repo
 log = logging.getLogger("amplitude_dsr.dsr")
 STALE_POSTING = timedelta(minutes=10)  # a POST by another live executor never takes this long
 RECEIPT_TOPIC = "deletion_receipt"  # DBOS message to a request workflow: its batch is settled
-RESOLVING = ("received", "resolving", "resolved")  # "resolved": about to queue its IDs
 
 
 @DBOS.step(retries_allowed=False)
@@ -51,7 +51,7 @@ def flush(rt: Runtime) -> int:
     for project, org_wide, waiting, oldest in repo.queued_summary(rt.engine):
         queued = waiting
         while queued > 0:
-            resolving = repo.count_requests_in(rt.engine, "deletion", RESOLVING)
+            resolving = repo.count_requests_in(rt.engine, "deletion", sorted(DELETION_RESOLVING))
             floor = logic.flush_floor(logic.age_seconds(oldest, now), resolving, rt.settings.max_linger)
             if queued < floor:  # a cheap read first; the claim re-checks atomically
                 break

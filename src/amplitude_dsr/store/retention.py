@@ -8,7 +8,7 @@ when and also deletes the request's DBOS checkpoints and operator record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +36,7 @@ def add_missing_columns(engine: sa.Engine) -> None:
                 raise
 
 
-def due(engine: sa.Engine, final: Mapping[str, Sequence[str]], cutoff: datetime, limit: int) -> list[str]:
+def due(engine: sa.Engine, final: Mapping[str, Collection[str]], cutoff: datetime, limit: int) -> list[str]:
     """IDs of requests final (``final``: statuses per kind) since before ``cutoff``, not purged yet,
     oldest first."""
     kinds = sa.or_(*(sa.and_(requests.c.kind == kind, requests.c.status.in_(list(s))) for kind, s in final.items()))
