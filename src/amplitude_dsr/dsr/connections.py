@@ -57,7 +57,8 @@ class Footprint:
 FOOTPRINTS: dict[str, Footprint] = {
     # Runs every queued workflow. Steps hold a connection for one short transaction; more
     # threads than connections wait their turn (PG_POOL_TIMEOUT), they do not fail.
-    "worker": Footprint(dbos=8, store=Pool(4, 4), budget=Pool(3, 3), lock=1),
+    # Its lock, plus one for a moment while it probes another worker's lock (dsr/takeover.py).
+    "worker": Footprint(dbos=8, store=Pool(4, 4), budget=Pool(3, 3), lock=2),
     # A command running its own requests (access, delete --wait, batch, demo without a worker).
     "foreground": Footprint(dbos=5, store=Pool(3, 2), budget=Pool(2, 2), lock=1),
     # A command that enqueues and waits beside a worker.
