@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from amplitude_dsr.config import OrgConfig, ProjectConfig, Settings, normalize_database_url
 from amplitude_dsr.dsr.runtime import Runtime, open_runtime
@@ -20,6 +21,10 @@ from amplitude_dsr.emulator.server import EmulatorServer
 
 TEST_DB_ENV = "AMPLITUDE_DSR_TEST_DATABASE_URL"
 RATE_SCALE = 1000.0  # emulator and client agree: every documented limit x1000
+# The data key every process of a PostgreSQL test database shares, as a deployment with workers on
+# several machines must (docs/operations.md, "Personal data at rest"); on SQLite the generated key
+# file beside the database is used.
+PG_DATA_KEY = "6tds_erggcjaGWqNLqq3RiIQVXSLiAbD-zLuWe_Y5HI="
 FAST_CLOCK = 86400.0 * 4  # four emulated days per real second: a deletion is done in ~5 s
 
 
@@ -78,6 +83,8 @@ def settings_for(
         "rate_scale": RATE_SCALE,
         "max_linger": 30.0,
     }
+    if not db_url.startswith("sqlite"):
+        values["data_key"] = SecretStr(PG_DATA_KEY)
     values.update(extra)
     return Settings(**values)
 
@@ -95,6 +102,8 @@ def env_for(emulator: EmulatorServer, db_url: str, project: str = "web", **extra
         "AMPLITUDE_DSR_POLL_INTERVAL": "0.2",
         "AMPLITUDE_DSR_MAX_LINGER": "30",
     }
+    if not db_url.startswith("sqlite"):
+        env["AMPLITUDE_DSR_DATA_KEY"] = PG_DATA_KEY
     env.update(extra)
     return env
 

@@ -334,6 +334,8 @@ def test_an_access_with_a_mistyped_secret_leaves_a_waiting_deletion_alone(
     try:
         rid = delete_request(rt, user_id)
         eventually(lambda: receipted(rt, rid), "the receipt")
+        # the receipt is stored before the request's own status follows it to the job's status
+        eventually(lambda: repo.get_request(rt.engine, rid).status == "staging", "the request to be staging")
     finally:
         rt.close()
     before = len(emulator.admin.request_log())
