@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +274,55 @@ def test_org_wide_deletion_creates_and_tracks_a_job_in_each_project(
     assert cert["request"]["org_wide"] is True
     assert {r["project"] for r in cert["receipts"]} == {"web", "mobile"}
     assert all(r["app"] is not None for r in cert["receipts"])
+
+
+def test_a_receipt_lost_to_our_database_is_reconciled_at_once_not_after_minutes(
+    make_runtime: Any, emulator: EmulatorServer, catalog: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Amplitude answered the POST, then our database dropped the write of its receipt: the batch
+    is left ``posting`` by this very process. No thread posts it any more, so the next round
+    reconciles it by listing jobs (one POST in all), instead of waiting for the 10-minute staleness
+    rule that covers other processes' batches (bench/PROBLEMS.md, P-7)."""
+    user_id, aid = user_id_of(catalog, index=7)
+    real = repo.record_receipt
+    lost: list[str] = []
+
+    def dropped_once(engine: Any, batch_id: str, *args: Any, **kwargs: Any) -> bool:
+        if not lost and kwargs.get("state", "receipted") == "receipted":
+            lost.append(batch_id)
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("server closed the connection unexpectedly"))
+        return real(engine, batch_id, *args, **kwargs)
+
+    monkeypatch.setattr(repo, "record_receipt", dropped_once)
+    rt = make_runtime()
+    rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user_id)])
+    assert api.wait(rid, timeout=120) == "verified"
+    assert lost  # the fault happened
+    [post] = posts(emulator)
+    assert post["body"]["amplitude_ids"] == [aid] and post["status"] == 200
+    assert repo.get_batch(rt.engine, lost[0]).state == "reconciled"
+    with rt.engine.connect() as conn:
+        assert "deletion_reconciled" in [e.kind for e in audit.entries(conn, rid)]
+
+
+def test_a_thread_that_loses_the_race_to_post_a_batch_does_not_unmark_the_poster(
+    make_runtime: Any, emulator: EmulatorServer, catalog: dict[str, Any]
+) -> None:
+    """Two threads find the same claimed batch; the one that loses ``mark_posting`` leaves while
+    the other's POST is in flight. The batch must still count as being posted by this process, or
+    a reconciliation would list jobs before Amplitude has it and queue its IDs again."""
+    from amplitude_dsr.dsr import submission
+
+    rt = make_runtime()
+    batch = repo.Batch(
+        id="batch_race", project="web", org_wide=False, state="posting", amplitude_ids=[1],
+        created_at=datetime.now(UTC), posted_at=datetime.now(UTC), posted_by=rt.poster_tag, receipt=None,
+    )  # fmt: skip
+    with rt._mutex:
+        rt.posting_now[batch.id] += 1  # the winner, mid-POST
+    assert submission.post_batch(rt, batch) is False  # the loser: mark_posting finds it taken
+    assert not submission._posting_is_dead(rt, batch, datetime.now(UTC))
+    with rt._mutex:
+        rt.posting_now[batch.id] -= 1
+        del rt.posting_now[batch.id]
+    assert submission._posting_is_dead(rt, batch, datetime.now(UTC))  # nobody posts it any more

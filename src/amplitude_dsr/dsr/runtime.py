@@ -30,6 +30,7 @@ import os
 import secrets
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,10 @@ class Runtime:
     _clients: dict[str, AmplitudeClient] = field(default_factory=dict)
     _dsar: DsarClient | None = None
     _mutex: threading.Lock = field(default_factory=threading.Lock)
+    # Deletion batches threads of this process are posting right now, with how many threads are
+    # in post_batch for each (dsr/submission.py): a batch this process left 'posting' and no thread
+    # of it holds any more lost its receipt to a fault, and is reconciled at once.
+    posting_now: Counter[str] = field(default_factory=Counter)
     resolve_gate: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(RESOLVE_CONCURRENCY)
     )

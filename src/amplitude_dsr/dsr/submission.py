@@ -64,7 +64,23 @@ def flush(rt: Runtime) -> int:
 
 
 def post_batch(rt: Runtime, batch: repo.Batch) -> bool:
-    """POST one batch unless another attempt already did; store the receipt. True if sent."""
+    """POST one batch unless another attempt already did; store the receipt. True if sent.
+
+    While a thread is in here the batch is counted in ``rt.posting_now`` (counted, not just
+    flagged: a second thread that finds the batch and loses :func:`repo.mark_posting` to the first
+    must not clear the first one's mark while its POST is in flight)."""
+    with rt._mutex:
+        rt.posting_now[batch.id] += 1
+    try:
+        return _post_batch(rt, batch)
+    finally:
+        with rt._mutex:
+            rt.posting_now[batch.id] -= 1
+            if rt.posting_now[batch.id] <= 0:
+                del rt.posting_now[batch.id]
+
+
+def _post_batch(rt: Runtime, batch: repo.Batch) -> bool:
     if not repo.mark_posting(rt.engine, batch.id, rt.poster_tag):
         return False
     try:
@@ -121,11 +137,16 @@ def reconcile_uncertain(rt: Runtime) -> None:
 
 def _posting_is_dead(rt: Runtime, batch: repo.Batch, now: datetime) -> bool:
     """A ``posting`` batch whose poster is gone: an earlier boot of this executor (we hold its
-    lock, so that process is dead) or a POST older than any live call could be."""
+    lock, so that process is dead), this very process when no thread of it is in
+    :func:`post_batch` for it any more (the POST happened or not, but a database fault lost what
+    came after it, its receipt), or a POST older than any live call could be."""
     tag = batch.posted_by or ""
     executor, _, boot = tag.rpartition(":")
     if executor == rt.executor_id and boot != rt.boot_id:
         return True
+    if tag == rt.poster_tag:
+        with rt._mutex:
+            return batch.id not in rt.posting_now
     return batch.posted_at is not None and now - batch.posted_at > STALE_POSTING
 
 
