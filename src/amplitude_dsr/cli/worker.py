@@ -15,6 +15,7 @@ from dbos import DBOS
 from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import JSON_OPT, guarded
 from amplitude_dsr.dsr.connections import DisconnectNotices
+from amplitude_dsr.dsr.periodic import PeriodicCheck
 from amplitude_dsr.dsr.retention import RetentionWatch
 from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans, open_runtime, shared_queue
 from amplitude_dsr.dsr.states import WORKFLOW_ACTIVE, is_final
@@ -83,26 +84,18 @@ def _notice(message: str) -> None:
     common.err.print(message, markup=False)
 
 
-class StallWatch:
+class StallWatch(PeriodicCheck):
     """The safety net after a database fault: a workflow DBOS marks as running here (PENDING under
     this executor ID) while no thread of this process runs it would otherwise wait for the next
     restart. Seen so at two checks in a row, it goes back to its shared queue (from its last
     checkpoint; DBOS fences out any late thread), and one line says how many."""
 
-    def __init__(self, executor_id: str, interval: float = STALL_CHECK_INTERVAL) -> None:
-        self.executor_id = executor_id
-        self.interval = interval
-        self._next = time.monotonic() + interval
-        self._suspects: set[str] = set()
+    name = "stall check"
 
-    def tick(self) -> None:
-        if time.monotonic() < self._next:
-            return
-        self._next = time.monotonic() + self.interval
-        try:
-            self.check()
-        except Exception as exc:  # the database is away: the next check tries again
-            logging.getLogger(__name__).debug("stall check failed: %s", type(exc).__name__)
+    def __init__(self, executor_id: str, interval: float = STALL_CHECK_INTERVAL) -> None:
+        super().__init__(interval)
+        self.executor_id = executor_id
+        self._suspects: set[str] = set()
 
     def check(self) -> int:
         """One check; returns how many stalled workflows were put back on their queue."""

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dbos import DBOS
 
+from amplitude_dsr.dsr.periodic import PeriodicCheck
 from amplitude_dsr.dsr.report._operator import operator_record_path
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.dsr.states import ACCESS_FINAL, DELETION_FINAL, WORKFLOW_ACTIVE
@@ -65,24 +65,20 @@ def purge_due(rt: Runtime, *, now: datetime | None = None, limit: int = PURGE_BA
     return purged
 
 
-class RetentionWatch:
-    """Run :meth:`tick` from a worker's main loop: a purge round every ``interval`` seconds."""
+class RetentionWatch(PeriodicCheck):
+    """Run :meth:`tick` from a worker's main loop: a purge round every ``interval`` seconds (the
+    first a minute after start)."""
+
+    name = "retention round"
 
     def __init__(self, rt: Runtime, notice: Callable[[str], None], interval: float = PURGE_INTERVAL) -> None:
+        super().__init__(interval, first=min(interval, 60.0))
         self.rt = rt
         self.notice = notice
-        self.interval = interval
-        self._next = time.monotonic() + min(interval, 60.0)  # the first round soon after start
 
-    def tick(self) -> None:
-        if time.monotonic() < self._next:
-            return
-        self._next = time.monotonic() + self.interval
-        try:
-            purged = purge_due(self.rt)
-        except Exception as exc:  # the database is away: the next round tries again
-            log.debug("retention round failed: %s", type(exc).__name__)
-            return
+    def check(self) -> int:
+        purged = purge_due(self.rt)
         if purged:
             days = self.rt.settings.retention_days
             self.notice(f"retention: {purged} request(s) purged (final for more than {days:g} days)")
+        return purged

@@ -22,37 +22,28 @@ keepalives so the server notices a vanished machine in about a minute (docs/oper
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from dbos import DBOS
 
 from amplitude_dsr.dsr.connections import ExecutorLock
+from amplitude_dsr.dsr.periodic import PeriodicCheck
 from amplitude_dsr.dsr.runtime import FOREGROUND_PREFIX, SUBMITTER_PREFIX, Runtime
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL = 5.0  # seconds between checks: a dead worker's workflows resume within about this
 
 
-class DeadExecutorWatch:
+class DeadExecutorWatch(PeriodicCheck):
     """Run :meth:`tick` from a worker's main loop; ``notice`` gets one line per takeover."""
 
+    name = "dead executor check"
+
     def __init__(self, rt: Runtime, notice: Callable[[str], None], interval: float = WATCH_INTERVAL) -> None:
+        super().__init__(interval)
         self.rt = rt
         self.notice = notice
-        self.interval = interval
-        self._next = time.monotonic() + interval
-
-    def tick(self) -> None:
-        """Check when the interval has passed; a database fault only postpones the next check."""
-        if time.monotonic() < self._next:
-            return
-        self._next = time.monotonic() + self.interval
-        try:
-            self.check()
-        except Exception as exc:  # the database is away: the next check tries again
-            log.debug("dead executor check failed: %s", type(exc).__name__)
 
     def check(self) -> dict[str, int]:
         """One check; returns, per dead executor ID, how many workflows went back to their queues."""
