@@ -10,7 +10,8 @@ runtime first and one executor then starts them all at once (``batch`` beside a 
 
 ``reduced`` path (used where the full path is too slow for two cores): the N requests and their
 queued Amplitude IDs are written with ``repo.insert_request`` + ``repo.queue_items`` (resolution
-skipped) and ``submission.flush_step`` submits them, exactly as a worker would.
+skipped); the executor's sweep starts the project's flusher, which submits them, exactly as in a
+worker.
 
 Baseline: a naive loop POSTing one user ID per call, no pacing, no retry (what public
 integrations do), against a fresh emulator with the same users, at the bench's scale and at the
@@ -92,8 +93,6 @@ def ours(n: int, mode: str, max_seconds: float) -> dict[str, Any]:
     from amplitude_dsr.dsr import api
     from amplitude_dsr.dsr.model import Identifier
     from amplitude_dsr.dsr.runtime import open_runtime
-    from amplitude_dsr.dsr.submission import flush_step
-    from amplitude_dsr.errors import DeferredError
     from amplitude_dsr.store import repo
     from amplitude_dsr.store.tables import deletion_items
 
@@ -131,12 +130,8 @@ def ours(n: int, mode: str, max_seconds: float) -> dict[str, Any]:
                     )
                     repo.queue_items(rt.engine, row.id, "web", [u["amplitude_id"]], org_wide=False)
                     repo.update_request(rt.engine, row.id, status="queued")
-                while True:
-                    try:
-                        if not flush_step():
-                            break
-                    except DeferredError:
-                        time.sleep(0.05)
+                # The executor's sweep (dsr/jobwatch.py) finds the queued IDs and starts the
+                # project's flusher, exactly as a worker would.
             submitted = time.perf_counter() - started
             deadline = time.monotonic() + max_seconds
             query = sa.select(sa.func.count()).select_from(deletion_items).where(deletion_items.c.state == "receipted")

@@ -223,8 +223,8 @@ job is `staging` or later); POSTs counted from the emulator's log. Settings: `ma
 requests are still resolving), `poll_interval` 0.5 s with a fast emulated clock (jobs are `done`
 within seconds, so tracking and verification run too; *our deletion GETs* are those job listings).
 *reduced* path (1,000 and 10,000): requests and queued IDs written with
-`repo.insert_request` + `repo.queue_items` (resolution skipped), then `submission.flush_step` as a
-worker runs it. Baseline: a naive loop, one POST of one user ID per subject, no pacing, no retry,
+`repo.insert_request` + `repo.queue_items` (resolution skipped); the executor's sweep starts the
+project's flusher, as in a worker. Baseline: a naive loop, one POST of one user ID per subject, no pacing, no retry,
 on a fresh emulator with the same users, at x{data["rate_scale"]:g} and at the documented limit
 (x1: 1 request per second).
 

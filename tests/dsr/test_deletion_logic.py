@@ -171,9 +171,9 @@ def test_request_outcome_is_never_a_silent_success(outcomes: list[str], final: s
     assert logic.request_outcome(outcomes) == final  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("poll", "cap"), [(0.2, 8.0), (1.0, 40.0), (3600.0, 60.0)])
-def test_submit_wait_cap(poll: float, cap: float) -> None:
-    assert logic.submit_wait_cap(poll) == cap
+@pytest.mark.parametrize(("poll", "tick"), [(0.01, 0.1), (0.2, 0.2), (1.0, 1.0), (3600.0, 1.0)])
+def test_flush_tick(poll: float, tick: float) -> None:
+    assert logic.flush_tick(poll) == tick
 
 
 @given(st.dates(min_value=date(2001, 1, 1), max_value=date(2090, 1, 1)))

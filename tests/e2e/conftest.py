@@ -5,18 +5,24 @@ executor runtime."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
 from amplitude_dsr.config import OrgConfig, ProjectConfig, Settings, normalize_database_url
 from amplitude_dsr.dsr.runtime import Runtime, open_runtime
+from amplitude_dsr.emulator.admin_client import EmulatorAdmin
 from amplitude_dsr.emulator.server import EmulatorServer
 
 TEST_DB_ENV = "AMPLITUDE_DSR_TEST_DATABASE_URL"
@@ -33,6 +39,47 @@ def emulator() -> Iterator[EmulatorServer]:
     """A fresh emulator (seed 1) with scaled limits and a fast clock."""
     with EmulatorServer(seed=1, rate_scale=RATE_SCALE, clock_speed=FAST_CLOCK) as server:
         yield server
+
+
+class EmulatorProcess:
+    """The emulator in a child process (``python -m amplitude_dsr.emulator``): for tests whose
+    own process is busy enough that an in-process emulator would share its interpreter lock.
+    Offers what tests use of :class:`EmulatorServer`: ``admin`` and ``base_url``."""
+
+    def __init__(self, *, seed: int = 1, rate_scale: float = RATE_SCALE, clock_speed: float = FAST_CLOCK) -> None:
+        self._args = ["--seed", str(seed), "--rate-scale", repr(rate_scale), "--clock-speed", repr(clock_speed)]
+        self._proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> EmulatorProcess:
+        cmd = [sys.executable, "-m", "amplitude_dsr.emulator", "--port", "0", "--json", *self._args]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self._proc.stdout is not None
+        self.base_url = str(json.loads(self._proc.stdout.readline())["base_url"])
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.admin.state()
+                return self
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
+
+    @property
+    def admin(self) -> EmulatorAdmin:
+        return EmulatorAdmin(self.base_url, timeout=120.0)
 
 
 @pytest.fixture
@@ -60,7 +107,12 @@ def db_url(tmp_path: Path) -> Iterator[str]:
 
 
 def settings_for(
-    emulator: EmulatorServer, db_url: str, *, org: bool = False, projects: tuple[str, ...] = ("web",), **extra: Any
+    emulator: EmulatorServer | EmulatorProcess,
+    db_url: str,
+    *,
+    org: bool = False,
+    projects: tuple[str, ...] = ("web",),
+    **extra: Any,
 ) -> Settings:
     """Settings with the emulator's project keys (and org keys when ``org``)."""
     state = emulator.admin.state()
@@ -124,6 +176,6 @@ def make_runtime(emulator: EmulatorServer, db_url: str, tmp_path: Path) -> Itera
         rt.close()
 
 
-def api_calls(emulator: EmulatorServer, path: str, method: str = "GET") -> list[dict[str, Any]]:
+def api_calls(emulator: EmulatorServer | EmulatorProcess, path: str, method: str = "GET") -> list[dict[str, Any]]:
     """The emulator's log entries for one endpoint."""
     return [e for e in emulator.admin.request_log() if e["path"].endswith(path) and e["method"] == method]

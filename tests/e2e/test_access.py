@@ -31,7 +31,7 @@ def run_access(
     """Submit an access request, wait for it, and load its export (empty dict when it failed)."""
     identifiers = [Identifier.parse(kind, value) for kind, value in idents]
     rid, _ = api.submit(rt, "access", identifiers, options={"out_dir": str(out), **options})
-    api.wait(rid)
+    api.wait(rt, rid)
     row = repo.get_request(rt.engine, rid)
     if row.status != "completed":
         return row, {}
@@ -379,7 +379,7 @@ def test_dsar_polling_survives_a_restart(
     rt = make_runtime(org=True)  # a new process on the same database recovers the workflow
     assert repo.get_request(rt.engine, rid).status == "collecting"
     emulator.admin.advance(days=2)
-    assert api.wait(rid) == "completed"
+    assert api.wait(rt, rid) == "completed"
     assert len(api_calls(emulator, "/dsar/requests", "POST")) == 1
     assert len(api_calls(emulator, "/usersearch")) == 1
     assert len(api_calls(emulator, "/useractivity")) == 1

@@ -93,7 +93,7 @@ def test_bulk_submitted_requests_run_once_each(
     results = api.submit_many(rt, specs)
     for rid, created in results:
         assert created
-        assert api.wait(rid, timeout=120) == "completed"
+        assert api.wait(rt, rid, timeout=120) == "completed"
         assert repo.get_request(rt.engine, rid).status == "completed"
     searched = Counter(c["query"]["user"] for c in api_calls(emulator, "/api/2/usersearch"))
     assert searched == Counter(u["user_id"] for u in users)

@@ -71,7 +71,7 @@ def test_a_locked_database_while_tracking_does_not_fail_the_deletion(
     rt = make_runtime()
     raised = flaky(monkeypatch, "advance_request", 12)  # tracking rounds and progress updates alike
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user["user_id"])])
-    assert api.wait(rid, timeout=120) == "verified"
+    assert api.wait(rt, rid, timeout=120) == "verified"
     assert len(raised) == 12
     assert len(api_calls(emulator, "/deletions/users", "POST")) == 1
     with rt.engine.connect() as conn:
@@ -85,7 +85,7 @@ def test_a_database_fault_longer_than_a_steps_retries_is_waited_out_by_the_workf
     rt = make_runtime()
     raised = flaky(monkeypatch, "queue_items", 9)  # more than the step's 7 attempts in place
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user["user_id"])])
-    assert api.wait(rid, timeout=120) == "verified"
+    assert api.wait(rt, rid, timeout=120) == "verified"
     assert len(raised) == 9
     row = repo.get_request(rt.engine, rid)
     assert row.error is None
@@ -102,5 +102,5 @@ def test_a_locked_database_during_access_does_not_fail_it(
     rid, _ = api.submit(
         rt, "access", [Identifier.parse("user_id", user["user_id"])], options={"out_dir": str(tmp_path)}
     )
-    assert api.wait(rid, timeout=120) == "completed"
+    assert api.wait(rt, rid, timeout=120) == "completed"
     assert len(raised) == 9

@@ -77,7 +77,7 @@ def test_250_subjects_go_out_in_three_posts_and_all_verify(
     assert posts(emulator) == []
     rt = open_runtime(settings, role="executor", data_dir=tmp_path / "data")
     try:
-        outcomes = [api.wait(rid) for rid in ids]
+        outcomes = [api.wait(rt, rid) for rid in ids]
         receipts = {rid: repo.items_for(rt.engine, rid) for rid in ids}
     finally:
         rt.close()
@@ -107,7 +107,7 @@ def test_deletion_certificate_and_receipt(
     rt = make_runtime()
     out = {"out_dir": str(tmp_path / "out")}
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user_id)], options=out)
-    assert api.wait(rid) == "verified"
+    assert api.wait(rt, rid) == "verified"
     [post] = posts(emulator)
     assert post["body"]["amplitude_ids"][0] == aid
     assert merged and set(merged) <= set(post["body"]["amplitude_ids"])  # merged IDs are deleted too
@@ -149,7 +149,7 @@ def test_recollected_user_is_reported_never_silently_verified(
     back = emulator.admin.add_events("web", aid, 5)  # the app tracks the same user_id again
     assert back["recollected"] and back["amplitude_id"] != aid
     emulator.admin.advance(days=8)
-    assert api.wait(rid) == "recollected"
+    assert api.wait(rt, rid) == "recollected"
     row = repo.get_request(rt.engine, rid)
     cert = json.loads((Path(row.out_dir or "") / "certificate.json").read_text())
     [check] = cert["verifications"]
@@ -168,7 +168,7 @@ def test_cancel_while_staging_then_refused_once_frozen_or_submitted(
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", first)])
     [item] = eventually(lambda: receipted(rt, rid), "the receipt")
     assert api.cancel(rt, rid) == "cancelled"
-    assert api.wait(rid) == "cancelled"
+    assert api.wait(rt, rid) == "cancelled"
     [removal] = api_calls(emulator, f"{DELETIONS}/{first_aid}/{item.job_day}", "DELETE")
     assert removal["status"] == 200  # the job's day, not requested_on_day
     assert [i.state for i in repo.items_for(rt.engine, rid)] == ["cancelled"]
@@ -192,7 +192,7 @@ def test_cancel_while_staging_then_refused_once_frozen_or_submitted(
         api.cancel(rt, rid2)
     assert len(removals(emulator)) == deletes_before  # refused before calling Amplitude
     emulator.admin.advance(days=8)
-    assert api.wait(rid2) == "verified"
+    assert api.wait(rt, rid2) == "verified"
 
 
 def test_dropped_post_is_reconciled_by_listing_not_reposted(
@@ -202,7 +202,7 @@ def test_dropped_post_is_reconciled_by_listing_not_reposted(
     emulator.admin.inject_fault("drop_after", path="/api/2/deletions/users", method="POST")
     rt = make_runtime()
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user_id)])
-    assert api.wait(rid) == "verified"
+    assert api.wait(rt, rid) == "verified"
     [post] = posts(emulator)
     assert post["fault"] == "drop_after" and post["body"]["amplitude_ids"] == [aid]
     with rt.engine.connect() as conn:
@@ -218,7 +218,7 @@ def test_post_refused_with_5xx_is_reconciled_then_sent_again(
     emulator.admin.inject_fault("503", path="/api/2/deletions/users", method="POST")
     rt = make_runtime()
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user_id)])
-    assert api.wait(rid) == "verified"
+    assert api.wait(rt, rid) == "verified"
     sent = posts(emulator)
     assert [p["status"] for p in sent] == [503, 200]  # the 503 scheduled nothing: safe to send again
     assert all(p["body"]["amplitude_ids"] == [aid] for p in sent)
@@ -231,7 +231,7 @@ def test_post_refused_with_5xx_is_reconciled_then_sent_again(
 def test_nobody_found_means_nothing_posted(make_runtime: Any, emulator: EmulatorServer) -> None:
     rt = make_runtime()
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", "nobody-at-all@example.org")])
-    assert api.wait(rid) == "nothing_found"
+    assert api.wait(rt, rid) == "nothing_found"
     assert posts(emulator) == []
 
 
@@ -239,7 +239,7 @@ def test_audit_trail_detects_an_edited_row(make_runtime: Any, catalog: dict[str,
     user_id, _ = user_id_of(catalog, index=7)
     rt = make_runtime()
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user_id)])
-    assert api.wait(rid) == "verified"
+    assert api.wait(rt, rid) == "verified"
     with rt.engine.connect() as conn:
         audit.verify(conn)
         receipt = next(e for e in audit.entries(conn, rid) if e.kind == "deletion_receipt")
@@ -257,7 +257,7 @@ def test_org_wide_deletion_creates_and_tracks_a_job_in_each_project(
     assert web["user_id"] == mobile["user_id"] and web["amplitude_id"] != mobile["amplitude_id"]
     rt = make_runtime(projects=("web", "mobile"))
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", web["user_id"])], options={"org_wide": True})
-    assert api.wait(rid) == "verified"
+    assert api.wait(rt, rid) == "verified"
     sent = posts(emulator)
     assert {p["project"]: p["body"]["amplitude_ids"] for p in sent} == {
         "web": [web["amplitude_id"]],
@@ -296,7 +296,7 @@ def test_a_receipt_lost_to_our_database_is_reconciled_at_once_not_after_minutes(
     monkeypatch.setattr(repo, "record_receipt", dropped_once)
     rt = make_runtime()
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user_id)])
-    assert api.wait(rid, timeout=120) == "verified"
+    assert api.wait(rt, rid, timeout=120) == "verified"
     assert lost  # the fault happened
     [post] = posts(emulator)
     assert post["body"]["amplitude_ids"] == [aid] and post["status"] == 200

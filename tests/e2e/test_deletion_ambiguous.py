@@ -23,7 +23,7 @@ def test_verifying_a_numeric_user_id_probes_instead_of_trusting_another_users_an
     assert numeric["user_id"] == str(alice["amplitude_id"])  # its search is answered with alice
     rt = make_runtime()
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", numeric["user_id"])])
-    assert api.wait(rid) == "verified"
+    assert api.wait(rt, rid) == "verified"
     [post] = api_calls(emulator, "/deletions/users", "POST")
     after = [e for e in emulator.admin.request_log() if e["seq"] > post["seq"] and e["path"].endswith("/usersearch")]
     # After the job is done: the term (answered with alice again) and the prefix probe that settles it.
@@ -41,7 +41,7 @@ def test_a_deletion_whose_identifier_cannot_be_resolved_fails_and_posts_nothing(
     # A device ID that equals alice's Amplitude ID: User Search answers with alice, and there is
     # no prefix search for devices. "Nothing found" would be false; deleting alice would be worse.
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("device_id", str(alice["amplitude_id"]))])
-    assert api.wait(rid) == "failed"
+    assert api.wait(rt, rid) == "failed"
     row = repo.get_request(rt.engine, rid)
     assert "could not be resolved" in (row.error or "") and str(alice["amplitude_id"]) not in (row.error or "")
     assert api_calls(emulator, "/deletions/users", "POST") == []

@@ -31,7 +31,7 @@ def test_requests_on_different_jobs_share_one_listing_window(
     days = {i.job_day for rid in ids for i in repo.items_for(rt.engine, rid)}
     assert len(days) == 2
     emulator.admin.set_speed(86400.0 * 4)
-    assert [api.wait(rid, timeout=120) for rid in ids] == ["verified", "verified"]
+    assert [api.wait(rt, rid, timeout=120) for rid in ids] == ["verified", "verified"]
     listings = [e["query"] for e in api_calls(emulator, "/deletions/users") if e["status"] == 200]
     windows = {(q["start_day"], q["end_day"]) for q in listings}
     spans = {(date.fromisoformat(b) - date.fromisoformat(a)).days + 1 for a, b in windows}

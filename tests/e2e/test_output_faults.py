@@ -39,7 +39,7 @@ def test_a_briefly_unwritable_output_directory_is_retried_not_failed(
     assert repo.get_request(rt.engine, rid).status == "collecting"
     calls_before = len(emulator.admin.request_log())
     out.unlink()  # the operator frees the path
-    assert api.wait(rid, timeout=120) == "completed"
+    assert api.wait(rt, rid, timeout=120) == "completed"
     row = repo.get_request(rt.engine, rid)
     export = json.loads((Path(row.out_dir or "") / "export.json").read_text())
     [subject] = export["subjects"]

@@ -60,7 +60,7 @@ def test_access_package_names_only_the_subject(
     rt = make_runtime()
     out = tmp_path / "out"
     rid, _ = api.submit(rt, "access", [Identifier.parse("user_id", subject["user_id"])], options={"out_dir": str(out)})
-    assert api.wait(rid) == "completed"
+    assert api.wait(rt, rid) == "completed"
     # Amplitude did answer with the other user: the collision is real, not avoided.
     [search] = api_calls(emulator, "/usersearch")
     assert search["query"]["user"] == subject["user_id"]
@@ -90,7 +90,7 @@ def test_deletion_certificate_names_only_the_subject(
     out = tmp_path / "out"
     ident = [Identifier.parse("user_id", subject["user_id"])]
     rid, _ = api.submit(rt, "deletion", ident, options={"out_dir": str(out)})
-    assert api.wait(rid) == "verified"
+    assert api.wait(rt, rid) == "verified"
     [post] = [e for e in emulator.admin.request_log() if e["method"] == "POST" and "deletions" in e["path"]]
     assert post["body"]["amplitude_ids"] == [subject["amplitude_id"]]  # the other user was not deleted
     certificate = Path(repo.get_request(rt.engine, rid).out_dir or "")

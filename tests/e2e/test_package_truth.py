@@ -23,7 +23,7 @@ from .conftest import api_calls
 
 def _access(rt: Runtime, out: Path, user_id: str) -> Path:
     rid, _ = api.submit(rt, "access", [Identifier.parse("user_id", user_id)], options={"out_dir": str(out)})
-    assert api.wait(rid) == "completed"
+    assert api.wait(rt, rid) == "completed"
     return Path(repo.get_request(rt.engine, rid).out_dir or "")
 
 
@@ -123,7 +123,7 @@ def test_a_failed_deletion_gets_a_document_that_says_it_is_not_complete(
     rt = make_runtime()
     ident = [Identifier.parse("user_id", user["user_id"])]
     rid, _ = api.submit(rt, "deletion", ident, options={"out_dir": str(tmp_path / "out")})
-    assert api.wait(rid) == "failed"
+    assert api.wait(rt, rid) == "failed"
     row = repo.get_request(rt.engine, rid)
     [post] = [e for e in emulator.admin.request_log() if e["method"] == "POST" and "deletions" in e["path"]]
     assert post["body"]["amplitude_ids"] == [user["amplitude_id"]]  # Amplitude did accept the ID

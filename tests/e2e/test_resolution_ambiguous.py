@@ -172,7 +172,7 @@ def test_deletion_of_a_numeric_user_id_deletes_that_user_not_the_amplitude_id_ow
     numeric, alice = catalog["web"]["numeric_user_id"], catalog["web"]["ordinary"][0]
     rt = make_runtime()
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", numeric["user_id"])])
-    assert api.wait(rid) == "verified"
+    assert api.wait(rt, rid) == "verified"
     [post] = api_calls(emulator, "/deletions/users", "POST")
     assert post["body"]["amplitude_ids"] == [numeric["amplitude_id"]]
     assert alice["amplitude_id"] not in post["body"]["amplitude_ids"]

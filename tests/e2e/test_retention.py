@@ -40,8 +40,8 @@ def test_a_final_request_past_its_retention_names_nobody_and_keeps_its_evidence(
         rt, "access", [Identifier.parse("email", person["user_id"])], options={"out_dir": str(tmp_path)}
     )
     deletion, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", other["user_id"])])
-    assert api.wait(access, timeout=120) == "completed"
-    assert api.wait(deletion, timeout=120) == "verified"
+    assert api.wait(rt, access, timeout=120) == "completed"
+    assert api.wait(rt, deletion, timeout=120) == "verified"
     operator = rt.data_dir / "operator"
     assert (operator / access).exists() and (operator / deletion).exists()
     assert person["user_id"] in our_rows(rt.engine)  # before: the request names its subject
@@ -81,5 +81,5 @@ def test_requests_still_running_are_never_purged(
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user["user_id"])])
     later = datetime.now(UTC) + timedelta(days=400)
     assert retention.purge_due(rt, now=later) == 0
-    assert api.wait(rid, timeout=120) == "verified"
+    assert api.wait(rt, rid, timeout=120) == "verified"
     assert retention.purge_due(rt, now=later) == 1

@@ -68,7 +68,7 @@ def test_checkpoints_of_a_request_name_nobody_in_clear(
     user = catalog["web"]["ordinary"][0]
     rt = make_runtime()
     rid, _ = api.submit(rt, "access", [Identifier.parse("email", user["user_id"])], options={"out_dir": str(tmp_path)})
-    assert api.wait(rid, timeout=120) == "completed"
+    assert api.wait(rt, rid, timeout=120) == "completed"
     assert api_calls(emulator, "/useractivity")  # Amplitude's answers went through checkpoints
     values = dbos_values(db_url)
     assert any(t == "operation_outputs" for t, _, _ in values)
@@ -137,6 +137,6 @@ def test_checkpoints_written_before_sealing_stay_readable(
         old.close()
     assert sealing.SERIALIZATION not in {how for _, _, how in dbos_values(db_url)}
     rt = make_runtime()
-    assert api.wait(rid, timeout=120) == "completed"
+    assert api.wait(rt, rid, timeout=120) == "completed"
     assert repo.get_request(rt.engine, rid).status == "completed"
     assert sealing.SERIALIZATION in {how for _, _, how in dbos_values(db_url)}

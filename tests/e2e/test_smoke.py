@@ -22,7 +22,7 @@ def test_access_for_an_ordinary_user_costs_two_user_pool_calls(
     rid, _ = api.submit(
         rt, "access", [Identifier.parse("user_id", user["user_id"])], options={"out_dir": str(tmp_path / "out")}
     )
-    assert api.wait(rid) == "completed"
+    assert api.wait(rt, rid) == "completed"
     row = repo.get_request(rt.engine, rid)
     export = json.loads((Path(row.out_dir or "") / "export.json").read_text())
     assert export["subjects"][0]["event_count"] == user["num_events"]
@@ -34,7 +34,7 @@ def test_deletion_goes_to_verified(make_runtime: Any, emulator: EmulatorServer, 
     user = catalog["web"]["ordinary"][1]
     rt = make_runtime()
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user["user_id"])])
-    assert api.wait(rid) == "verified"
+    assert api.wait(rt, rid) == "verified"
     posts = api_calls(emulator, "/deletions/users", "POST")
     assert len(posts) == 1
     assert posts[0]["body"]["ignore_invalid_id"] == "True"

@@ -75,7 +75,7 @@ def test_a_deletion_waiting_on_its_job_survives_amplitude_going_away(
     assert repo.get_request(rt.engine, rid).status not in ("failed", "verified")
     emulator.start()
     emulator.admin.set_speed(86400.0 * 4)
-    assert api.wait(rid, timeout=120) == "verified"
+    assert api.wait(rt, rid, timeout=120) == "verified"
     assert certificate(rt, rid)["final_status"] == "verified"
     assert len(posts(emulator)) == 1
 
@@ -92,7 +92,7 @@ def test_a_long_burst_of_5xx_on_the_job_listing_does_not_fail_the_request(
     emulator.admin.inject_fault("503", path=DELETIONS, method="GET", count=60)
     eventually(lambda: not emulator.admin.faults(), "the burst to be spent", timeout=120)
     emulator.admin.set_speed(86400.0 * 4)
-    assert api.wait(rid, timeout=120) == "verified"
+    assert api.wait(rt, rid, timeout=120) == "verified"
     refused = [e for e in api_calls(emulator, "/deletions/users") if e["status"] == 503]
     assert len(refused) == 60
     assert len(posts(emulator)) == 1
@@ -116,7 +116,7 @@ def test_an_unreadable_answer_never_fails_a_deletion(
     rt = make_runtime()
     emulator.admin.inject_fault("malformed", path=path, method=method, count=1)
     rid = delete_request(rt, user_id)
-    assert api.wait(rid, timeout=120) == "verified", what
+    assert api.wait(rt, rid, timeout=120) == "verified", what
     assert len(posts(emulator)) == 1, what
     [item] = repo.items_for(rt.engine, rid)
     assert item.amplitude_id == aid and item.state == "receipted"
@@ -136,7 +136,7 @@ def test_an_unreadable_verification_search_does_not_fail_the_request(
     searches_before = len(api_calls(emulator, "/usersearch"))
     emulator.admin.inject_fault("malformed", path="/api/2/usersearch", count=1)
     emulator.admin.advance(days=20)  # the job is done: verification searches next
-    assert api.wait(rid, timeout=120) == "verified"
+    assert api.wait(rt, rid, timeout=120) == "verified"
     verification = api_calls(emulator, "/usersearch")[searches_before:]
     assert [e["status"] for e in verification][:1] == [200] and len(verification) == 2
 
@@ -175,7 +175,7 @@ def test_another_processs_refused_key_pauses_the_project_and_never_fails_the_req
     rt = open_runtime(good, role="executor", data_dir=tmp_path / "data")
     try:
         emulator.admin.set_speed(86400.0 * 4)
-        assert api.wait(rid, timeout=120) == "verified"
+        assert api.wait(rt, rid, timeout=120) == "verified"
         assert pauses.active(rt.engine) == []
         assert len(posts(emulator)) == 1
     finally:
@@ -197,7 +197,7 @@ def test_a_job_moved_to_a_later_day_is_found_followed_and_audited(
     assert "job_moved" in audit_kinds(rt, rid)
     emulator.admin.advance(days=40)
     emulator.admin.set_speed(86400.0 * 4)
-    assert api.wait(rid, timeout=120) == "verified"
+    assert api.wait(rt, rid, timeout=120) == "verified"
     cert = certificate(rt, rid)
     assert later in json.dumps(cert)
 
@@ -240,7 +240,7 @@ def test_an_outside_consumer_taking_90_percent_of_the_deletion_pool_fails_nothin
     rt = open_runtime(settings, role="executor", data_dir=tmp_path / "data")
     try:
         ids = [delete_request(rt, user["user_id"]) for user in users]
-        outcomes = [api.wait(rid, timeout=400) for rid in ids]
+        outcomes = [api.wait(rt, rid, timeout=400) for rid in ids]
     finally:
         rt.close()
         emulator.admin.external_load("deletions", 0.0, project="web")
@@ -270,7 +270,7 @@ def test_an_access_request_survives_an_outage_while_polling_its_dsar_export(
         assert repo.get_request(rt.engine, rid).status == "collecting"
         emulator.start()
         emulator.admin.advance(days=1.1)  # done, and its links valid for most of a day more
-        assert api.wait(rid, timeout=120) == "completed"
+        assert api.wait(rt, rid, timeout=120) == "completed"
         row = repo.get_request(rt.engine, rid)
         export = json.loads((Path(row.out_dir or "") / "export.json").read_text())
         assert export["subjects"][0]["dsar"]["status"] == "done"
@@ -291,7 +291,7 @@ def test_a_dsar_503_burst_delays_but_does_not_fail_or_strand_an_access_request(
         emulator.admin.inject_fault("503", path="/api/2/dsar/requests", method="GET", count=40)
         emulator.admin.inject_fault("malformed", path="/api/2/dsar/requests", method="GET", count=1)
         rid, _ = api.submit(rt, "access", [Identifier.parse("user_id", user_id)], options={"out_dir": str(tmp_path)})
-        assert api.wait(rid, timeout=120) == "completed"
+        assert api.wait(rt, rid, timeout=120) == "completed"
         row = repo.get_request(rt.engine, rid)
         export = json.loads((Path(row.out_dir or "") / "export.json").read_text())
         assert export["subjects"][0]["dsar"]["status"] == "done"
@@ -309,7 +309,7 @@ def test_malformed_answers_during_access_are_retried(
     emulator.admin.inject_fault("malformed", path="/api/2/usersearch", count=1)
     emulator.admin.inject_fault("malformed", path="/api/2/useractivity", count=1)
     rid, _ = api.submit(rt, "access", [Identifier.parse("user_id", user_id)], options={"out_dir": str(tmp_path)})
-    assert api.wait(rid, timeout=120) == "completed"
+    assert api.wait(rt, rid, timeout=120) == "completed"
     statuses = [
         e["status"] for e in emulator.admin.request_log() if e["path"].endswith(("/usersearch", "/useractivity"))
     ]
@@ -356,6 +356,6 @@ def test_an_access_with_a_mistyped_secret_leaves_a_waiting_deletion_alone(
         row = repo.get_request(rt.engine, rid)
         assert row.status == "staging", row.error
         emulator.admin.set_speed(86400.0 * 4)
-        assert api.wait(rid, timeout=120) == "verified"
+        assert api.wait(rt, rid, timeout=120) == "verified"
     finally:
         rt.close()

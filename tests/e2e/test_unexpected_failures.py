@@ -37,7 +37,7 @@ def test_an_unexpected_exception_fails_the_request_without_leaking_its_message(
     out = tmp_path / "out"
     user = catalog["web"]["ordinary"][0]
     rid, _ = api.submit(rt, kind, [Identifier.parse("user_id", user["user_id"])], options={"out_dir": str(out)})
-    assert api.wait(rid, timeout=120) == "failed"
+    assert api.wait(rt, rid, timeout=120) == "failed"
     row = repo.get_request(rt.engine, rid)
     assert row.status == "failed"
     assert row.error is not None and row.error.startswith("RuntimeError: unexpected error")

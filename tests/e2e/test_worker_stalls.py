@@ -27,7 +27,7 @@ def test_a_workflow_no_thread_runs_is_resumed_from_its_checkpoints(
     user = catalog["web"]["ordinary"][3]
     identifiers = [Identifier.parse("user_id", user["user_id"])]
     rid, _ = api.submit(rt, "access", identifiers, options={"out_dir": str(tmp_path)})
-    assert api.wait(rid) == "completed"
+    assert api.wait(rt, rid) == "completed"
     calls = len(emulator.admin.request_log())
     # What a database fault can leave behind: DBOS's row says a thread here runs it; none does.
     table = "workflow_status" if rt.engine.dialect.name == "sqlite" else "dbos.workflow_status"

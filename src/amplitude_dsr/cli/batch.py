@@ -46,8 +46,8 @@ from amplitude_dsr.config import Settings
 from amplitude_dsr.dsr import api
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier, IdentifierKind
 from amplitude_dsr.dsr.runtime import Runtime
-from amplitude_dsr.dsr.states import DELETION_FINAL, NOT_RECEIPTED, UNRESOLVED
 from amplitude_dsr.errors import DomainError, UsageError
+from amplitude_dsr.states import DELETION_FINAL, NOT_RECEIPTED, UNRESOLVED
 from amplitude_dsr.store import repo
 
 REQUEST_TYPES = {"access": "access", "deletion": "deletion", "delete": "deletion"}

@@ -25,7 +25,7 @@ from amplitude_dsr.cli.common import JSON_OPT, guarded
 from amplitude_dsr.config import OrgConfig, ProjectConfig, Settings
 from amplitude_dsr.dsr import api
 from amplitude_dsr.dsr.model import Identifier
-from amplitude_dsr.dsr.runtime import open_runtime
+from amplitude_dsr.dsr.runtime import Runtime, open_runtime
 from amplitude_dsr.emulator.admin_client import EmulatorAdmin
 from amplitude_dsr.emulator.server import EmulatorServer
 from amplitude_dsr.errors import UsageError
@@ -97,7 +97,7 @@ def _demo(directory: Path, seed: int, json_out: bool) -> None:
                 rt, "access", [Identifier.parse("user_id", prefix_user["user_id"])],
                 options={"out_dir": str(directory / "reports")},
             )  # fmt: skip
-            _finish_access(rt.engine, emu.admin, access_id)
+            _finish_access(rt, emu.admin, access_id)
             emu.admin.set_speed(DEMO_CLOCK_SPEED)
             victim = web["merged"]
             say("deletion request: merged Amplitude IDs included, tracked to done, then verified ...")
@@ -105,7 +105,7 @@ def _demo(directory: Path, seed: int, json_out: bool) -> None:
                 rt, "deletion", [Identifier.parse("user_id", victim["user_id"])],
                 options={"out_dir": str(directory / "certificates")},
             )  # fmt: skip
-            api.wait(delete_id)
+            api.wait(rt, delete_id)
             rows = [repo.get_request(rt.engine, access_id), repo.get_request(rt.engine, delete_id)]
         finally:
             rt.close(teardown=not common.State.process_exits)
@@ -129,18 +129,18 @@ def _demo(directory: Path, seed: int, json_out: bool) -> None:
         raise typer.Exit(1)
 
 
-def _finish_access(engine: Any, admin: EmulatorAdmin, access_id: str) -> None:
+def _finish_access(rt: Runtime, admin: EmulatorAdmin, access_id: str) -> None:
     """Wait for the access request; once its DSAR export exists, move the emulated clock past
     the export's completion (its links then stay valid for two real days)."""
     advanced = False
-    while not api.is_final(repo.get_request(engine, access_id)):
+    while not api.is_final(repo.get_request(rt.engine, access_id)):
         if not advanced and any(
             e["method"] == "POST" and e["path"].endswith("/dsar/requests") for e in admin.request_log()
         ):
             admin.advance(seconds=DSAR_DONE_AFTER_SECONDS)
             advanced = True
         time.sleep(WATCH_SECONDS)
-    api.wait(access_id)
+    api.wait(rt, access_id)
 
 
 def _settings(state: dict[str, Any], directory: Path) -> Settings:

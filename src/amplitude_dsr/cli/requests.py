@@ -152,7 +152,7 @@ def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
             )
             if wait:
                 try:
-                    api.wait(request_id, max_budget_wait=max_wait or None)
+                    api.wait(rt, request_id, max_budget_wait=max_wait or None)
                 except BudgetExhausted as exc:
                     deferred = exc  # the workflow sleeps durably; the request stays queued
             row = repo.get_request(rt.engine, request_id)

@@ -18,8 +18,9 @@ from amplitude_dsr.dsr.connections import DisconnectNotices
 from amplitude_dsr.dsr.periodic import PeriodicCheck
 from amplitude_dsr.dsr.retention import RetentionWatch
 from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans, open_runtime, shared_queue
-from amplitude_dsr.dsr.states import WORKFLOW_ACTIVE, is_final
 from amplitude_dsr.dsr.takeover import DeadExecutorWatch
+from amplitude_dsr.states import WORKFLOW_ACTIVE, is_final
+from amplitude_dsr.store import jobs as jobs_store
 from amplitude_dsr.store import repo
 
 IDLE_HORIZON = 5.0  # seconds: a workflow sleeping longer than this is "not due"
@@ -158,10 +159,16 @@ class StatusChanges(logging.Handler):
 
 
 def is_idle(rt: Runtime) -> bool:
-    """Nothing due: no enqueued workflow, and every pending one is in a durable sleep that ends
-    later than the idle horizon."""
+    """Nothing due: no enqueued workflow, every pending one is in a durable sleep that ends
+    later than the idle horizon, no deletion waits to start, and no deletion work waits for a
+    flusher or a verification the sweep has yet to start."""
     workflows: list[Any] = DBOS.list_workflows(status=list(ACTIVE_STATUSES))
     now_ms = datetime.now(UTC).timestamp() * 1000
+    flushing = any("flush_workflow" in str(wf.name or "") for wf in workflows)
+    if not flushing and jobs_store.projects_to_flush(rt.engine):
+        return False
+    if jobs_store.ready_requests(rt.engine, limit=1):
+        return False
     for wf in workflows:
         if wf.status == "ENQUEUED":
             return False

@@ -23,8 +23,8 @@ from amplitude_dsr.dsr.model import AccessResult, DsarInfo, Identifier, Identifi
 from amplitude_dsr.dsr.report import write_access_package
 from amplitude_dsr.dsr.resolve import Resolved, resolve
 from amplitude_dsr.dsr.runtime import current
-from amplitude_dsr.dsr.states import ACCESS_FINAL, DELETION_FINAL
 from amplitude_dsr.errors import AuthenticationError, FatalError, NotFound, OutputUnwritable
+from amplitude_dsr.states import ACCESS_FINAL, DELETION_FINAL
 from amplitude_dsr.store import repo
 
 DSAR_EARLIEST = date(2012, 1, 1)  # Amplitude holds no data before its launch

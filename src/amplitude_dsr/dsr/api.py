@@ -21,10 +21,9 @@ from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import intake, jobs, sealing, steps
+from amplitude_dsr.dsr.finish import verification_id
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
 from amplitude_dsr.dsr.runtime import Runtime
-from amplitude_dsr.dsr.states import WORKFLOW_FINAL
-from amplitude_dsr.dsr.states import is_final as status_is_final
 from amplitude_dsr.errors import (
     BadRequest,
     BudgetExhausted,
@@ -34,6 +33,8 @@ from amplitude_dsr.errors import (
     NotFound,
     UsageError,
 )
+from amplitude_dsr.states import WORKFLOW_FINAL
+from amplitude_dsr.states import is_final as status_is_final
 from amplitude_dsr.store import audit, pauses, repo
 
 WAIT_POLL_SECONDS = 0.2
@@ -131,25 +132,27 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
     return intake.Prepared(row, [audit.identifier_digest(i.kind.value, i.value) for i in identifiers])
 
 
-def wait(request_id: str, timeout: float | None = None, *, max_budget_wait: float | None = None) -> str:
-    """Block until the request's workflow returns its final status.
+def wait(rt: Runtime, request_id: str, timeout: float | None = None, *, max_budget_wait: float | None = None) -> str:
+    """Block until the request is final; returns its final status.
+
+    An access request is final when its workflow returns. A deletion's own workflow ends once
+    its IDs are queued (``queued``); it is final when its verification (or a cancel) says so.
 
     ``timeout``: raise :class:`DomainError` after that many seconds. ``max_budget_wait``: raise
-    :class:`BudgetExhausted` (``pool``, ``resume_at``) as soon as the workflow's sleeps on an
+    :class:`BudgetExhausted` (``pool``, ``resume_at``) as soon as the request's sleeps on an
     exhausted rate budget would add up to more than that many seconds; ``None`` waits for the
     budget however long. Either way the request is untouched: it stays queued and an executor
     (``worker``) finishes it."""
     handle: Any = DBOS.retrieve_workflow(request_id)
-    if timeout is None and max_budget_wait is None:
-        return str(handle.get_result(polling_interval_sec=WAIT_POLL_SECONDS))
     started = last = time.monotonic()
     budget_waited = 0.0
     while True:
-        if handle.get_status().status in WORKFLOW_FINAL:
-            return str(handle.get_result())
+        done = _final_status(rt, request_id, handle)
+        if done is not None:
+            return done
         now = time.monotonic()
         if max_budget_wait is not None:
-            pending = budget_wait(request_id)
+            pending = budget_wait(request_id) or budget_wait(verification_id(request_id))
             if pending is not None:
                 budget_waited += now - last
                 if gives_up(budget_waited, pending.resume_at, max_budget_wait, datetime.now(UTC)):
@@ -158,6 +161,20 @@ def wait(request_id: str, timeout: float | None = None, *, max_budget_wait: floa
         if timeout is not None and now - started >= timeout:
             raise DomainError(f"request still running after {timeout:.0f} s; check `amplitude-dsr status`")
         time.sleep(WAIT_POLL_SECONDS)
+
+
+def _final_status(rt: Runtime, request_id: str, handle: Any) -> str | None:
+    """The request's final status, or ``None`` while it is not final."""
+    if handle.get_status().status in WORKFLOW_FINAL:
+        result = str(handle.get_result())  # raises what the workflow raised
+        row = repo.get_request(rt.engine, request_id)
+        if row.kind == "access" or status_is_final(row.kind, result):
+            return result
+        if is_final(row):
+            return row.status
+        return None
+    row = repo.get_request(rt.engine, request_id)
+    return row.status if row.kind == "deletion" and row.status == "cancelled" else None
 
 
 def budget_wait(request_id: str) -> BudgetExhausted | None:

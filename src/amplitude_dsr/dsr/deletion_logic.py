@@ -21,9 +21,6 @@ RECONCILE_LOOKAHEAD = timedelta(days=150)  # under the 6-month listing window
 FINAL_JOB_STATUS = "done"
 STATUS_ORDER = {"staging": 0, "submitted": 1, "done": 2}
 RELOCATION_WINDOW_DAYS = 180  # one listing window, inside Amplitude's six-month maximum
-# A job is ``done`` about a week after its day (scrub, then backups expire); tracking keeps
-# retrying Amplitude outages until this long after the last job's day before giving up.
-TRACKING_MARGIN = timedelta(days=30)
 
 
 def flush_floor(oldest_age: float, resolving: int, max_linger: float) -> int:
@@ -40,10 +37,11 @@ def should_flush(queued: int, oldest_age: float, resolving: int, max_linger: flo
     return queued > 0 and queued >= flush_floor(oldest_age, resolving, max_linger)
 
 
-def submit_wait_cap(poll_interval: float) -> float:
-    """The longest wait between two submission rounds of a request (a receipt message wakes it
-    sooner): 40 poll intervals, at least 8 s (tests poll fast) and at most a minute."""
-    return min(60.0, max(8.0, 40 * poll_interval))
+def flush_tick(poll_interval: float) -> float:
+    """Seconds between two rounds of a project's flusher while IDs wait for a fuller batch (or
+    for the budget): short, so the last request of a burst is posted within a second of being
+    queued; one poll interval when that is shorter (tests poll fast)."""
+    return max(0.1, min(1.0, poll_interval))
 
 
 def receipt_days(jobs: Iterable[DeletionJob]) -> dict[int, tuple[str, str]]:

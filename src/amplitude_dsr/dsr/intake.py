@@ -96,6 +96,9 @@ def reattach(rt: Runtime, known: dict[str, str]) -> None:
     found: list[Any] = DBOS.list_workflows(workflow_ids=list(known), load_input=False, load_output=False)
     statuses = {str(w.workflow_id): str(w.status) for w in found}
     for rid, kind in known.items():
+        if rt.foreground_queue is not None:
+            # This command waits for it: its deletion's verification may run here (Runtime.runs_here).
+            rt._own.setdefault(rid, workflow_of(kind)[1])
         status = statuses.get(rid)
         if status is None or (rt.foreground_queue is not None and status in ACTIVE_WORKFLOW):
             func, queue = workflow_of(kind)

@@ -26,10 +26,11 @@ from typing import Any
 
 from dbos import DBOS
 
+from amplitude_dsr.dsr.finish import verification_id
 from amplitude_dsr.dsr.periodic import PeriodicCheck
 from amplitude_dsr.dsr.report._operator import operator_record_path
 from amplitude_dsr.dsr.runtime import Runtime
-from amplitude_dsr.dsr.states import ACCESS_FINAL, DELETION_FINAL, WORKFLOW_ACTIVE
+from amplitude_dsr.states import ACCESS_FINAL, DELETION_FINAL, WORKFLOW_ACTIVE
 from amplitude_dsr.store import audit
 from amplitude_dsr.store import retention as store
 
@@ -48,14 +49,18 @@ def purge_due(rt: Runtime, *, now: datetime | None = None, limit: int = PURGE_BA
         status: Any = DBOS.get_workflow_status(request_id)
         if status is not None and status.status in WORKFLOW_ACTIVE:
             continue  # still writing its certificate or final status: next round
-        if status is not None:
-            DBOS.delete_workflows([request_id], delete_children=True)
+        verification: Any = DBOS.get_workflow_status(verification_id(request_id))
+        if verification is not None and verification.status in WORKFLOW_ACTIVE:
+            continue
+        gone = [w.workflow_id for w in (status, verification) if w is not None]
+        if gone:
+            DBOS.delete_workflows(gone, delete_children=True)
         with rt.engine.begin() as conn:
             if not store.purge(conn, request_id, now):
                 continue
             audit.append(
                 conn, request_id, "purged",
-                {"retention_days": rt.settings.retention_days, "checkpoints_deleted": status is not None},
+                {"retention_days": rt.settings.retention_days, "checkpoints_deleted": bool(gone)},
             )  # fmt: skip
         shutil.rmtree(operator_record_path(rt.data_dir / "operator", request_id).parent, ignore_errors=True)
         shutil.rmtree(rt.data_dir / "work" / request_id, ignore_errors=True)

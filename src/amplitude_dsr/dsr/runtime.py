@@ -32,12 +32,14 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSConfig, SetWorkflowID
+from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID
+from dbos._error import DBOSQueueDeduplicatedError
 
 from amplitude_dsr import __version__
 from amplitude_dsr.amplitude import AmplitudeClient, Budget, DsarClient
@@ -46,23 +48,30 @@ from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url, def
 from amplitude_dsr.dsr import sealing
 from amplitude_dsr.dsr.connections import FOOTPRINTS, ExecutorLock, application_name, bound_dbos_pool
 from amplitude_dsr.dsr.sealing import SealedSerializer
-from amplitude_dsr.dsr.states import WORKFLOW_ACTIVE
 from amplitude_dsr.errors import ConfigError
+from amplitude_dsr.states import WORKFLOW_ACTIVE
 from amplitude_dsr.store import repo
 from amplitude_dsr.store.audit import create_audit_tables
 from amplitude_dsr.store.db import make_engine, pg_engine_options, private_dir, sqlite_path
 
 QUEUE = "amplitude-dsr"
-# Deletions wait for days or weeks in durable sleeps, and a sleeping workflow still holds its queue
-# slot: with a small bound the 65th deletion would not even start until one of the first finished
-# (and the batching rule would wait on requests that cannot start). Amplitude's pools are guarded
-# by the budgets, not by this bound; it only caps threads per worker.
+# Deletion request workflows: they resolve and queue their IDs, then end (dsr/deletion.py), so a
+# small bound per worker suffices; requests not started yet count as "resolving" for the batching
+# rule, which keeps waiting for a full batch.
 DELETION_QUEUE = "amplitude-dsr-deletion"
-DELETION_WORKER_CONCURRENCY = 10_000
-# Deletion workflows resolving their identifiers at once, per process. Thousands of deletions
-# submitted together start together (the queue above is unbounded); resolution spends the user
-# pool (8 concurrent calls at most), so a few more than that keep it busy, and the rest wait on
-# this gate as idle threads instead of queueing on the budget's database row.
+DELETION_WORKER_CONCURRENCY = 32
+# The per-project flushers and trackers (one of each per project at a time, by deduplication).
+JOBS_QUEUE = "amplitude-dsr-jobs"
+JOBS_WORKER_CONCURRENCY = 64
+# Verifications of requests whose jobs are done: short, bounded (they spend the user pool).
+VERIFY_QUEUE = "amplitude-dsr-verify"
+VERIFY_WORKER_CONCURRENCY = 16
+SHARED_QUEUES = {
+    QUEUE: 64, DELETION_QUEUE: DELETION_WORKER_CONCURRENCY, JOBS_QUEUE: JOBS_WORKER_CONCURRENCY,
+    VERIFY_QUEUE: VERIFY_WORKER_CONCURRENCY,
+}  # fmt: skip
+# Deletion workflows resolving their identifiers at once, per process: resolution spends the user
+# pool (8 concurrent calls at most), so a few more than that keep it busy.
 RESOLVE_CONCURRENCY = 16
 DEFAULT_EXECUTOR_ID = "amplitude-dsr"
 APP_NAME = "amplitude-dsr"
@@ -93,6 +102,7 @@ class Runtime:
     _clients: dict[str, AmplitudeClient] = field(default_factory=dict)
     _dsar: DsarClient | None = None
     _mutex: threading.Lock = field(default_factory=threading.Lock)
+    _sweep: Any = None  # the executor's deletion sweep thread (dsr/jobwatch.py)
     # Deletion batches threads of this process are posting right now, with how many threads are
     # in post_batch for each (dsr/submission.py): a batch this process left 'posting' and no thread
     # of it holds any more lost its receipt to a fault, and is reconciled at once.
@@ -134,6 +144,8 @@ class Runtime:
         running: destroying it under a handed-off workflow thread would make that thread fail
         noisily against a closed database before the process ends."""
         global _current
+        if self._sweep is not None:
+            self._sweep.stop()
         if self.dbos:
             if self.foreground_queue is not None:
                 self._hand_off()
@@ -158,6 +170,7 @@ class Runtime:
         the same request's unfinished workflow (a re-run resumes it from its last checkpoint)
         when no live executor owns it. Remembered, so :meth:`close` hands it back."""
         assert self.foreground_queue is not None
+        self._own[workflow_id] = queue  # its verification runs here too (:meth:`runs_here`)
         status: Any = DBOS.get_workflow_status(workflow_id)
         if status is None:
             with SetWorkflowID(workflow_id):
@@ -166,24 +179,40 @@ class Runtime:
             handle = DBOS.resume_workflow(workflow_id, queue_name=self.foreground_queue)
         else:  # finished, or running in a worker: only wait for it
             return DBOS.retrieve_workflow(workflow_id)
-        self._own[workflow_id] = queue
         return handle
 
     def _hand_off(self) -> None:
-        """Put this command's unfinished workflows back on their shared queues (ENQUEUED, owner
-        cleared): the next worker continues each from its last checkpoint, and the thread still
-        running it here stops quietly at its next step (DBOS fences it out)."""
-        for workflow_id, queue in self._own.items():
+        """Put this command's unfinished workflows (its requests, and the flushers, trackers and
+        verifications it started) back on their shared queues (ENQUEUED, owner cleared): the next
+        worker continues each from its last checkpoint, and the thread still running it here
+        stops quietly at its next step (DBOS fences it out)."""
+        try:
+            mine: list[Any] = DBOS.list_workflows(
+                queue_name=self.foreground_queue, status=list(ACTIVE_WORKFLOW), load_input=False, load_output=False
+            )
+        except Exception:  # pragma: no cover - the worker's orphan adoption covers it
+            _log.warning("could not list this command's unfinished workflows", exc_info=True)
+            mine = []
+        for wf in mine:
             try:
-                status: Any = DBOS.get_workflow_status(workflow_id)
-                if status is not None and status.status in ACTIVE_WORKFLOW:
-                    DBOS.resume_workflow(workflow_id, queue_name=queue)
+                DBOS.resume_workflow(wf.workflow_id, queue_name=self._own.get(wf.workflow_id) or shared_queue(wf))
             except Exception:  # pragma: no cover - the worker's orphan adoption covers it
-                _log.warning("could not hand request %s back to the queue", workflow_id, exc_info=True)
+                _log.warning("could not hand workflow %s back to the queue", wf.workflow_id, exc_info=True)
         try:
             DBOS.delete_queue(self.foreground_queue or "")
         except Exception:  # pragma: no cover - an unused queue row is harmless
             _log.debug("could not delete queue %s", self.foreground_queue, exc_info=True)
+
+    def owns(self, request_id: str) -> bool:
+        """Whether this foreground command submitted (and runs) the request."""
+        return request_id in self._own
+
+    def runs_here(self, queue: str, args: tuple[Any, ...]) -> bool:
+        """Whether a foreground command runs a workflow meant for ``queue`` itself: a project's
+        flusher or tracker (they serve its requests too), a verification only of its own request."""
+        if self.foreground_queue is None:
+            return False
+        return queue != VERIFY_QUEUE or (bool(args) and self.owns(str(args[0])))
 
 
 def _orphaned(status: Any, lock_id: str) -> bool:
@@ -197,8 +226,13 @@ def _orphaned(status: Any, lock_id: str) -> bool:
 
 
 def shared_queue(wf: Any) -> str:
-    """The shared queue a workflow (a DBOS status) belongs on."""
-    return DELETION_QUEUE if "deletion" in str(wf.name or "") else QUEUE
+    """The shared queue a workflow (a DBOS status) belongs on, by its function's name."""
+    name = str(wf.name or "")
+    markers = (("flush_workflow", JOBS_QUEUE), ("track_workflow", JOBS_QUEUE), ("verify_workflow", VERIFY_QUEUE))
+    for marker, queue in markers:
+        if marker in name:
+            return queue
+    return DELETION_QUEUE if "deletion" in name else QUEUE
 
 
 def adopt_orphans(rt: Runtime) -> int:
@@ -302,6 +336,10 @@ def open_runtime(
         raise
     if lock is not None:
         lock.watch(on_lock_lost, on_notice)
+    if executor:
+        from amplitude_dsr.dsr.jobwatch import JobsWatch, SweepThread
+
+        _current._sweep = SweepThread(JobsWatch(_current))
     return _current
 
 
@@ -353,10 +391,10 @@ def _open(
     if sqlite_path(url) is None:  # on SQLite DBOS keeps its defaults: file handles are not server slots
         bound_dbos_pool(config, kind)
     DBOS(config=config)
-    DBOS.listen_queues([private] if foreground else [QUEUE, DELETION_QUEUE] if executor else [])
+    DBOS.listen_queues([private] if foreground else list(SHARED_QUEUES) if executor else [])
     DBOS.launch()
-    DBOS.register_queue(QUEUE, worker_concurrency=64, polling_interval_sec=0.2)
-    DBOS.register_queue(DELETION_QUEUE, worker_concurrency=DELETION_WORKER_CONCURRENCY, polling_interval_sec=0.2)
+    for name, concurrency in SHARED_QUEUES.items():
+        DBOS.register_queue(name, worker_concurrency=concurrency, polling_interval_sec=0.2)
     if foreground:
         DBOS.register_queue(private, polling_interval_sec=0.2)
     return Runtime(
@@ -364,6 +402,22 @@ def _open(
         executor_id=executor_id, foreground_queue=private if foreground else None, _lock=lock,
         serializer=serializer,
     )  # fmt: skip
+
+
+def start_once(
+    func: Callable[..., Any], key: str | None, *args: Any, queue: str, workflow_id: str | None = None
+) -> None:
+    """Enqueue ``func(*args)`` on ``queue`` unless a workflow holding ``key`` (DBOS
+    deduplication: one per key while enqueued or running) or with ``workflow_id`` exists. In a
+    foreground command it runs here when it serves this command (:meth:`Runtime.runs_here`)."""
+    rt = _current
+    if rt is not None and rt.runs_here(queue, args):
+        queue = rt.foreground_queue or queue
+    try:
+        with SetEnqueueOptions(deduplication_id=key), SetWorkflowID(workflow_id) if workflow_id else nullcontext():
+            DBOS.enqueue_workflow(queue, func, *args)
+    except DBOSQueueDeduplicatedError:
+        pass  # already enqueued or running: it will see what is new at its next round
 
 
 def enqueue(func: Callable[..., Any], workflow_id: str, *args: Any, queue: str = QUEUE) -> Any:

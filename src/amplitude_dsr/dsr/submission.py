@@ -10,13 +10,16 @@ or a process that died mid-call) is reconciled by listing jobs: IDs Amplitude ha
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
-from amplitude_dsr.dsr.runtime import Runtime, current
-from amplitude_dsr.dsr.states import DELETION_RESOLVING
+from amplitude_dsr.dsr import steps
+from amplitude_dsr.dsr.finish import start_verification
+from amplitude_dsr.dsr.runtime import JOBS_QUEUE, Runtime, current, start_once
+from amplitude_dsr.dsr.tracking import start_tracker
 from amplitude_dsr.errors import (
     AuthenticationError,
     DeferredError,
@@ -25,45 +28,102 @@ from amplitude_dsr.errors import (
     RetriableError,
     UncertainOutcome,
 )
+from amplitude_dsr.states import DELETION_RESOLVING
 from amplitude_dsr.store import audit, repo
+from amplitude_dsr.store import jobs as jobs_store
 
 log = logging.getLogger("amplitude_dsr.dsr")
 STALE_POSTING = timedelta(minutes=10)  # a POST by another live executor never takes this long
-RECEIPT_TOPIC = "deletion_receipt"  # DBOS message to a request workflow: its batch is settled
+FLUSH_ROUNDS = 1000  # rounds of one flusher workflow; the executor's sweep starts the next one
+
+
+@dataclass
+class FlushRound:
+    """What one flusher round did: POSTs sent, whether the project still has IDs to send (or a
+    POST to reconcile), and the requests whose IDs Amplitude settled in this round."""
+
+    sent: int
+    pending: bool
+    settled: list[str] = field(default_factory=list)
+
+
+def start_flusher(project: str) -> None:
+    """Start ``project``'s flusher unless one is already enqueued or running."""
+    start_once(flush_workflow, f"flush:{project}", project, queue=JOBS_QUEUE)
+
+
+@DBOS.workflow()
+def flush_workflow(project: str) -> int:
+    """The flusher of one project: batches its queued IDs (every request's) into POSTs of up to
+    100, exactly once, until none is left; returns the POSTs sent. At most one runs per project
+    (a deduplicated enqueue, :func:`start_flusher`). Each settled request moves to its job's status
+    (or, when it has nothing left to wait for, to verification); its project's tracker starts."""
+    sent = 0
+    tick = logic.flush_tick(current().settings.poll_interval)
+    with steps.retry_policy(steps.RetryPolicy(horizon=None, pause_on_auth=True)):
+        for _ in range(FLUSH_ROUNDS):
+            done = steps.call(flush_round_step, project)
+            sent += done.sent
+            if done.settled:
+                ready = steps.call(settle_step, done.settled)
+                start_tracker(project)
+                for request_id in ready:
+                    start_verification(request_id)
+            if not done.pending:
+                break
+            if not done.sent:
+                DBOS.sleep(tick)
+    return sent
 
 
 @DBOS.step(retries_allowed=False)
-def flush_step() -> int:
-    """:func:`flush` as a step of its own. Returns the POSTs sent."""
-    return flush(current())
+def flush_round_step(project: str) -> FlushRound:
+    """One flusher round: :func:`flush` for ``project``."""
+    rt = current()
+    settled: list[str] = []
+    sent = flush(rt, project, settled=settled)
+    with rt.engine.connect() as conn:
+        request_ids = sorted({r for batch_id in settled for r in repo.requests_of_batch(conn, batch_id)})
+    return FlushRound(sent, jobs_store.has_submission_work(rt.engine, project), request_ids)
 
 
-def flush(rt: Runtime) -> int:
+@DBOS.step(retries_allowed=False)
+def settle_step(request_ids: list[str]) -> list[str]:
+    """Requests whose IDs Amplitude just settled: each moves to its jobs' status; returns those
+    with nothing left to wait for (every ID invalid, or every job already done)."""
+    rt = current()
+    jobs_store.advance_waiting(rt.engine, jobs_store.aggregate_statuses(rt.engine, request_ids))
+    return jobs_store.ready_requests(rt.engine, request_ids)
+
+
+def flush(rt: Runtime, project: str | None = None, *, settled: list[str] | None = None) -> int:
     """Reconcile uncertain batches, send batches claimed but never sent, then claim and submit
-    every batch that is due. Returns the POSTs sent."""
-    reconcile_uncertain(rt)
+    every batch that is due (of ``project``, or of every project). Returns the POSTs sent; the
+    IDs of the batches settled are appended to ``settled``."""
+    settled = settled if settled is not None else []
+    reconcile_uncertain(rt, project, settled=settled)
     sent = 0
     # Claimed earlier but never sent: a crash between claim and POST, or refused by a budget or a
     # 429 before anything happened. mark_posting lets exactly one flusher send each.
-    for stranded in repo.batches_in(rt.engine, ["intent"]):
-        sent += post_batch(rt, stranded)
+    for stranded in repo.batches_in(rt.engine, ["intent"], project):
+        sent += post_batch(rt, stranded, settled=settled)
     now = datetime.now(UTC)
-    for project, org_wide, waiting, oldest in repo.queued_summary(rt.engine):
+    for name, org_wide, waiting, oldest in repo.queued_summary(rt.engine, project):
         queued = waiting
         while queued > 0:
             resolving = repo.count_requests_in(rt.engine, "deletion", sorted(DELETION_RESOLVING))
             floor = logic.flush_floor(logic.age_seconds(oldest, now), resolving, rt.settings.max_linger)
             if queued < floor:  # a cheap read first; the claim re-checks atomically
                 break
-            batch = repo.claim_batch(rt.engine, project, org_wide, min_ids=floor)
+            batch = repo.claim_batch(rt.engine, name, org_wide, min_ids=floor)
             if batch is None:
                 break
-            sent += post_batch(rt, batch)
+            sent += post_batch(rt, batch, settled=settled)
             queued -= len(batch.amplitude_ids)
     return sent
 
 
-def post_batch(rt: Runtime, batch: repo.Batch) -> bool:
+def post_batch(rt: Runtime, batch: repo.Batch, *, settled: list[str] | None = None) -> bool:
     """POST one batch unless another attempt already did; store the receipt. True if sent.
 
     While a thread is in here the batch is counted in ``rt.posting_now`` (counted, not just
@@ -72,7 +132,7 @@ def post_batch(rt: Runtime, batch: repo.Batch) -> bool:
     with rt._mutex:
         rt.posting_now[batch.id] += 1
     try:
-        return _post_batch(rt, batch)
+        return _post_batch(rt, batch, settled if settled is not None else [])
     finally:
         with rt._mutex:
             rt.posting_now[batch.id] -= 1
@@ -80,7 +140,7 @@ def post_batch(rt: Runtime, batch: repo.Batch) -> bool:
                 del rt.posting_now[batch.id]
 
 
-def _post_batch(rt: Runtime, batch: repo.Batch) -> bool:
+def _post_batch(rt: Runtime, batch: repo.Batch, settled: list[str]) -> bool:
     if not repo.mark_posting(rt.engine, batch.id, rt.poster_tag):
         return False
     try:
@@ -104,34 +164,39 @@ def _post_batch(rt: Runtime, batch: repo.Batch) -> bool:
             _audit_batch(rt, batch, "deletion_post_uncertain", {"reason": str(exc)})
         return True
     except FatalError as exc:
+        # Amplitude refused the batch for good (a 400): its requests fail at verification time
+        # with this reason (their IDs are 'failed'); the flusher goes on with the next batch.
         if repo.record_receipt(rt.engine, batch.id, [], {}, [], state="failed", error=str(exc)):
             _audit_batch(rt, batch, "deletion_post_failed", {"reason": str(exc)})
-        raise
+            settled.append(batch.id)
+        log.warning("a deletion batch of %d IDs was refused by Amplitude: %s", len(batch.amplitude_ids), exc)
+        return True
     receipt = [j.model_dump(mode="json") for j in jobs]
     invalid = [int(i) for j in jobs for i in j.invalid_ids if str(i).isdigit()]
     if repo.record_receipt(rt.engine, batch.id, receipt, logic.receipt_days(jobs), invalid):
         jobs_seen = [{"day": j.day, "status": j.status, "app": j.app} for j in jobs]
         _audit_batch(rt, batch, "deletion_receipt", {"jobs": jobs_seen, "invalid": len(invalid)})
-        _notify(rt, batch)
+        settled.append(batch.id)
     return True
 
 
-def reconcile_uncertain(rt: Runtime) -> None:
+def reconcile_uncertain(rt: Runtime, project: str | None = None, *, settled: list[str] | None = None) -> None:
     """Settle batches whose POST outcome is unknown, by listing jobs (never by re-posting)."""
     now = datetime.now(UTC)
-    for batch in repo.batches_in(rt.engine, ["uncertain", "posting"]):
+    for batch in repo.batches_in(rt.engine, ["uncertain", "posting"], project):
         if batch.state == "posting" and not _posting_is_dead(rt, batch, now):
             continue
         start, end = logic.reconcile_window(now.date())
         jobs = rt.client(batch.project).list_deletions(start, end)
         found, missing = logic.reconcile(batch.amplitude_ids, jobs, (batch.posted_at or batch.created_at).date())
         receipt = [j.model_dump(mode="json") for j in jobs if logic.job_status([j], j.day, batch.amplitude_ids)]
-        settled = repo.record_receipt(
+        done = repo.record_receipt(
             rt.engine, batch.id, receipt, found, [], state="reconciled", requeue_ids=missing, from_state=batch.state
         )
-        if settled:
+        if done:
             _audit_batch(rt, batch, "deletion_reconciled", {"found": len(found), "requeued": len(missing)})
-            _notify(rt, batch)
+            if settled is not None:
+                settled.append(batch.id)
             log.info("reconciled batch %s: %d found at Amplitude, %d re-queued", batch.id, len(found), len(missing))
 
 
@@ -148,17 +213,6 @@ def _posting_is_dead(rt: Runtime, batch: repo.Batch, now: datetime) -> bool:
         with rt._mutex:
             return batch.id not in rt.posting_now
     return batch.posted_at is not None and now - batch.posted_at > STALE_POSTING
-
-
-def _notify(rt: Runtime, batch: repo.Batch) -> None:
-    """Wake the workflows of the batch's requests (their timeout wakes them anyway)."""
-    with rt.engine.connect() as conn:
-        request_ids = repo.requests_of_batch(conn, batch.id)
-    for request_id in request_ids:
-        try:
-            DBOS.send(request_id, batch.id, topic=RECEIPT_TOPIC)
-        except Exception:  # a lost wake-up only delays that request until its next round
-            log.debug("could not notify a request of batch %s", batch.id, exc_info=True)
 
 
 def _audit_batch(rt: Runtime, batch: repo.Batch, kind: str, detail: dict[str, object]) -> None:

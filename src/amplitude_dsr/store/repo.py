@@ -329,15 +329,18 @@ def _batch(r: sa.Row[Any]) -> Batch:
     )  # fmt: skip
 
 
-def queued_summary(engine: sa.Engine) -> list[tuple[str, bool, int, datetime]]:
+def queued_summary(engine: sa.Engine, project: str | None = None) -> list[tuple[str, bool, int, datetime]]:
     """Per (project, org_wide): how many items are queued and when the oldest was queued."""
+    where: list[sa.ColumnElement[bool]] = [deletion_items.c.state == "queued"]
+    if project is not None:
+        where.append(deletion_items.c.project == project)
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(
                 deletion_items.c.project, deletion_items.c.org_wide,
                 sa.func.count(sa.distinct(deletion_items.c.amplitude_id)),
                 sa.func.min(deletion_items.c.created_at),
-            ).where(deletion_items.c.state == "queued")
+            ).where(*where)
             .group_by(deletion_items.c.project, deletion_items.c.org_wide)
         ).all()  # fmt: skip
     return [(r[0], bool(r[1]), int(r[2]), _aware(r[3]) or utcnow()) for r in rows]
@@ -402,11 +405,19 @@ def get_batch(engine: sa.Engine, batch_id: str) -> Batch:
     return _batch(row)
 
 
-def batches_in(engine: sa.Engine, states: Sequence[str]) -> list[Batch]:
+def batch_error(engine: sa.Engine, batch_id: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(deletion_batches.c.error).where(deletion_batches.c.id == batch_id)).scalar()
+
+
+def batches_in(engine: sa.Engine, states: Sequence[str], project: str | None = None) -> list[Batch]:
+    where: list[sa.ColumnElement[bool]] = [deletion_batches.c.state.in_(list(states))]
+    if project is not None:
+        where.append(deletion_batches.c.project == project)
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(deletion_batches)
-            .where(deletion_batches.c.state.in_(list(states)))
+            .where(*where)
             .order_by(deletion_batches.c.created_at)
         ).all()
     return [_batch(r) for r in rows]

@@ -1,0 +1,164 @@
+"""Bench: N deletion requests in flight on one executor: peak memory, threads, POSTs, 429s.
+
+Each size runs in a fresh process (one DBOS runtime per process). N deletion requests and their
+queued Amplitude IDs are written in bulk (resolution skipped: its cost is the user pool's, measured
+in section 2), then one in-process executor opens: its sweep starts the project's flusher, which
+posts every ID in batches of 100, and the project's tracker follows the jobs. The emulator runs at
+real clock speed, so every job stays ``staging``: all N requests wait on their jobs, which is the
+state a company's deletions spend weeks in. Measured in the executor process: peak RSS (VmHWM and
+sampled VmRSS), threads (sampled), seconds until every ID is receipted, then two more tracking
+rounds; POSTs and 429s from the emulator's log.
+
+    .venv/bin/python bench/inflight.py                       # 1,000 / 10,000 / 100,000 on SQLite
+    .venv/bin/python bench/inflight.py --sizes 1000 --db postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+SCALE = 1000.0
+POLL = 2.0
+DELETIONS = "/api/2/deletions/users"
+AMPLITUDE_ID_BASE = 900_000_000  # IDs the emulator does not know: it schedules them all the same
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _write_requests(engine: Any, n: int) -> None:
+    """``n`` deletion requests, status ``queued``, one queued Amplitude ID each, in bulk."""
+    from amplitude_dsr.store.tables import deletion_items, requests
+
+    now = datetime.now(UTC)
+    chunk = 5000
+    with engine.begin() as conn:
+        for start in range(0, n, chunk):
+            rows, items = [], []
+            for i in range(start, min(n, start + chunk)):
+                rid = f"req_bench_{i:06d}_{uuid.uuid4().hex[:6]}"
+                rows.append({
+                    "id": rid, "kind": "deletion", "status": "queued", "regulation": "gdpr", "created_at": now,
+                    "updated_at": now, "deadline": now + timedelta(days=30),
+                    "identifiers": [{"kind": "user_id", "value": f"bench-{i}"}], "options": {},
+                })  # fmt: skip
+                items.append({
+                    "request_id": rid, "project": "web", "amplitude_id": AMPLITUDE_ID_BASE + i, "org_wide": False,
+                    "state": "queued", "created_at": now,
+                })  # fmt: skip
+            conn.execute(requests.insert(), rows)
+            conn.execute(deletion_items.insert(), items)
+
+
+def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    from amplitude_dsr.dsr.runtime import open_runtime
+    from amplitude_dsr.store import repo
+    from amplitude_dsr.store.tables import deletion_items
+
+    with (
+        common.temp_dir("inflight") as tmp,
+        common.emulator(rate_scale=SCALE) as emu,
+        common.fresh_database(db, tmp) as db_url,
+    ):
+        settings = common.settings_for(emu.doc, db_url, rate_scale=SCALE, poll_interval=POLL, max_linger=1.0)
+        engine = sa.create_engine(common.normalize_database_url(db_url))
+        repo.create_tables(engine)
+        written_at = time.perf_counter()
+        _write_requests(engine, n)
+        write_seconds = time.perf_counter() - written_at
+        engine.dispose()
+        emu.admin.clear_log()
+        rss_before = _rss_kib("VmRSS")
+        peak = {"threads": threading.active_count(), "rss_kib": rss_before}
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.25):
+                peak["threads"] = max(peak["threads"], threading.active_count())
+                peak["rss_kib"] = max(peak["rss_kib"], _rss_kib("VmRSS"))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.perf_counter()
+        rt = open_runtime(settings, role="executor", data_dir=tmp / "data")
+        receipted = 0
+        try:
+            query = sa.select(sa.func.count()).select_from(deletion_items).where(
+                deletion_items.c.state == "receipted"
+            )
+            deadline = time.monotonic() + max_seconds
+            while time.monotonic() < deadline:
+                with rt.engine.connect() as conn:
+                    receipted = int(conn.execute(query).scalar_one())
+                if receipted >= n:
+                    break
+                time.sleep(0.5)
+            to_receipts = time.perf_counter() - started
+            time.sleep(2 * POLL + 1)  # two tracking rounds over every open job
+            statuses = {
+                s: repo.count_requests_in(rt.engine, "deletion", [s]) for s in ("queued", "staging", "submitted")
+            }
+        finally:
+            stop.set()
+            sampler.join()
+            rt.close()
+        log = emu.admin.request_log()
+    posts = [e for e in log if e["path"] == DELETIONS and e["method"] == "POST"]
+    return {
+        "n": n, "db": db, "rate_scale": SCALE, "poll_interval": POLL, "write_seconds": write_seconds,
+        "receipted": receipted, "seconds_to_receipts": to_receipts, "posts": len(posts),
+        "ids_per_post_max": max((len(e["body"].get("amplitude_ids", [])) for e in posts), default=0),
+        "any_429": sum(1 for e in log if e["status"] == 429),
+        "deletion_gets": sum(1 for e in log if e["path"] == DELETIONS and e["method"] == "GET"),
+        "peak_threads": peak["threads"], "rss_before_kib": rss_before, "peak_rss_kib": peak["rss_kib"],
+        "vmhwm_kib": _rss_kib("VmHWM"), "statuses": statuses,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
+    parser.add_argument("--max-seconds", type=float, default=3600.0)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(one(args.one, args.db, args.max_seconds)), flush=True)
+        return 0
+    out = common.RESULTS_DIR / "inflight.json"
+    data: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"rows": []}
+    for n in [int(s) for s in args.sizes.split(",") if s]:
+        proc = subprocess.run(
+            [common.PYTHON, __file__, "--one", str(n), "--db", args.db, "--max-seconds", str(args.max_seconds)],
+            check=True, capture_output=True, text=True, cwd=common.REPO, env=os.environ.copy(),
+        )  # fmt: skip
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(json.dumps(row), flush=True)
+        data["rows"] = [r for r in data["rows"] if (r["n"], r["db"]) != (n, args.db)] + [row]
+        data["rows"].sort(key=lambda r: (r["db"], r["n"]))
+        common.RESULTS_DIR.mkdir(exist_ok=True)
+        out.write_text(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""The tracker of one project: follows every deletion job holding our IDs until it is ``done``.
+
+Amplitude's unit of work is the job (a project and a job ``day``), so that is what is tracked:
+each round lists the project's jobs once per shared window (``deletion_logic.shared_window``),
+finds every job our items name (wherever Amplitude moved it, ``dsr/jobs.py``) and moves all of
+its items at once. Every request in a job gets its ``job_status`` / ``job_moved`` audit entry,
+written exactly once (the entry's write key names the request, job and status). A request whose
+every job is ``done`` is handed to its verification (``dsr/finish.py``).
+
+One tracker runs per project at a time (a deduplicated enqueue); it sleeps durably one poll
+interval between rounds and ends when no job is left open. The executor's sweep
+(``dsr/jobwatch.py``) starts it again whenever a project has open jobs and no tracker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlalchemy as sa
+from dbos import DBOS
+
+from amplitude_dsr.amplitude.models import DeletionJob
+from amplitude_dsr.dsr import deletion_logic as logic
+from amplitude_dsr.dsr import jobs, steps
+from amplitude_dsr.dsr.finish import start_verification
+from amplitude_dsr.dsr.runtime import JOBS_QUEUE, Runtime, current, start_once
+from amplitude_dsr.store import audit
+from amplitude_dsr.store import jobs as jobs_store
+from amplitude_dsr.store.repo import write_tx
+
+log = logging.getLogger("amplitude_dsr.dsr")
+TRACK_ROUNDS = 1000  # rounds of one tracker workflow; the executor's sweep starts the next one
+
+
+@dataclass
+class TrackRound:
+    """What one round found: whether a job is still open, and the requests now ready to verify."""
+
+    open_jobs: int
+    ready: list[str] = field(default_factory=list)
+
+
+def start_tracker(project: str) -> None:
+    """Start ``project``'s tracker unless one is already enqueued or running."""
+    start_once(track_workflow, f"track:{project}", project, queue=JOBS_QUEUE)
+
+
+@DBOS.workflow()
+def track_workflow(project: str) -> int:
+    """Track ``project``'s open jobs round after round; returns the rounds run. A fault that
+    waiting fixes (an outage, refused credentials) never fails a request here: the round is
+    retried durably (the jobs are Amplitude's, the request cannot be un-submitted)."""
+    rounds = 0
+    with steps.retry_policy(steps.RetryPolicy(horizon=None, pause_on_auth=True)):
+        while rounds < TRACK_ROUNDS:
+            found = steps.call(track_round_step, project)
+            rounds += 1
+            for request_id in found.ready:
+                start_verification(request_id)
+            if not found.open_jobs:
+                break
+            DBOS.sleep(current().settings.poll_interval)
+    return rounds
+
+
+@DBOS.step(retries_allowed=False)
+def track_round_step(project: str) -> TrackRound:
+    """One round over every open job of ``project``. Every job is located first (a failed
+    listing writes nothing); then moves and status changes are stored, with their audit entries,
+    in one transaction; then the requests of the changed jobs move to their aggregate status."""
+    rt = current()
+    open_jobs = jobs_store.open_jobs(rt.engine, project)
+    listing = _round_lister(rt, project)
+    located = []
+    for job in open_jobs:
+        requested_on = job.first_requested.date() if job.first_requested else date.today()
+        fresh = rt.client(project).list_deletions
+        located.append((job, jobs.locate(listing, job.day, sorted(job.amplitude_ids), requested_on, fresh=fresh)))
+    touched: set[str] = set()
+    still_open = 0
+    with write_tx(rt.engine) as conn:
+        for job, found in located:
+            now = found.job
+            if now is None:  # not listed anywhere this round: keep what we knew, look again next round
+                still_open += 1
+                continue
+            if now.status != logic.FINAL_JOB_STATUS:
+                still_open += 1
+            if found.moved_from is not None:
+                jobs_store.move_job(
+                    conn, project, job.day, new_day=now.day, status=now.status, request_ids=job.request_ids
+                )
+                detail: dict[str, object] = {"project": project, "from_day": job.day, "day": now.day,
+                                             "status": now.status}  # fmt: skip
+                _audit_all(conn, job.request_ids, "job_moved", detail, f"{project}:{job.day}>{now.day}")
+                log.info("Amplitude moved a %s job from %s to %s", project, job.day, now.day)
+            elif now.status != job.status:
+                jobs_store.set_job_status(conn, project, job.day, now.status, job.request_ids)
+                detail = {"project": project, "day": job.day, "status": now.status,
+                          "active_scrub_done_date": now.active_scrub_done_date}  # fmt: skip
+                _audit_all(conn, job.request_ids, "job_status", detail, f"{project}:{job.day}:{now.status}")
+            else:
+                continue
+            touched |= job.request_ids
+    changed = sorted(touched)
+    jobs_store.advance_waiting(rt.engine, jobs_store.aggregate_statuses(rt.engine, changed))
+    return TrackRound(still_open, jobs_store.ready_requests(rt.engine, changed) if changed else [])
+
+
+def _audit_all(conn: sa.Connection, request_ids: set[str], kind: str, detail: Mapping[str, object], key: str) -> None:
+    """The same entry in the trail of every request of the job, once each (keyed by content)."""
+    for request_id in sorted(request_ids):
+        audit.append(conn, request_id, kind, detail, write_key=f"{kind}:{request_id}:{key}")
+
+
+def _round_lister(rt: Runtime, project: str) -> jobs.Lister:
+    """Job listings of ``project`` for one round: a narrow window is served from the shared
+    window that holds it, fetched once per round (every job of the next three months costs one
+    GET), so tracking does not starve a deletion POST waiting for the same pool."""
+    fetched: dict[tuple[date, date], list[DeletionJob]] = {}
+
+    def listing(start: date, end: date) -> list[DeletionJob]:
+        first, last = logic.shared_window(start, end) or (start, end)
+        if (first, last) not in fetched:
+            fetched[(first, last)] = rt.client(project).list_deletions(first, last)
+        return [j for j in fetched[(first, last)] if start.isoformat() <= j.day <= end.isoformat()]
+
+    return listing

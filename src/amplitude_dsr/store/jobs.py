@@ -1,0 +1,236 @@
+"""Deletion work seen by Amplitude's unit, the job (a project and a job ``day``), rather than by
+request: what a project's flusher still has to send, the jobs its tracker follows, and the
+requests whose every job is done (ready to verify).
+
+Every function is one or two queries over ``dsr_deletion_items`` joined with ``dsr_requests``;
+a request that is final (or cancelled) no longer holds a job open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from amplitude_dsr.states import DELETION_FINAL, RequestStatus
+from amplitude_dsr.store.repo import status_log, write_tx
+from amplitude_dsr.store.tables import deletion_batches, deletion_items, requests
+
+S = RequestStatus
+PENDING_ITEM_STATES = ("queued", "batched")  # not settled by Amplitude yet
+OPEN_BATCH_STATES = ("intent", "posting", "uncertain")  # a POST to send or to reconcile
+# Statuses of a request waiting on its jobs (the tracker moves it along them).
+WAITING: tuple[str, ...] = (S.QUEUED, S.STAGING, S.SUBMITTED, S.DONE)
+STATUS_ORDER = {"staging": 0, "submitted": 1, "done": 2}
+DONE = "done"
+
+
+@dataclass
+class Job:
+    """One deletion job as our items know it: its project, day and last known status, the
+    Amplitude IDs we asked it to delete and the requests they belong to."""
+
+    project: str
+    day: str
+    status: str
+    amplitude_ids: set[int] = field(default_factory=set)
+    request_ids: set[str] = field(default_factory=set)
+    first_requested: datetime | None = None
+
+
+def _live_requests() -> Any:
+    return sa.select(requests.c.id).where(requests.c.status.not_in(sorted(DELETION_FINAL)))
+
+
+def projects_to_flush(engine: sa.Engine) -> list[str]:
+    """Projects with IDs queued or batched, or a batch to send or to reconcile."""
+    with engine.connect() as conn:
+        queued = conn.execute(
+            sa.select(deletion_items.c.project).where(deletion_items.c.state.in_(PENDING_ITEM_STATES)).distinct()
+        ).scalars()
+        open_batches = conn.execute(
+            sa.select(deletion_batches.c.project).where(deletion_batches.c.state.in_(OPEN_BATCH_STATES)).distinct()
+        ).scalars()
+        return sorted(set(queued) | set(open_batches))
+
+
+def has_submission_work(engine: sa.Engine, project: str) -> bool:
+    """Whether ``project``'s flusher has anything left: queued IDs or an open batch."""
+    with engine.connect() as conn:
+        item = conn.execute(
+            sa.select(deletion_items.c.id)
+            .where(deletion_items.c.project == project, deletion_items.c.state.in_(PENDING_ITEM_STATES))
+            .limit(1)
+        ).first()
+        if item is not None:
+            return True
+        batch = conn.execute(
+            sa.select(deletion_batches.c.id)
+            .where(deletion_batches.c.project == project, deletion_batches.c.state.in_(OPEN_BATCH_STATES))
+            .limit(1)
+        ).first()
+        return batch is not None
+
+
+def _open_items(project: str | None = None) -> Any:
+    """Receipted items whose job is not done yet, of requests that are not final."""
+    query = (
+        sa.select(
+            deletion_items.c.project,
+            deletion_items.c.job_day,
+            deletion_items.c.job_status,
+            deletion_items.c.amplitude_id,
+            deletion_items.c.request_id,
+            requests.c.created_at,
+        )
+        .join(requests, requests.c.id == deletion_items.c.request_id)
+        .where(
+            deletion_items.c.state == "receipted",
+            deletion_items.c.job_day.is_not(None),
+            sa.or_(deletion_items.c.job_status.is_(None), deletion_items.c.job_status != DONE),
+            requests.c.status.not_in(sorted(DELETION_FINAL)),
+        )
+    )
+    return query if project is None else query.where(deletion_items.c.project == project)
+
+
+def projects_to_track(engine: sa.Engine) -> list[str]:
+    """Projects holding at least one job that is not done for a live request."""
+    inner = _open_items().subquery()
+    with engine.connect() as conn:
+        return sorted(conn.execute(sa.select(inner.c.project).distinct()).scalars())
+
+
+def open_jobs(engine: sa.Engine, project: str) -> list[Job]:
+    """The jobs of ``project`` not done yet, one per job day, ordered by day."""
+    found: dict[str, Job] = {}
+    with engine.connect() as conn:
+        for p, day, status, aid, request_id, created in conn.execute(_open_items(project)):
+            job = found.setdefault(day, Job(p, day, status or "staging"))
+            job.status = min(job.status, status or "staging", key=lambda s: STATUS_ORDER.get(s, 0))
+            job.amplitude_ids.add(int(aid))
+            job.request_ids.add(request_id)
+            if job.first_requested is None or created < job.first_requested:
+                job.first_requested = created
+    return [found[d] for d in sorted(found)]
+
+
+def set_job_status(conn: sa.Connection, project: str, day: str, status: str, request_ids: Iterable[str]) -> None:
+    """Every receipted item of ``request_ids`` in the job gets ``status``."""
+    conn.execute(
+        deletion_items.update()
+        .where(
+            deletion_items.c.project == project,
+            deletion_items.c.job_day == day,
+            deletion_items.c.state == "receipted",
+            deletion_items.c.request_id.in_(sorted(request_ids)),
+        )
+        .values(job_status=status)
+    )
+
+
+def move_job(
+    conn: sa.Connection, project: str, old_day: str, *, new_day: str, status: str, request_ids: Iterable[str]
+) -> None:
+    """Amplitude moved the job: its items now name ``new_day`` and ``status``."""
+    conn.execute(
+        deletion_items.update()
+        .where(
+            deletion_items.c.project == project,
+            deletion_items.c.job_day == old_day,
+            deletion_items.c.state == "receipted",
+            deletion_items.c.request_id.in_(sorted(request_ids)),
+        )
+        .values(job_day=new_day, job_status=status)
+    )
+
+
+def aggregate_statuses(engine: sa.Engine, request_ids: Sequence[str]) -> dict[str, str]:
+    """Per request, the least advanced status among its receipted items' jobs (``staging`` when
+    a job's status is unknown); requests with no receipted item are left out."""
+    result: dict[str, str] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(request_ids), 500):
+            chunk = list(request_ids[start : start + 500])
+            rows = conn.execute(
+                sa.select(deletion_items.c.request_id, deletion_items.c.job_status).where(
+                    deletion_items.c.request_id.in_(chunk), deletion_items.c.state == "receipted"
+                )
+            )
+            for request_id, status in rows:
+                value = status or "staging"
+                known = result.get(request_id)
+                if known is None or STATUS_ORDER.get(value, 0) < STATUS_ORDER.get(known, 0):
+                    result[request_id] = value
+    return result
+
+
+def advance_waiting(engine: sa.Engine, statuses: dict[str, str]) -> list[tuple[str, str, str]]:
+    """Move each request still waiting on its jobs to its aggregate status, in one transaction;
+    returns (request ID, old status, new status) for those that changed. A request that is
+    verifying, final or cancelled is never touched."""
+    changed: list[tuple[str, str, str]] = []
+    if not statuses:
+        return changed
+    with write_tx(engine) as conn:
+        ids = sorted(statuses)
+        current: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                sa.select(requests.c.id, requests.c.status).where(
+                    requests.c.id.in_(ids[start : start + 500]), requests.c.status.in_(list(WAITING))
+                )
+            )
+            current.update({r[0]: r[1] for r in rows})
+        now = datetime.now().astimezone()
+        for request_id, old in current.items():
+            new = statuses[request_id]
+            if new == old:
+                continue
+            conn.execute(
+                requests.update()
+                .where(requests.c.id == request_id, requests.c.status == old)
+                .values(status=new, updated_at=now)
+            )
+            changed.append((request_id, old, new))
+    for request_id, old, new in changed:
+        status_log.info("request %s (deletion): %s -> %s", request_id, old, new)
+    return changed
+
+
+def ready_requests(engine: sa.Engine, request_ids: Sequence[str] | None = None, *, limit: int = 1000) -> list[str]:
+    """Deletion requests waiting on jobs that have nothing left to wait for: no ID queued or in a
+    POST, and every receipted ID in a job that is ``done`` (or none receipted at all: every ID was
+    invalid or failed). Their verification (or final answer) is due."""
+    blocking = (
+        sa.select(deletion_items.c.id)
+        .where(
+            deletion_items.c.request_id == requests.c.id,
+            sa.or_(
+                deletion_items.c.state.in_(PENDING_ITEM_STATES),
+                sa.and_(
+                    deletion_items.c.state == "receipted",
+                    sa.or_(deletion_items.c.job_status.is_(None), deletion_items.c.job_status != DONE),
+                ),
+            ),
+        )
+        .exists()
+    )
+    has_items = sa.select(deletion_items.c.id).where(deletion_items.c.request_id == requests.c.id).exists()
+    query = (
+        sa.select(requests.c.id)
+        .where(requests.c.kind == "deletion", requests.c.status.in_(list(WAITING)), has_items, ~blocking)
+        .order_by(requests.c.created_at)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        if request_ids is None:
+            return list(conn.execute(query).scalars())
+        found: list[str] = []
+        ids = list(request_ids)
+        for start in range(0, len(ids), 500):
+            found += conn.execute(query.where(requests.c.id.in_(ids[start : start + 500]))).scalars()
+        return found
