@@ -28,14 +28,21 @@ def _write(path: Path, *lines: str) -> Path:
 
 
 def stored(db_url: str) -> dict[str, Any]:
-    """What the database holds: request IDs, workflow IDs (with repeats), ``received`` entries
-    per request, and whether the audit chain verifies."""
+    """What the database holds: request IDs, request workflow IDs (with repeats; the flushers,
+    trackers and verifications that serve them are not counted), ``received`` entries per
+    request, and whether the audit chain verifies."""
     engine = sa.create_engine(normalize_database_url(db_url))
     workflow_table = "dbos.workflow_status" if engine.dialect.name == "postgresql" else "workflow_status"
     try:
         with engine.connect() as conn:
             requests = [r[0] for r in conn.exec_driver_sql("SELECT id FROM dsr_requests")]
-            workflows = [r[0] for r in conn.exec_driver_sql(f"SELECT workflow_uuid FROM {workflow_table}")]
+            workflows = [
+                r[0]
+                for r in conn.exec_driver_sql(
+                    f"SELECT workflow_uuid FROM {workflow_table} "
+                    "WHERE name LIKE '%access_workflow' OR name LIKE '%deletion_workflow'"
+                )
+            ]
             received = Counter(e.request_id for e in audit.entries(conn) if e.kind == "received")
             audit.verify(conn)  # raises on a forked or broken chain
     finally:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from amplitude_dsr.dsr import api, deletion
+from amplitude_dsr.dsr import api, finish
 from amplitude_dsr.dsr.model import Identifier
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.emulator.server import EmulatorServer
@@ -104,8 +104,8 @@ def test_failed_dsar_export_is_partial_and_does_not_blame_the_keys(
     assert "Partial answer." in (package / "report.html").read_text()
 
 
-class _TrackingBroke(FatalError):
-    """Stands in for Amplitude refusing the job listing for good."""
+class _VerificationBroke(FatalError):
+    """Stands in for Amplitude refusing the verification search for good (a 400)."""
 
 
 def test_a_failed_deletion_gets_a_document_that_says_it_is_not_complete(
@@ -115,10 +115,10 @@ def test_a_failed_deletion_gets_a_document_that_says_it_is_not_complete(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken_tracking(*_args: Any, **_kwargs: Any) -> Any:
-        raise _TrackingBroke("Amplitude answered 400 to the deletion job listing")
+    def broken_verification(*_args: Any, **_kwargs: Any) -> Any:
+        raise _VerificationBroke("Amplitude answered 400 to the verification search")
 
-    monkeypatch.setattr(deletion, "_track", broken_tracking)
+    monkeypatch.setattr(finish, "verify", broken_verification)
     user = catalog["web"]["ordinary"][1]
     rt = make_runtime()
     ident = [Identifier.parse("user_id", user["user_id"])]
@@ -141,5 +141,5 @@ def test_a_failed_deletion_gets_a_document_that_says_it_is_not_complete(
     html = (directory / "certificate.html").read_text()
     assert "Certificate of deletion" not in html
     assert "Deletion NOT complete" in html and "What to do next" in html and "What Amplitude accepted" in html
-    assert "Amplitude answered 400 to the deletion job listing" in html
+    assert "Amplitude answered 400 to the verification search" in html
     assert json.loads((directory / "manifest.json").read_text())["document"] == "deletion_not_complete"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,13 +18,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOS
+from dbos import DBOS, DBOSClient
 
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import intake, jobs, sealing, steps
 from amplitude_dsr.dsr.finish import verification_id
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
-from amplitude_dsr.dsr.runtime import Runtime
+from amplitude_dsr.dsr.runtime import APP_NAME, Runtime
 from amplitude_dsr.errors import (
     BadRequest,
     BudgetExhausted,
@@ -33,11 +34,12 @@ from amplitude_dsr.errors import (
     NotFound,
     UsageError,
 )
-from amplitude_dsr.states import WORKFLOW_FINAL
+from amplitude_dsr.states import WORKFLOW_ACTIVE, WORKFLOW_FINAL
 from amplitude_dsr.states import is_final as status_is_final
 from amplitude_dsr.store import audit, pauses, repo
 
 WAIT_POLL_SECONDS = 0.2
+log = logging.getLogger(__name__)
 
 
 def idempotency_key(kind: str, identifiers: Sequence[Identifier], options: dict[str, Any]) -> str:
@@ -165,7 +167,11 @@ def wait(rt: Runtime, request_id: str, timeout: float | None = None, *, max_budg
 
 def _final_status(rt: Runtime, request_id: str, handle: Any) -> str | None:
     """The request's final status, or ``None`` while it is not final."""
-    if handle.get_status().status in WORKFLOW_FINAL:
+    state = handle.get_status().status
+    if state == "CANCELLED":  # `cancel` stopped it mid-resolution: the row says the rest
+        row = repo.get_request(rt.engine, request_id)
+        return row.status if is_final(row) else None
+    if state in WORKFLOW_FINAL:
         result = str(handle.get_result())  # raises what the workflow raised
         row = repo.get_request(rt.engine, request_id)
         if row.kind == "access" or status_is_final(row.kind, result):
@@ -256,7 +262,24 @@ def cancel(rt: Runtime, request_id: str, *, today: date | None = None) -> str:
     repo.update_request(rt.engine, request_id, status="cancelled", completed_at=datetime.now(UTC))
     with rt.engine.begin() as conn:
         audit.append(conn, request_id, "cancelled", {"removed_from_jobs": removed, "queued_dropped": dropped - removed})
+    _stop_workflows(rt, [request_id, verification_id(request_id)])
     return "cancelled"
+
+
+def _stop_workflows(rt: Runtime, workflow_ids: list[str]) -> None:
+    """Cancel (DBOS) whichever of ``workflow_ids`` is still enqueued or running: a resolution
+    in progress stops at its next step instead of spending the user pool for nothing. Through a
+    ``DBOSClient``, so it works from any process; the request's row already says ``cancelled``,
+    so a workflow that finishes first changes nothing (its progress never overwrites a cancel)."""
+    client = DBOSClient(system_database_engine=rt.engine, application_name=APP_NAME, lazy=True)
+    try:
+        active = client.list_workflows(workflow_ids=workflow_ids, status=sorted(WORKFLOW_ACTIVE), load_input=False)
+        if active:
+            client.cancel_workflows([w.workflow_id for w in active])
+    except Exception:  # the cancel itself is done; a workflow left running ends at its next check
+        log.debug("could not cancel the workflows of a cancelled request", exc_info=True)
+    finally:
+        client.destroy()
 
 
 def credential_pauses(engine: sa.Engine) -> list[dict[str, str]]:

@@ -35,17 +35,25 @@ class JobsWatch(PeriodicCheck):
         self.rt = rt
 
     def check(self) -> int:
-        """Start what is due; returns how many starts were attempted."""
-        engine = self.rt.engine
+        """Start what is due; returns how many starts were attempted. Only projects configured
+        here are served (another executor may hold other keys); a foreground command serves only
+        the projects of its own deletions and verifies only its own requests."""
+        rt = self.rt
+        engine = rt.engine
+        served = {p.name for p in rt.settings.projects}
+        if rt.foreground_queue is not None:
+            served &= set(jobs_store.projects_of(engine, rt.own_requests()))
         started = 0
         for project in jobs_store.projects_to_flush(engine):
-            start_flusher(project)
-            started += 1
+            if project in served:
+                start_flusher(project)
+                started += 1
         for project in jobs_store.projects_to_track(engine):
-            start_tracker(project)
-            started += 1
+            if project in served:
+                start_tracker(project)
+                started += 1
         for request_id in jobs_store.ready_requests(engine, limit=READY_PER_SWEEP):
-            if self.rt.foreground_queue is None or self.rt.owns(request_id):
+            if rt.foreground_queue is None or rt.owns(request_id):
                 start_verification(request_id)
                 started += 1
         return started

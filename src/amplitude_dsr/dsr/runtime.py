@@ -70,6 +70,9 @@ SHARED_QUEUES = {
     QUEUE: 64, DELETION_QUEUE: DELETION_WORKER_CONCURRENCY, JOBS_QUEUE: JOBS_WORKER_CONCURRENCY,
     VERIFY_QUEUE: VERIFY_WORKER_CONCURRENCY,
 }  # fmt: skip
+# Workflows a foreground command runs at once (its requests, and the flushers, trackers and
+# verifications serving them): a `batch` of 10,000 rows does not start 10,000 threads.
+FOREGROUND_CONCURRENCY = 64
 # Deletion workflows resolving their identifiers at once, per process: resolution spends the user
 # pool (8 concurrent calls at most), so a few more than that keep it busy.
 RESOLVE_CONCURRENCY = 16
@@ -182,10 +185,11 @@ class Runtime:
         return handle
 
     def _hand_off(self) -> None:
-        """Put this command's unfinished workflows (its requests, and the flushers, trackers and
-        verifications it started) back on their shared queues (ENQUEUED, owner cleared): the next
-        worker continues each from its last checkpoint, and the thread still running it here
-        stops quietly at its next step (DBOS fences it out)."""
+        """Put this command's unfinished workflows (its requests and their verifications) back on
+        their shared queues (ENQUEUED, owner cleared): the next worker continues each from its last
+        checkpoint, and the thread still running it here stops quietly at its next step (DBOS
+        fences it out). Its flushers and trackers are cancelled instead: any worker's sweep starts
+        one per project again."""
         try:
             mine: list[Any] = DBOS.list_workflows(
                 queue_name=self.foreground_queue, status=list(ACTIVE_WORKFLOW), load_input=False, load_output=False
@@ -195,6 +199,11 @@ class Runtime:
             mine = []
         for wf in mine:
             try:
+                if shared_queue(wf) == JOBS_QUEUE:
+                    # A flusher or tracker holds no state of its own (its work is in our tables):
+                    # cancelled here, so a worker's sweep starts exactly one again.
+                    DBOS.cancel_workflow(wf.workflow_id)
+                    continue
                 DBOS.resume_workflow(wf.workflow_id, queue_name=self._own.get(wf.workflow_id) or shared_queue(wf))
             except Exception:  # pragma: no cover - the worker's orphan adoption covers it
                 _log.warning("could not hand workflow %s back to the queue", wf.workflow_id, exc_info=True)
@@ -202,6 +211,10 @@ class Runtime:
             DBOS.delete_queue(self.foreground_queue or "")
         except Exception:  # pragma: no cover - an unused queue row is harmless
             _log.debug("could not delete queue %s", self.foreground_queue, exc_info=True)
+
+    def own_requests(self) -> list[str]:
+        """The requests this foreground command submitted or waits for."""
+        return sorted(self._own)
 
     def owns(self, request_id: str) -> bool:
         """Whether this foreground command submitted (and runs) the request."""
@@ -396,7 +409,7 @@ def _open(
     for name, concurrency in SHARED_QUEUES.items():
         DBOS.register_queue(name, worker_concurrency=concurrency, polling_interval_sec=0.2)
     if foreground:
-        DBOS.register_queue(private, polling_interval_sec=0.2)
+        DBOS.register_queue(private, worker_concurrency=FOREGROUND_CONCURRENCY, polling_interval_sec=0.2)
     return Runtime(
         settings=settings, engine=engine, budget=budget, data_dir=data_dir, executor=executor,
         executor_id=executor_id, foreground_queue=private if foreground else None, _lock=lock,

@@ -192,6 +192,20 @@ def now_step() -> datetime:
     return datetime.now(UTC)
 
 
+@DBOS.step()
+def serves_step(project: str) -> bool:
+    """Whether this process has ``project``'s keys. A flusher or tracker that lands on an
+    executor without them (a recovered workflow, another deployment's configuration) ends at
+    once; the sweep of an executor that has them starts it again (``dsr/jobwatch.py``)."""
+    if any(p.name == project for p in current().settings.projects):
+        return True
+    log.warning(
+        "project %s is not configured in this process; its deletion jobs are left to an executor that has its keys",
+        project,
+    )
+    return False
+
+
 @db_step
 def pause_step(project: str, reason: str) -> None:
     """Record that Amplitude refuses ``project``'s credentials (logged once per pause)."""

@@ -59,6 +59,8 @@ def flush_workflow(project: str) -> int:
     (a deduplicated enqueue, :func:`start_flusher`). Each settled request moves to its job's status
     (or, when it has nothing left to wait for, to verification); its project's tracker starts."""
     sent = 0
+    if not steps.serves_step(project):
+        return sent
     tick = logic.flush_tick(current().settings.poll_interval)
     with steps.retry_policy(steps.RetryPolicy(horizon=None, pause_on_auth=True)):
         for _ in range(FLUSH_ROUNDS):

@@ -54,6 +54,8 @@ def track_workflow(project: str) -> int:
     waiting fixes (an outage, refused credentials) never fails a request here: the round is
     retried durably (the jobs are Amplitude's, the request cannot be un-submitted)."""
     rounds = 0
+    if not steps.serves_step(project):
+        return rounds
     with steps.retry_policy(steps.RetryPolicy(horizon=None, pause_on_auth=True)):
         while rounds < TRACK_ROUNDS:
             found = steps.call(track_round_step, project)

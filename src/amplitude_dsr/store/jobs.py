@@ -57,6 +57,22 @@ def projects_to_flush(engine: sa.Engine) -> list[str]:
         return sorted(set(queued) | set(open_batches))
 
 
+def projects_of(engine: sa.Engine, request_ids: Sequence[str]) -> list[str]:
+    """The projects holding deletion items of ``request_ids``."""
+    found: set[str] = set()
+    ids = list(request_ids)
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            found.update(
+                conn.execute(
+                    sa.select(deletion_items.c.project)
+                    .where(deletion_items.c.request_id.in_(ids[start : start + 500]))
+                    .distinct()
+                ).scalars()
+            )
+    return sorted(found)
+
+
 def has_submission_work(engine: sa.Engine, project: str) -> bool:
     """Whether ``project``'s flusher has anything left: queued IDs or an open batch."""
     with engine.connect() as conn:
@@ -197,7 +213,7 @@ def advance_waiting(engine: sa.Engine, statuses: dict[str, str]) -> list[tuple[s
             )
             changed.append((request_id, old, new))
     for request_id, old, new in changed:
-        status_log.info("request %s (deletion): %s -> %s", request_id, old, new)
+        status_log.info("request %s (%s): %s -> %s", request_id, "deletion", old, new)
     return changed
 
 
