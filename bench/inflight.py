@@ -1,7 +1,7 @@
 """Bench: N deletion requests in flight on one executor: peak memory, threads, POSTs, 429s.
 
-Each size runs in a fresh process (one DBOS runtime per process). N deletion requests and their
-queued Amplitude IDs are written in bulk (resolution skipped: its cost is the user pool's, measured
+Each size runs in a fresh process (one DBOS runtime per process). N users are added to the emulator,
+then N deletion requests and their queued Amplitude IDs are written in bulk (resolution skipped: its cost is the user pool's, measured
 in section 2), then one in-process executor opens: its sweep starts the project's flusher, which
 posts every ID in batches of 100, and the project's tracker follows the jobs. The emulator runs at
 real clock speed, so every job stays ``staging``: all N requests wait on their jobs, which is the
@@ -29,11 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
+from deletion_batching import add_users
 
 SCALE = 1000.0
 POLL = 2.0
 DELETIONS = "/api/2/deletions/users"
-AMPLITUDE_ID_BASE = 900_000_000  # IDs the emulator does not know: it schedules them all the same
 
 
 def _rss_kib(field: str) -> int:
@@ -43,16 +43,16 @@ def _rss_kib(field: str) -> int:
     return 0
 
 
-def _write_requests(engine: Any, n: int) -> None:
-    """``n`` deletion requests, status ``queued``, one queued Amplitude ID each, in bulk."""
+def _write_requests(engine: Any, amplitude_ids: list[int]) -> None:
+    """One deletion request per Amplitude ID, status ``queued``, its ID queued, in bulk."""
     from amplitude_dsr.store.tables import deletion_items, requests
 
     now = datetime.now(UTC)
     chunk = 5000
     with engine.begin() as conn:
-        for start in range(0, n, chunk):
+        for start in range(0, len(amplitude_ids), chunk):
             rows, items = [], []
-            for i in range(start, min(n, start + chunk)):
+            for i in range(start, min(len(amplitude_ids), start + chunk)):
                 rid = f"req_bench_{i:06d}_{uuid.uuid4().hex[:6]}"
                 rows.append({
                     "id": rid, "kind": "deletion", "status": "queued", "regulation": "gdpr", "created_at": now,
@@ -60,7 +60,7 @@ def _write_requests(engine: Any, n: int) -> None:
                     "identifiers": [{"kind": "user_id", "value": f"bench-{i}"}], "options": {},
                 })  # fmt: skip
                 items.append({
-                    "request_id": rid, "project": "web", "amplitude_id": AMPLITUDE_ID_BASE + i, "org_wide": False,
+                    "request_id": rid, "project": "web", "amplitude_id": amplitude_ids[i], "org_wide": False,
                     "state": "queued", "created_at": now,
                 })  # fmt: skip
             conn.execute(requests.insert(), rows)
@@ -82,8 +82,9 @@ def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
         settings = common.settings_for(emu.doc, db_url, rate_scale=SCALE, poll_interval=POLL, max_linger=1.0)
         engine = sa.create_engine(common.normalize_database_url(db_url))
         repo.create_tables(engine)
+        users = add_users(emu.base_url, n, "inflight")
         written_at = time.perf_counter()
-        _write_requests(engine, n)
+        _write_requests(engine, [int(u["amplitude_id"]) for u in users])
         write_seconds = time.perf_counter() - written_at
         engine.dispose()
         emu.admin.clear_log()
