@@ -1,9 +1,10 @@
 """Bench: N deletion requests in flight on one executor: peak memory, threads, POSTs, 429s.
 
-Each size runs in a fresh process (one DBOS runtime per process). N users are added to the emulator,
-then N deletion requests and their queued Amplitude IDs are written in bulk (resolution skipped: its cost is the user pool's, measured
-in section 2), then one in-process executor opens: its sweep starts the project's flusher, which
-posts every ID in batches of 100, and the project's tracker follows the jobs. The emulator runs at
+Each size runs in a fresh process (one DBOS runtime per process). N anonymous users are added to
+the emulator, then N deletion requests and their queued Amplitude IDs are written in bulk (resolution
+skipped: its cost is the user pool's, measured in section 2), then one in-process executor
+opens: its sweep starts the project's flusher, which posts every ID in batches of 100, and the
+project's tracker follows the jobs. The emulator runs at
 real clock speed, so every job stays ``staging``: all N requests wait on their jobs, which is the
 state a company's deletions spend weeks in. Measured in the executor process: peak RSS (VmHWM and
 sampled VmRSS), threads (sampled), seconds until every ID is receipted, then two more tracking
@@ -29,7 +30,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
-from deletion_batching import add_users
 
 SCALE = 1000.0
 POLL = 2.0
@@ -41,6 +41,20 @@ def _rss_kib(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+def add_users(base_url: str, n: int) -> list[int]:
+    """``n`` anonymous users (no user ID, so the emulator skips its linear uniqueness check; no
+    events) in project ``web``; their Amplitude IDs."""
+    import httpx
+
+    ids = []
+    with httpx.Client(base_url=base_url, timeout=60) as http:
+        for _ in range(n):
+            r = http.post("/_admin/users", json={"project": "web", "events": 0})
+            r.raise_for_status()
+            ids.append(int(r.json()["amplitude_id"]))
+    return ids
 
 
 def _write_requests(engine: Any, amplitude_ids: list[int]) -> None:
@@ -82,9 +96,9 @@ def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
         settings = common.settings_for(emu.doc, db_url, rate_scale=SCALE, poll_interval=POLL, max_linger=1.0)
         engine = sa.create_engine(common.normalize_database_url(db_url))
         repo.create_tables(engine)
-        users = add_users(emu.base_url, n, "inflight")
+        amplitude_ids = add_users(emu.base_url, n)
         written_at = time.perf_counter()
-        _write_requests(engine, [int(u["amplitude_id"]) for u in users])
+        _write_requests(engine, amplitude_ids)
         write_seconds = time.perf_counter() - written_at
         engine.dispose()
         emu.admin.clear_log()
@@ -145,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(one(args.one, args.db, args.max_seconds)), flush=True)
         return 0
-    out = common.RESULTS_DIR / "inflight.json"
-    data: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"rows": []}
+    data: dict[str, Any] = common.load_result("inflight") or {"rows": []}
     for n in [int(s) for s in args.sizes.split(",") if s]:
         proc = subprocess.run(
             [common.PYTHON, __file__, "--one", str(n), "--db", args.db, "--max-seconds", str(args.max_seconds)],
@@ -156,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
         data["rows"] = [r for r in data["rows"] if (r["n"], r["db"]) != (n, args.db)] + [row]
         data["rows"].sort(key=lambda r: (r["db"], r["n"]))
-        common.RESULTS_DIR.mkdir(exist_ok=True)
-        out.write_text(json.dumps(data, indent=2) + "\n")
+        common.write_result("inflight", {"rows": data["rows"]})
     return 0
 
 

@@ -596,11 +596,40 @@ Rerun: `.venv/bin/python bench/fault_tolerance.py [--outage 60] [--requests 10]`
 """
 
 
+def inflight_section(data: dict[str, Any] | None) -> str:
+    title = "## 10. In-flight deletions on one executor"
+    if not data:
+        return f"{title}\n\nNot run yet: `.venv/bin/python bench/inflight.py`.\n"
+    headers = ["db", "requests in flight", "POSTs", "max IDs per POST", "429s", "s to every receipt",
+               "job listings", "peak threads", "RSS before MB", "peak RSS MB", "waiting on jobs"]  # fmt: skip
+    rows = [
+        [r["db"], r["n"], r["posts"], r["ids_per_post_max"], r["any_429"], round(r["seconds_to_receipts"], 1),
+         r["deletion_gets"], r["peak_threads"], round(r["rss_before_kib"] / 1024), round(r["peak_rss_kib"] / 1024),
+         r["statuses"].get("staging", 0) + r["statuses"].get("submitted", 0)]
+        for r in data["rows"]
+    ]  # fmt: skip
+    return f"""{title}
+
+**How measured.** `bench/inflight.py`, one fresh process per size: N anonymous users are added to the
+emulator (its own process, x1000 limits, real-time clock so every job stays `staging`), N deletion
+requests with one queued Amplitude ID each are written in bulk (resolution skipped; its cost is the
+user pool's, section 2), then one in-process executor opens. Its sweep starts the project's flusher
+(POSTs of 100) and tracker (one job listing per round, poll interval 2 s). Threads and RSS of the
+executor process are sampled every 0.25 s until every ID is receipted and two more tracking rounds
+have run; POSTs, 429s and listings come from the emulator's log. Before the job-centric redesign a
+deletion held a workflow thread until its job was `done` (about 720 MB RSS at 10,000, P-5).
+
+Rerun: `.venv/bin/python bench/inflight.py [--sizes 1000,10000,100000] [--db sqlite|postgres]`.
+
+{table(headers, rows)}
+"""
+
+
 def render() -> Path:
     PLOTS.mkdir(parents=True, exist_ok=True)
     names = [
         "budget", "budget_client", "deletion", "access_calls", "dsar_memory", "overhead", "submit_rate",
-        "connections", "fault_tolerance", "takeover",
+        "connections", "fault_tolerance", "takeover", "inflight",
     ]  # fmt: skip
     results = {n: common.load_result(n) for n in names}
     when = sorted({r["measured_at"] for r in results.values() if r})
@@ -635,6 +664,7 @@ Last run of each bench (UTC): {"; ".join(f"`{n}` {r['measured_at']}" for n, r in
 {connections_section(results["connections"])}
 {faults_section(results["fault_tolerance"])}
 {takeover_section(results["takeover"])}
+{inflight_section(results["inflight"])}
 {NOT_MEASURED}"""
     OUT.write_text(text)
     return OUT

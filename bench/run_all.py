@@ -34,6 +34,7 @@ BENCHES = {
     "connections": (["connections.py"], ["connections.py", "--deletions", "20", "--access", "4"]),
     "faults": (["fault_tolerance.py"], ["fault_tolerance.py", "--outage", "20", "--requests", "3"]),
     "takeover": (["takeover.py"], ["takeover.py", "--requests", "20"]),
+    "inflight": (["inflight.py"], ["inflight.py", "--sizes", "1000,10000"]),
 }
 
 

@@ -326,3 +326,23 @@ def test_a_thread_that_loses_the_race_to_post_a_batch_does_not_unmark_the_poster
         rt.posting_now[batch.id] -= 1
         del rt.posting_now[batch.id]
     assert submission._posting_is_dead(rt, batch, datetime.now(UTC))  # nobody posts it any more
+
+
+def test_cancel_while_resolving_stops_the_workflow_before_its_next_call(
+    make_runtime: Any, emulator: EmulatorServer, catalog: dict[str, Any]
+) -> None:
+    from dbos import DBOS
+
+    user, _ = user_id_of(catalog, index=6)
+    emulator.admin.inject_fault("slow", path="/api/2/usersearch", delay=3.0)
+    rt = make_runtime()
+    rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user)])
+    eventually(lambda: api_calls(emulator, "/usersearch") or emulator.admin.faults() == [], "the search to start")
+    eventually(lambda: repo.get_request(rt.engine, rid).status == "resolving", "resolution")
+    assert api.cancel(rt, rid) == "cancelled"
+    assert api.wait(rt, rid, timeout=60) == "cancelled"
+    eventually(lambda: DBOS.get_workflow_status(rid).status == "CANCELLED", "DBOS to cancel the workflow")
+    time.sleep(4)  # the slow search has answered by now: a live workflow would go on to its next call
+    assert api_calls(emulator, "/useractivity") == []
+    assert posts(emulator) == []
+    assert repo.get_request(rt.engine, rid).status == "cancelled"

@@ -85,8 +85,9 @@ def flush_round_step(project: str) -> FlushRound:
     settled: list[str] = []
     sent = flush(rt, project, settled=settled)
     with rt.engine.connect() as conn:
-        request_ids = sorted({r for batch_id in settled for r in repo.requests_of_batch(conn, batch_id)})
-    return FlushRound(sent, jobs_store.has_submission_work(rt.engine, project), request_ids)
+        request_ids = {r for batch_id in settled for r in repo.requests_of_batch(conn, batch_id)}
+    request_ids.update(jobs_store.unsettled_requests(rt.engine, project))
+    return FlushRound(sent, jobs_store.has_submission_work(rt.engine, project), sorted(request_ids))
 
 
 @DBOS.step(retries_allowed=False)

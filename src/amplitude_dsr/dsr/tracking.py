@@ -107,7 +107,7 @@ def track_round_step(project: str) -> TrackRound:
             else:
                 continue
             touched |= job.request_ids
-    changed = sorted(touched)
+    changed = sorted(touched | set(jobs_store.unsettled_requests(rt.engine, project)))
     jobs_store.advance_waiting(rt.engine, jobs_store.aggregate_statuses(rt.engine, changed))
     return TrackRound(still_open, jobs_store.ready_requests(rt.engine, changed) if changed else [])
 

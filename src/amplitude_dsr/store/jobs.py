@@ -217,6 +217,29 @@ def advance_waiting(engine: sa.Engine, statuses: dict[str, str]) -> list[tuple[s
     return changed
 
 
+def unsettled_requests(engine: sa.Engine, project: str, *, limit: int = 1000) -> list[str]:
+    """Requests of ``project`` still ``queued`` although Amplitude settled every one of their
+    IDs: the round that stored the receipt did not get to move them (our database failed in
+    between). The next flusher or tracker round moves them."""
+    pending = (
+        sa.select(deletion_items.c.id)
+        .where(deletion_items.c.request_id == requests.c.id, deletion_items.c.state.in_(PENDING_ITEM_STATES))
+        .exists()
+    )
+    in_project = (
+        sa.select(deletion_items.c.id)
+        .where(deletion_items.c.request_id == requests.c.id, deletion_items.c.project == project)
+        .exists()
+    )
+    query = (
+        sa.select(requests.c.id)
+        .where(requests.c.kind == "deletion", requests.c.status == S.QUEUED, in_project, ~pending)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return list(conn.execute(query).scalars())
+
+
 def ready_requests(engine: sa.Engine, request_ids: Sequence[str] | None = None, *, limit: int = 1000) -> list[str]:
     """Deletion requests waiting on jobs that have nothing left to wait for: no ID queued or in a
     POST, and every receipted ID in a job that is ``done`` (or none receipted at all: every ID was
