@@ -90,11 +90,18 @@ def conclude(request_id: str, status: str, verifications: list[Verification], ou
     return status
 
 
+@db_step
+def error_step(request_id: str, reason: str) -> None:
+    repo.update_request(current().engine, request_id, error=reason)
+
+
 def fail(request_id: str, exc: Exception) -> str:
-    """Record a request's failure (identifier-free reason); returns ``failed``."""
+    """Record why a request failed (identifier-free reason); returns ``failed``. The status itself
+    is written by :func:`conclude`, with the certificate's path: a request never shows as final
+    before its document exists."""
     reason = failure_reason("deletion", request_id, exc)
     steps.audit_step(request_id, "failed", {"reason": reason})
-    progress_step(request_id, S.FAILED, {"error": reason})
+    error_step(request_id, reason)
     return S.FAILED
 
 
