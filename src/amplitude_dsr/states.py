@@ -52,6 +52,9 @@ UNRESOLVED: frozenset[str] = frozenset({S.RECEIVED, S.RESOLVING})
 # A deletion before Amplitude's receipt.
 NOT_RECEIPTED: frozenset[str] = frozenset({S.RECEIVED, S.RESOLVING, S.RESOLVED, S.QUEUED})
 
+# Jobs move staging -> submitted -> done; a request waits at the least advanced of its jobs.
+JOB_STATUS_ORDER: dict[str, int] = {JobStatus.STAGING: 0, JobStatus.SUBMITTED: 1, JobStatus.DONE: 2}
+
 # DBOS workflow statuses.
 WORKFLOW_ACTIVE: frozenset[str] = frozenset({"ENQUEUED", "PENDING"})  # not finished
 WORKFLOW_FINAL: frozenset[str] = frozenset({"SUCCESS", "ERROR", "CANCELLED"})  # has a result

@@ -19,7 +19,6 @@ CANCEL_CUTOFF_DAYS = 3  # docs/amplitude.md#removing-a-user-from-a-job: only mor
 RECONCILE_LOOKBACK = timedelta(days=7)
 RECONCILE_LOOKAHEAD = timedelta(days=150)  # under the 6-month listing window
 FINAL_JOB_STATUS = "done"
-STATUS_ORDER = {"staging": 0, "submitted": 1, "done": 2}
 RELOCATION_WINDOW_DAYS = 180  # one listing window, inside Amplitude's six-month maximum
 
 

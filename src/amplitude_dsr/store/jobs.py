@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from amplitude_dsr.states import DELETION_FINAL, RequestStatus
+from amplitude_dsr.states import DELETION_FINAL, JOB_STATUS_ORDER, JobStatus, RequestStatus
 from amplitude_dsr.store.repo import status_log, write_tx
 from amplitude_dsr.store.tables import deletion_batches, deletion_items, requests
 
@@ -24,8 +24,8 @@ PENDING_ITEM_STATES = ("queued", "batched")  # not settled by Amplitude yet
 OPEN_BATCH_STATES = ("intent", "posting", "uncertain")  # a POST to send or to reconcile
 # Statuses of a request waiting on its jobs (the tracker moves it along them).
 WAITING: tuple[str, ...] = (S.QUEUED, S.STAGING, S.SUBMITTED, S.DONE)
-STATUS_ORDER = {"staging": 0, "submitted": 1, "done": 2}
-DONE = "done"
+STATUS_ORDER = JOB_STATUS_ORDER
+DONE = JobStatus.DONE
 
 
 @dataclass

@@ -517,20 +517,6 @@ def items_for(engine: sa.Engine, request_id: str) -> list[Item]:
     ]
 
 
-def set_job_status(engine: sa.Engine, request_id: str, project: str, day: str, status: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            deletion_items.update()
-            .where(
-                deletion_items.c.request_id == request_id,
-                deletion_items.c.project == project,
-                deletion_items.c.job_day == day,
-                deletion_items.c.state == "receipted",
-            )
-            .values(job_status=status)
-        )
-
-
 def cancel_items(engine: sa.Engine, request_id: str, *, only_queued: bool) -> int | None:
     """Mark a request's items cancelled (only still-queued ones when ``only_queued``). ``None``,
     and nothing changed, when one of its items is in a batch being submitted right now: checked
