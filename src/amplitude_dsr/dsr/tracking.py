@@ -92,15 +92,13 @@ def track_round_step(project: str) -> TrackRound:
             if now.status != logic.FINAL_JOB_STATUS:
                 still_open += 1
             if found.moved_from is not None:
-                jobs_store.move_job(
-                    conn, project, job.day, new_day=now.day, status=now.status, request_ids=job.request_ids
-                )
+                jobs_store.update_job(conn, project, job.day, job.request_ids, job_day=now.day, job_status=now.status)
                 detail: dict[str, object] = {"project": project, "from_day": job.day, "day": now.day,
                                              "status": now.status}  # fmt: skip
                 _audit_all(conn, job.request_ids, "job_moved", detail, f"{project}:{job.day}>{now.day}")
                 log.info("Amplitude moved a %s job from %s to %s", project, job.day, now.day)
             elif now.status != job.status:
-                jobs_store.set_job_status(conn, project, job.day, now.status, job.request_ids)
+                jobs_store.update_job(conn, project, job.day, job.request_ids, job_status=now.status)
                 detail = {"project": project, "day": job.day, "status": now.status,
                           "active_scrub_done_date": now.active_scrub_done_date}  # fmt: skip
                 _audit_all(conn, job.request_ids, "job_status", detail, f"{project}:{job.day}:{now.status}")

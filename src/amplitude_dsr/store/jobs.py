@@ -134,34 +134,22 @@ def open_jobs(engine: sa.Engine, project: str) -> list[Job]:
     return [found[d] for d in sorted(found)]
 
 
-def set_job_status(conn: sa.Connection, project: str, day: str, status: str, request_ids: Iterable[str]) -> None:
-    """Every receipted item of ``request_ids`` in the job gets ``status``."""
-    conn.execute(
-        deletion_items.update()
-        .where(
-            deletion_items.c.project == project,
-            deletion_items.c.job_day == day,
-            deletion_items.c.state == "receipted",
-            deletion_items.c.request_id.in_(sorted(request_ids)),
+def update_job(conn: sa.Connection, project: str, day: str, request_ids: Iterable[str], **values: str) -> None:
+    """Set ``values`` (``job_status``; ``job_day`` when Amplitude moved the job) on every receipted
+    item of ``request_ids`` in the job of ``project`` at ``day``, 500 requests per statement (a
+    job may hold a hundred thousand requests; SQLite bounds the parameters of one statement)."""
+    ids = sorted(request_ids)
+    for start in range(0, len(ids), 500):
+        conn.execute(
+            deletion_items.update()
+            .where(
+                deletion_items.c.project == project,
+                deletion_items.c.job_day == day,
+                deletion_items.c.state == "receipted",
+                deletion_items.c.request_id.in_(ids[start : start + 500]),
+            )
+            .values(**values)
         )
-        .values(job_status=status)
-    )
-
-
-def move_job(
-    conn: sa.Connection, project: str, old_day: str, *, new_day: str, status: str, request_ids: Iterable[str]
-) -> None:
-    """Amplitude moved the job: its items now name ``new_day`` and ``status``."""
-    conn.execute(
-        deletion_items.update()
-        .where(
-            deletion_items.c.project == project,
-            deletion_items.c.job_day == old_day,
-            deletion_items.c.state == "receipted",
-            deletion_items.c.request_id.in_(sorted(request_ids)),
-        )
-        .values(job_day=new_day, job_status=status)
-    )
 
 
 def aggregate_statuses(engine: sa.Engine, request_ids: Sequence[str]) -> dict[str, str]:
