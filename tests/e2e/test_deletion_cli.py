@@ -19,16 +19,21 @@ from .proc import eventually, run, start_worker, status, stop
 FINAL = ("verified", "recollected", "still_present", "nothing_found", "cancelled", "failed")
 
 
-def executors(db_url: str) -> dict[str, str]:
-    """Workflow ID -> the DBOS executor that ran it (from DBOS's own table)."""
+def workflows(db_url: str) -> list[dict[str, str]]:
+    """Every DBOS workflow (from DBOS's own table): ID, function name, status and executor."""
     engine = make_engine(db_url)
     table = "workflow_status" if engine.dialect.name == "sqlite" else "dbos.workflow_status"
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text(f"SELECT workflow_uuid, executor_id FROM {table}")).all()
+            rows = conn.execute(sa.text(f"SELECT workflow_uuid, name, status, executor_id FROM {table}")).all()
     finally:
         engine.dispose()
-    return {r[0]: r[1] for r in rows}
+    return [{"id": r[0], "name": r[1], "status": r[2], "executor": r[3]} for r in rows]
+
+
+def executors(db_url: str) -> dict[str, str]:
+    """Workflow ID -> the DBOS executor that ran it."""
+    return {w["id"]: w["executor"] for w in workflows(db_url)}
 
 
 def final(request_id: str, env: dict[str, str], cwd: Path) -> dict[str, Any]:

@@ -14,15 +14,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from amplitude_dsr.config import normalize_database_url
 from amplitude_dsr.dsr.takeover import WATCH_INTERVAL
 from amplitude_dsr.emulator.server import EmulatorServer
 
 from .conftest import api_calls, env_for
 from .proc import CLI, cli_env, eventually, run, stop
-from .test_deletion_cli import FINAL
+from .test_deletion_cli import FINAL, workflows
 
 SUBJECTS = 12
 
@@ -36,18 +33,6 @@ def spawn_worker(env: dict[str, str], cwd: Path, executor_id: str) -> tuple[subp
             stdout=subprocess.DEVNULL, stderr=err, text=True,
         )  # fmt: skip
     return proc, log
-
-
-def workflows(db_url: str) -> list[dict[str, str]]:
-    """Every DBOS workflow: ID, function name, status and executor."""
-    engine = sa.create_engine(normalize_database_url(db_url))
-    table = "workflow_status" if engine.dialect.name == "sqlite" else "dbos.workflow_status"
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.text(f"SELECT workflow_uuid, name, status, executor_id FROM {table}")).all()
-    finally:
-        engine.dispose()
-    return [{"id": r[0], "name": r[1], "status": r[2], "executor": r[3]} for r in rows]
 
 
 def listed(env: dict[str, str], cwd: Path) -> list[dict[str, Any]]:
