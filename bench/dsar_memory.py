@@ -46,7 +46,7 @@ def child(doc: dict[str, Any], user_id: str, workdir: str) -> dict[str, Any]:
     """Run one access request in this (fresh) process."""
     from amplitude_dsr.dsr import api
     from amplitude_dsr.dsr.model import Identifier
-    from amplitude_dsr.dsr.runtime import open_runtime
+    from amplitude_dsr.dsr.executor import open_runtime
     from amplitude_dsr.store import repo
 
     tmp = Path(workdir)

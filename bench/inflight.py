@@ -84,7 +84,7 @@ def _write_requests(engine: Any, amplitude_ids: list[int]) -> None:
 def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from amplitude_dsr.dsr.runtime import open_runtime
+    from amplitude_dsr.dsr.executor import open_runtime
     from amplitude_dsr.store import repo
     from amplitude_dsr.store.tables import deletion_items
 

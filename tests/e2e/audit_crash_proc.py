@@ -20,7 +20,7 @@ from dbos._sys_db import SystemDatabase
 
 from amplitude_dsr.config import Settings
 from amplitude_dsr.dsr import steps
-from amplitude_dsr.dsr.runtime import open_runtime
+from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.store import audit
 
 WORKFLOW_ID = "audit-crash-wf"

@@ -18,13 +18,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSClient
 
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import intake, jobs, sealing, steps
 from amplitude_dsr.dsr.finish import verification_id
 from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
-from amplitude_dsr.dsr.runtime import APP_NAME, Runtime
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.errors import (
     BadRequest,
     BudgetExhausted,
@@ -145,16 +144,18 @@ def wait(rt: Runtime, request_id: str, timeout: float | None = None, *, max_budg
     exhausted rate budget would add up to more than that many seconds; ``None`` waits for the
     budget however long. Either way the request is untouched: it stays queued and an executor
     (``worker``) finishes it."""
-    handle: Any = DBOS.retrieve_workflow(request_id)
+    handle: Any = rt.dbos_client().retrieve_workflow(request_id)
     started = last = time.monotonic()
     budget_waited = 0.0
     while True:
         done = _final_status(rt, request_id, handle)
         if done is not None:
             return done
+        if rt.lock_lost is not None:  # this foreground command stops running workflows
+            raise DomainError(f"{rt.lock_lost}; the request carries on in a worker")
         now = time.monotonic()
         if max_budget_wait is not None:
-            pending = budget_wait(request_id) or budget_wait(verification_id(request_id))
+            pending = budget_wait(rt, request_id) or budget_wait(rt, verification_id(request_id))
             if pending is not None:
                 budget_waited += now - last
                 if gives_up(budget_waited, pending.resume_at, max_budget_wait, datetime.now(UTC)):
@@ -183,11 +184,11 @@ def _final_status(rt: Runtime, request_id: str, handle: Any) -> str | None:
     return row.status if row.kind == "deletion" and row.status == "cancelled" else None
 
 
-def budget_wait(request_id: str) -> BudgetExhausted | None:
+def budget_wait(rt: Runtime, request_id: str) -> BudgetExhausted | None:
     """The exhausted budget the request's workflow is sleeping on now, or ``None`` (not
     sleeping on one, or the published wait is over). Read from the workflow event that
     :func:`steps.call` sets around its durable sleep."""
-    value = DBOS.get_all_events(request_id).get(steps.BUDGET_WAIT_EVENT)
+    value = rt.dbos_client().get_event(request_id, steps.BUDGET_WAIT_EVENT, timeout_seconds=0)
     if not isinstance(value, dict):
         return None
     try:
@@ -271,15 +272,13 @@ def _stop_workflows(rt: Runtime, workflow_ids: list[str]) -> None:
     in progress stops at its next step instead of spending the user pool for nothing. Through a
     ``DBOSClient``, so it works from any process; the request's row already says ``cancelled``,
     so a workflow that finishes first changes nothing (its progress never overwrites a cancel)."""
-    client = DBOSClient(system_database_engine=rt.engine, application_name=APP_NAME, lazy=True)
     try:
+        client = rt.dbos_client()
         active = client.list_workflows(workflow_ids=workflow_ids, status=sorted(WORKFLOW_ACTIVE), load_input=False)
         if active:
             client.cancel_workflows([w.workflow_id for w in active])
     except Exception:  # the cancel itself is done; a workflow left running ends at its next check
         log.debug("could not cancel the workflows of a cancelled request", exc_info=True)
-    finally:
-        client.destroy()
 
 
 def credential_pauses(engine: sa.Engine) -> list[dict[str, str]]:
