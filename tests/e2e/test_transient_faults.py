@@ -170,7 +170,7 @@ def test_another_processs_refused_key_pauses_the_project_and_never_fails_the_req
         assert row.status == "staging" and not row.error
         [pause] = pauses.active(bad.engine)
         assert pause.project == "web" and "credentials" in pause.reason
-        assert api.budget_wait(rid) is None
+        assert api.budget_wait(bad, rid) is None
     finally:
         bad.close()
     rt = open_runtime(good, role="executor", data_dir=tmp_path / "data")

@@ -43,6 +43,7 @@ from amplitude_dsr.amplitude import AmplitudeClient, Budget, DsarClient
 from amplitude_dsr.config import ProjectConfig, Settings, default_data_home
 from amplitude_dsr.dsr.connections import ExecutorLock
 from amplitude_dsr.dsr.sealing import SealedSerializer
+from amplitude_dsr.errors import ShuttingDown
 from amplitude_dsr.states import WORKFLOW_ACTIVE
 from amplitude_dsr.store.db import private_dir, sqlite_path
 
@@ -83,6 +84,26 @@ WORKFLOW_METHODS = {
 }  # fmt: skip
 
 _log = logging.getLogger(__name__)
+# What DBOS raises in a workflow thread that outlived it (torn down in Runtime.close).
+_AFTER_TEARDOWN = ("No DBOS was created yet", "accessed before DBOS was launched")
+
+
+class _ShutdownNoise(logging.Filter):
+    """Drops DBOS's error line (with a traceback) for a workflow thread that ended because this
+    process shut down (``ShuttingDown``, or DBOS already torn down): nothing failed, the workflow
+    resumes from its last checkpoint in the next executor."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        if isinstance(exc, ShuttingDown):
+            return False
+        return not any(text in str(exc) for text in _AFTER_TEARDOWN)
+
+
+_SHUTDOWN_NOISE = _ShutdownNoise()
+logging.getLogger("dbos").addFilter(_SHUTDOWN_NOISE)
 
 
 @dataclass
