@@ -59,7 +59,7 @@ def run() -> list[dict[str, Any]]:
                 rid, _ = api.submit(
                     rt, "access", [Identifier.parse(kind, value)], options={"out_dir": str(tmp / "out"), **options}
                 )
-                status = api.wait(rid, timeout=120)
+                status = api.wait(rt, rid, timeout=120)
                 log = emu.admin.request_log(since)
                 rows.append(
                     {

@@ -55,7 +55,7 @@ def child(doc: dict[str, Any], user_id: str, workdir: str) -> dict[str, Any]:
     rt = open_runtime(settings, role="executor", data_dir=tmp / "data")
     started = time.perf_counter()
     rid, _ = api.submit(rt, "access", [Identifier.parse("user_id", user_id)], options={"out_dir": str(tmp / "out")})
-    status = api.wait(rid, timeout=1800)
+    status = api.wait(rt, rid, timeout=1800)
     elapsed = time.perf_counter() - started
     row = repo.get_request(rt.engine, rid)
     files = {p.name: p.stat().st_size for p in Path(row.out_dir or tmp).glob("*") if p.is_file()}

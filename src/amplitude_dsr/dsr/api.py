@@ -12,17 +12,18 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import intake, jobs, sealing, steps
 from amplitude_dsr.dsr.finish import verification_id
-from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
+from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier, RequestOptions
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.errors import (
     BadRequest,
@@ -65,7 +66,7 @@ class Spec:
 
     kind: str
     identifiers: Sequence[Identifier]
-    options: dict[str, Any] = field(default_factory=dict)
+    options: RequestOptions | Mapping[str, Any] = field(default_factory=RequestOptions)
     regulation: str = "gdpr"
 
 
@@ -74,7 +75,7 @@ def submit(
     kind: str,
     identifiers: Sequence[Identifier],
     *,
-    options: dict[str, Any] | None = None,
+    options: RequestOptions | Mapping[str, Any] | None = None,
     regulation: str = "gdpr",
     dedupe: bool = False,
     resume: bool = False,
@@ -83,7 +84,7 @@ def submit(
     identical request instead of creating a new one. ``resume`` returns it only while it is not
     final (same identifiers, options and regulation: a re-run of an interrupted command picks it
     up); once it is final, the same command creates a new request."""
-    spec = Spec(kind, identifiers, dict(options or {}), regulation)
+    spec = Spec(kind, identifiers, options if options is not None else RequestOptions(), regulation)
     prepared = _prepare(rt, spec, keyed="dedupe" if dedupe else "resume" if resume else None)
     [(rid, created)] = intake.store(rt, [prepared])
     if resume and not created and is_final(row := repo.get_request(rt.engine, rid)):
@@ -116,9 +117,14 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
         raise UsageError("regulation must be 'gdpr' or 'ccpa'")
     if not rt.settings.projects:
         rt.settings.project()  # raises the ConfigError with what to set
-    opts = dict(spec.options)
-    for name in opts.get("projects") or []:
+    options = request_options(spec.options)
+    if kind == "access" and options.org_wide:
+        raise UsageError("org_wide applies to deletion requests only")
+    if kind == "deletion" and options.full_history:
+        raise UsageError("full_history applies to access requests only")
+    for name in options.projects:
         rt.settings.project(name)
+    opts = options.stored()
     if kind == "deletion":
         opts.setdefault("requester", rt.settings.requester)
     key = None
@@ -131,6 +137,18 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
         regulation=regulation, deadline_days=REGULATION_DAYS[regulation], idempotency_key=key,
     )  # fmt: skip
     return intake.Prepared(row, [audit.identifier_digest(i.kind.value, i.value) for i in identifiers])
+
+
+def request_options(value: RequestOptions | Mapping[str, Any]) -> RequestOptions:
+    """``value`` as validated options; UsageError (one line) naming the first bad option."""
+    if isinstance(value, RequestOptions):
+        return value
+    try:
+        return RequestOptions.model_validate(dict(value))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "options"
+        raise UsageError(f"invalid request option {where!r}: {first['msg']}") from None
 
 
 def wait(rt: Runtime, request_id: str, timeout: float | None = None, *, max_budget_wait: float | None = None) -> str:
