@@ -45,8 +45,8 @@ def cases(catalog: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]
 
 def run() -> list[dict[str, Any]]:
     from amplitude_dsr.dsr import api
-    from amplitude_dsr.dsr.model import Identifier
     from amplitude_dsr.dsr.executor import open_runtime
+    from amplitude_dsr.dsr.model import Identifier
 
     rows = []
     with common.temp_dir("access") as tmp, common.emulator(rate_scale=SCALE) as emu:

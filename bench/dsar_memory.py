@@ -45,8 +45,8 @@ def proc_status(pid: int | str, field: str) -> int:
 def child(doc: dict[str, Any], user_id: str, workdir: str) -> dict[str, Any]:
     """Run one access request in this (fresh) process."""
     from amplitude_dsr.dsr import api
-    from amplitude_dsr.dsr.model import Identifier
     from amplitude_dsr.dsr.executor import open_runtime
+    from amplitude_dsr.dsr.model import Identifier
     from amplitude_dsr.store import repo
 
     tmp = Path(workdir)

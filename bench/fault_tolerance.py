@@ -25,8 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 from amplitude_dsr.dsr import api
-from amplitude_dsr.dsr.model import Identifier
 from amplitude_dsr.dsr.executor import open_runtime
+from amplitude_dsr.dsr.model import Identifier
 from amplitude_dsr.store import repo
 
 FAST = 86400.0 * 4

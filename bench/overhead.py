@@ -76,8 +76,8 @@ def replay(doc: dict[str, Any], calls: list[dict[str, Any]]) -> float:
 
 def child(doc: dict[str, Any], db_url: str, workdir: str, levels: list[int]) -> list[dict[str, Any]]:
     from amplitude_dsr.dsr import api
-    from amplitude_dsr.dsr.model import Identifier
     from amplitude_dsr.dsr.executor import open_runtime
+    from amplitude_dsr.dsr.model import Identifier
     from amplitude_dsr.emulator.admin_client import EmulatorAdmin
 
     tmp = Path(workdir)

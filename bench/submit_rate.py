@@ -75,8 +75,8 @@ def one_by_one(rt: Any, n: int, prefix: str, max_seconds: float = 1e9) -> tuple[
 
 def child(phase: str, doc: dict[str, Any], db_url: str, workdir: str, n: int) -> dict[str, Any]:
     from amplitude_dsr.dsr import api
-    from amplitude_dsr.dsr.model import Identifier
     from amplitude_dsr.dsr.executor import open_runtime
+    from amplitude_dsr.dsr.model import Identifier
 
     settings = common.settings_for(doc, db_url, rate_scale=RATE_SCALE)
     # "fg": a foreground command (no worker), whose own workflows run here while it submits.

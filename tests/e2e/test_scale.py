@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from amplitude_dsr.dsr import api
-from amplitude_dsr.dsr.model import Identifier
 from amplitude_dsr.dsr.executor import open_runtime
+from amplitude_dsr.dsr.model import Identifier
 from amplitude_dsr.store import repo
 
 from .conftest import FAST_CLOCK, EmulatorProcess, api_calls, settings_for

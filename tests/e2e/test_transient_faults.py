@@ -17,8 +17,8 @@ from pydantic import SecretStr
 
 from amplitude_dsr.config import Settings
 from amplitude_dsr.dsr import api
-from amplitude_dsr.dsr.model import Identifier
 from amplitude_dsr.dsr.executor import open_runtime
+from amplitude_dsr.dsr.model import Identifier
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.emulator.server import EmulatorServer
 from amplitude_dsr.store import audit, pauses, repo
