@@ -143,6 +143,9 @@ def org_config(doc: dict[str, Any]) -> OrgConfig:
     return OrgConfig(api_key=o["api_key"], secret_key=o["secret_key"], base_url=doc["base_url"])
 
 
+DATA_KEY_ENV = "AMPLITUDE_DSR_DATA_KEY"
+
+
 def settings_for(
     doc: dict[str, Any], db_url: str, *, org: bool = False, projects: Sequence[str] = ("web",), **extra: Any
 ) -> Settings:
@@ -155,6 +158,8 @@ def settings_for(
         "poll_interval": 0.2,
         "max_linger": 30.0,
     }
+    if os.environ.get(DATA_KEY_ENV):  # one key for every process of a bench (PostgreSQL: no key file beside it)
+        values["data_key"] = os.environ[DATA_KEY_ENV]
     values.update(extra)
     return Settings(**values)
 

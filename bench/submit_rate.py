@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
@@ -109,6 +110,7 @@ def cli_env(doc: dict[str, Any], db_url: str, tmp: Path) -> dict[str, str]:
     p = common.project_config(doc)
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AMPLITUDE_", "DBOS"))},
+        common.DATA_KEY_ENV: os.environ[common.DATA_KEY_ENV],
         "HOME": str(tmp / "home"), "XDG_DATA_HOME": str(tmp / "xdg"),
         "AMPLITUDE_API_KEY": p.api_key.get_secret_value(), "AMPLITUDE_SECRET_KEY": p.secret_key.get_secret_value(),
         "AMPLITUDE_BASE_URL": p.base_url or "", "AMPLITUDE_REGION": p.region,
@@ -229,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         phase, doc, db_url, workdir, n = args.child
         print(json.dumps(child(phase, json.loads(doc), db_url, workdir, int(n))), flush=True)
         os._exit(0)
+    # One data key for every process of the run: the children, the workers and the batch command.
+    os.environ.setdefault(common.DATA_KEY_ENV, Fernet.generate_key().decode())
     rows = []
     for db_kind in args.dbs.split(","):
         rows += run_db(db_kind, args.rows, args.one_by_one)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig
 
 from amplitude_dsr.amplitude import Budget
@@ -46,6 +47,19 @@ def _role_kind(role: str, executor: bool) -> str:
     if executor:
         return "worker" if role == "executor" else "foreground"
     return "submitter"
+
+
+def _create_dbos_tables(engine: sa.Engine, url: str, kind: str) -> None:
+    """DBOS's own tables, as an executor's launch creates them, for a submitter on a database no
+    executor has opened yet: its request is enqueued, not refused. Its one short connection
+    carries our application name, like every other (``connections.FOOTPRINTS``)."""
+    schema = None if sqlite_path(url) is not None else "dbos"
+    if sa.inspect(engine).has_table("workflow_status", schema=schema):
+        return
+    target = sa.make_url(dbos_database_url(url))
+    if schema is not None:
+        target = target.update_query_dict({"application_name": application_name(kind, "dbos")})
+    DBOS.migrate(target.render_as_string(hide_password=False))
 
 
 def open_runtime(
@@ -120,9 +134,7 @@ def _open(
             sealing.check_keys(engine, keys, source)
             serializer = sealing.SealedSerializer(keys)
             if not executor:
-                # DBOS's own tables, as an executor's launch creates them: a request submitted
-                # before any worker ever ran is enqueued, not refused.
-                DBOS.migrate(dbos_database_url(url))
+                _create_dbos_tables(engine, url, kind)
     except Exception:
         engine.dispose()
         budget.close()
