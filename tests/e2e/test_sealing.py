@@ -21,7 +21,7 @@ from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.model import Identifier
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.emulator.server import EmulatorServer
-from amplitude_dsr.errors import ConfigError
+from amplitude_dsr.errors import ConfigError, SealedDataUnreadable
 from amplitude_dsr.store import repo
 
 from .conftest import api_calls, settings_for
@@ -141,3 +141,26 @@ def test_checkpoints_written_before_sealing_stay_readable(
     assert api.wait(rt, rid, timeout=120) == "completed"
     assert repo.get_request(rt.engine, rid).status == "completed"
     assert sealing.SERIALIZATION in {how for _, _, how in dbos_values(db_url)}
+
+
+def test_a_requests_identifiers_and_resolution_are_encrypted_in_our_tables(
+    make_runtime: Callable[..., Runtime], emulator: EmulatorServer, catalog: dict[str, Any], db_url: str
+) -> None:
+    user = catalog["web"]["ordinary"][3]
+    rt = make_runtime()
+    rid, _ = api.submit(rt, "deletion", [Identifier.parse("email", user["user_id"])])
+    assert api.wait(rt, rid, timeout=300) == "verified"
+    row = repo.get_request(rt.engine, rid)  # the runtime's engine carries the key: read in clear
+    assert row.identifiers == [{"kind": "email", "value": user["user_id"]}]
+    assert row.result and "resolution" in row.result
+    plain = sa.create_engine(normalize_database_url(db_url))  # a copy of the database, without the key
+    try:
+        with plain.connect() as conn:
+            raw = conn.exec_driver_sql("SELECT identifiers, result FROM dsr_requests").all()
+        assert raw
+        for value in (v for r in raw for v in r):
+            assert user["user_id"] not in str(value) and '"sealed"' in str(value)
+        with pytest.raises(SealedDataUnreadable):
+            repo.get_request(plain, rid)
+    finally:
+        plain.dispose()

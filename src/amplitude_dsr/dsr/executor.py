@@ -33,7 +33,7 @@ from amplitude_dsr.dsr.runtime import (
 )
 from amplitude_dsr.dsr.workflows import Workflows
 from amplitude_dsr.errors import ConfigError
-from amplitude_dsr.store import repo
+from amplitude_dsr.store import repo, sealed
 from amplitude_dsr.store.audit import create_audit_tables
 from amplitude_dsr.store.db import make_engine, pg_engine_options, private_dir, sqlite_path
 
@@ -128,10 +128,12 @@ def _open(
         repo.create_tables(engine)
         create_audit_tables(engine)
         budget.create_tables()
+        # Every process seals alike: DBOS checkpoints and the identifier columns (store/sealed.py).
+        keys, source = sealing.data_keys(settings)
+        sealing.check_keys(engine, keys, source)
+        sealed.attach(engine, keys)
         serializer = None
-        if role != "offline":  # every process that reads or writes checkpoints seals them alike
-            keys, source = sealing.data_keys(settings)
-            sealing.check_keys(engine, keys, source)
+        if role != "offline":
             serializer = sealing.SealedSerializer(keys)
             if not executor:
                 _create_dbos_tables(engine, url, kind)

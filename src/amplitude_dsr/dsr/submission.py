@@ -35,6 +35,10 @@ from amplitude_dsr.store import jobs as jobs_store
 log = logging.getLogger("amplitude_dsr.dsr")
 STALE_POSTING = timedelta(minutes=10)  # a POST by another live executor never takes this long
 FLUSH_ROUNDS = 1000  # rounds of one flusher workflow; the executor's sweep starts the next one
+# POSTs per flusher round at most: each round's receipts move their requests to their job's
+# status before the next round posts (a burst of 100,000 deletions is 1,000 POSTs at 1 per second:
+# their statuses follow the receipts by seconds, not at the end of a 17-minute round).
+POSTS_PER_ROUND = 10
 
 
 @dataclass
@@ -82,7 +86,7 @@ def flush_workflow(rt: Runtime, project: str) -> int:
 def flush_round_step(rt: Runtime, project: str) -> FlushRound:
     """One flusher round: :func:`flush` for ``project``."""
     settled: list[str] = []
-    sent = flush(rt, project, settled=settled)
+    sent = flush(rt, project, settled=settled, max_posts=POSTS_PER_ROUND)
     with rt.engine.connect() as conn:
         request_ids = {r for batch_id in settled for r in repo.requests_of_batch(conn, batch_id)}
     request_ids.update(jobs_store.unsettled_requests(rt.engine, project))
@@ -97,21 +101,26 @@ def settle_step(rt: Runtime, request_ids: list[str]) -> list[str]:
     return jobs_store.ready_requests(rt.engine, request_ids)
 
 
-def flush(rt: Runtime, project: str | None = None, *, settled: list[str] | None = None) -> int:
+def flush(
+    rt: Runtime, project: str | None = None, *, settled: list[str] | None = None, max_posts: int | None = None
+) -> int:
     """Reconcile uncertain batches, send batches claimed but never sent, then claim and submit
-    every batch that is due (of ``project``, or of every project). Returns the POSTs sent; the
-    IDs of the batches settled are appended to ``settled``."""
+    the batches that are due (of ``project``, or of every project), ``max_posts`` at most.
+    Returns the POSTs sent; the IDs of the batches settled are appended to ``settled``."""
     settled = settled if settled is not None else []
     reconcile_uncertain(rt, project, settled=settled)
     sent = 0
     # Claimed earlier but never sent: a crash between claim and POST, or refused by a budget or a
     # 429 before anything happened. mark_posting lets exactly one flusher send each.
+    limit = max_posts if max_posts is not None else float("inf")
     for stranded in repo.batches_in(rt.engine, ["intent"], project):
+        if sent >= limit:
+            return sent
         sent += post_batch(rt, stranded, settled=settled)
     now = datetime.now(UTC)
     for name, org_wide, waiting, oldest in repo.queued_summary(rt.engine, project):
         queued = waiting
-        while queued > 0:
+        while queued > 0 and sent < limit:
             resolving = repo.count_requests_in(rt.engine, "deletion", sorted(DELETION_RESOLVING))
             floor = logic.flush_floor(logic.age_seconds(oldest, now), resolving, rt.settings.max_linger)
             if queued < floor:  # a cheap read first; the claim re-checks atomically

@@ -16,7 +16,7 @@ when no job is left open. The executor's sweep
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -76,11 +76,12 @@ def track_round_step(rt: Runtime, project: str) -> TrackRound:
     in one transaction; then the requests of the changed jobs move to their aggregate status."""
     open_jobs = jobs_store.open_jobs(rt.engine, project)
     listing = _round_lister(rt, project)
+    fresh = rt.client(project).list_deletions
     located = []
     for job in open_jobs:
         requested_on = job.first_requested.date() if job.first_requested else date.today()
-        fresh = rt.client(project).list_deletions
-        located.append((job, jobs.locate(listing, job.day, sorted(job.amplitude_ids), requested_on, fresh=fresh)))
+        sample = jobs_store.job_sample(rt.engine, project, job.day)
+        located.append((job, jobs.locate(listing, job.day, sample, requested_on, fresh=fresh)))
     touched: set[str] = set()
     still_open = 0
     with write_tx(rt.engine) as conn:
@@ -92,25 +93,29 @@ def track_round_step(rt: Runtime, project: str) -> TrackRound:
             if now.status != logic.FINAL_JOB_STATUS:
                 still_open += 1
             if found.moved_from is not None:
-                jobs_store.update_job(conn, project, job.day, job.request_ids, job_day=now.day, job_status=now.status)
+                request_ids = jobs_store.requests_in_job(conn, project, job.day)
+                jobs_store.update_job(conn, project, job.day, job_day=now.day, job_status=now.status)
                 detail: dict[str, object] = {"project": project, "from_day": job.day, "day": now.day,
                                              "status": now.status}  # fmt: skip
-                _audit_all(conn, job.request_ids, "job_moved", detail, f"{project}:{job.day}>{now.day}")
+                _audit_all(conn, request_ids, "job_moved", detail, f"{project}:{job.day}>{now.day}")
                 log.info("Amplitude moved a %s job from %s to %s", project, job.day, now.day)
             elif now.status != job.status:
-                jobs_store.update_job(conn, project, job.day, job.request_ids, job_status=now.status)
+                request_ids = jobs_store.requests_in_job(conn, project, job.day)
+                jobs_store.update_job(conn, project, job.day, job_status=now.status)
                 detail = {"project": project, "day": job.day, "status": now.status,
                           "active_scrub_done_date": now.active_scrub_done_date}  # fmt: skip
-                _audit_all(conn, job.request_ids, "job_status", detail, f"{project}:{job.day}:{now.status}")
+                _audit_all(conn, request_ids, "job_status", detail, f"{project}:{job.day}:{now.status}")
             else:
                 continue
-            touched |= job.request_ids
+            touched.update(request_ids)
     changed = sorted(touched | set(jobs_store.unsettled_requests(rt.engine, project)))
     jobs_store.advance_waiting(rt.engine, jobs_store.aggregate_statuses(rt.engine, changed))
     return TrackRound(still_open, jobs_store.ready_requests(rt.engine, changed) if changed else [])
 
 
-def _audit_all(conn: sa.Connection, request_ids: set[str], kind: str, detail: Mapping[str, object], key: str) -> None:
+def _audit_all(
+    conn: sa.Connection, request_ids: Sequence[str], kind: str, detail: Mapping[str, object], key: str
+) -> None:
     """The same entry in the trail of every request of the job, once each (keyed by content)."""
     for request_id in sorted(request_ids):
         audit.append(conn, request_id, kind, detail, write_key=f"{kind}:{request_id}:{key}")

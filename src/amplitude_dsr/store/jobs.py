@@ -8,8 +8,8 @@ a request that is final (or cancelled) no longer holds a job open.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,15 +30,19 @@ DONE = JobStatus.DONE
 
 @dataclass
 class Job:
-    """One deletion job as our items know it: its project, day and last known status, the
-    Amplitude IDs we asked it to delete and the requests they belong to."""
+    """One deletion job as our items know it: its project, day, least advanced known status, how
+    many of our IDs it holds, and when its first request was made. Its IDs and requests are read
+    per job, when needed (:func:`job_sample`, :func:`requests_in_job`): a job may hold a hundred
+    thousand of them, and a round touches only the jobs that changed."""
 
     project: str
     day: str
     status: str
-    amplitude_ids: set[int] = field(default_factory=set)
-    request_ids: set[str] = field(default_factory=set)
+    items: int = 0
     first_requested: datetime | None = None
+
+
+SAMPLE_IDS = 1000  # our IDs per job used to recognise it in a listing (any of them identifies it)
 
 
 def _live_requests() -> Any:
@@ -91,26 +95,24 @@ def has_submission_work(engine: sa.Engine, project: str) -> bool:
         return batch is not None
 
 
+def _open_conditions(project: str | None = None) -> list[Any]:
+    """Receipted items whose job is not done yet, of requests that are not final (joined)."""
+    conditions = [
+        deletion_items.c.state == "receipted",
+        deletion_items.c.job_day.is_not(None),
+        sa.or_(deletion_items.c.job_status.is_(None), deletion_items.c.job_status != DONE),
+        requests.c.status.not_in(sorted(DELETION_FINAL)),
+    ]
+    return conditions if project is None else [*conditions, deletion_items.c.project == project]
+
+
 def _open_items(project: str | None = None) -> Any:
-    """Receipted items whose job is not done yet, of requests that are not final."""
-    query = (
-        sa.select(
-            deletion_items.c.project,
-            deletion_items.c.job_day,
-            deletion_items.c.job_status,
-            deletion_items.c.amplitude_id,
-            deletion_items.c.request_id,
-            requests.c.created_at,
-        )
+    """The open items' projects (see :func:`_open_conditions`)."""
+    return (
+        sa.select(deletion_items.c.project)
         .join(requests, requests.c.id == deletion_items.c.request_id)
-        .where(
-            deletion_items.c.state == "receipted",
-            deletion_items.c.job_day.is_not(None),
-            sa.or_(deletion_items.c.job_status.is_(None), deletion_items.c.job_status != DONE),
-            requests.c.status.not_in(sorted(DELETION_FINAL)),
-        )
+        .where(*_open_conditions(project))
     )
-    return query if project is None else query.where(deletion_items.c.project == project)
 
 
 def projects_to_track(engine: sa.Engine) -> list[str]:
@@ -121,35 +123,69 @@ def projects_to_track(engine: sa.Engine) -> list[str]:
 
 
 def open_jobs(engine: sa.Engine, project: str) -> list[Job]:
-    """The jobs of ``project`` not done yet, one per job day, ordered by day."""
+    """The jobs of ``project`` not done yet, one per job day, ordered by day: one grouped query,
+    whatever the number of items (memory does not grow with the requests in flight)."""
+    query = (
+        sa.select(
+            deletion_items.c.job_day,
+            deletion_items.c.job_status,
+            sa.func.count(deletion_items.c.id),
+            sa.func.min(requests.c.created_at),
+        )
+        .join(requests, requests.c.id == deletion_items.c.request_id)
+        .where(*_open_conditions(project))
+        .group_by(deletion_items.c.job_day, deletion_items.c.job_status)
+    )
     found: dict[str, Job] = {}
     with engine.connect() as conn:
-        for p, day, status, aid, request_id, created in conn.execute(_open_items(project)):
-            job = found.setdefault(day, Job(p, day, status or "staging"))
+        for day, status, count, created in conn.execute(query):
+            job = found.setdefault(day, Job(project, day, status or "staging"))
             job.status = min(job.status, status or "staging", key=lambda s: STATUS_ORDER.get(s, 0))
-            job.amplitude_ids.add(int(aid))
-            job.request_ids.add(request_id)
-            if job.first_requested is None or created < job.first_requested:
+            job.items += int(count)
+            if created is not None and (job.first_requested is None or created < job.first_requested):
                 job.first_requested = created
     return [found[d] for d in sorted(found)]
 
 
-def update_job(conn: sa.Connection, project: str, day: str, request_ids: Iterable[str], **values: str) -> None:
-    """Set ``values`` (``job_status``; ``job_day`` when Amplitude moved the job) on every receipted
-    item of ``request_ids`` in the job of ``project`` at ``day``, 500 requests per statement (a
-    job may hold a hundred thousand requests; SQLite bounds the parameters of one statement)."""
-    ids = sorted(request_ids)
-    for start in range(0, len(ids), 500):
-        conn.execute(
-            deletion_items.update()
-            .where(
-                deletion_items.c.project == project,
-                deletion_items.c.job_day == day,
-                deletion_items.c.state == "receipted",
-                deletion_items.c.request_id.in_(ids[start : start + 500]),
-            )
-            .values(**values)
+def job_sample(engine: sa.Engine, project: str, day: str, limit: int = SAMPLE_IDS) -> list[int]:
+    """Up to ``limit`` of our open Amplitude IDs in the job of ``project`` at ``day``."""
+    query = (
+        sa.select(deletion_items.c.amplitude_id)
+        .join(requests, requests.c.id == deletion_items.c.request_id)
+        .where(*_open_conditions(project), deletion_items.c.job_day == day)
+        .order_by(deletion_items.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [int(a) for a in conn.execute(query).scalars()]
+
+
+def requests_in_job(conn: sa.Connection, project: str, day: str) -> list[str]:
+    """The open requests with an item in the job of ``project`` at ``day``."""
+    query = (
+        sa.select(deletion_items.c.request_id)
+        .join(requests, requests.c.id == deletion_items.c.request_id)
+        .where(*_open_conditions(project), deletion_items.c.job_day == day)
+        .distinct()
+    )
+    return sorted(conn.execute(query).scalars())
+
+
+def update_job(conn: sa.Connection, project: str, day: str, **values: str) -> int:
+    """Set ``values`` (``job_status``; ``job_day`` when Amplitude moved the job) on every open
+    receipted item in the job of ``project`` at ``day``, in one statement; returns the items set."""
+    open_requests = sa.select(requests.c.id).where(requests.c.status.not_in(sorted(DELETION_FINAL)))
+    result = conn.execute(
+        deletion_items.update()
+        .where(
+            deletion_items.c.project == project,
+            deletion_items.c.job_day == day,
+            deletion_items.c.state == "receipted",
+            deletion_items.c.request_id.in_(open_requests),
         )
+        .values(**values)
+    )
+    return int(result.rowcount or 0)
 
 
 def aggregate_statuses(engine: sa.Engine, request_ids: Sequence[str]) -> dict[str, str]:

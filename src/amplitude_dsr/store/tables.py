@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from amplitude_dsr.store.sealed import SealedJSON
+
 METADATA = sa.MetaData()
 
 requests = sa.Table(
@@ -28,9 +30,9 @@ requests = sa.Table(
     sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
     sa.Column("completed_at", sa.DateTime(timezone=True)),
     sa.Column("idempotency_key", sa.String(64), unique=True),
-    sa.Column("identifiers", sa.JSON, nullable=False),
+    sa.Column("identifiers", SealedJSON, nullable=False),  # encrypted (store/sealed.py)
     sa.Column("options", sa.JSON, nullable=False),
-    sa.Column("result", sa.JSON),
+    sa.Column("result", SealedJSON),  # encrypted: the resolution names the person
     sa.Column("out_dir", sa.Text),
     sa.Column("error", sa.Text),
     # when the retention period ended: identifiers replaced by digests, checkpoints deleted
