@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from amplitude_dsr.dsr import access as access_workflow_module
+from amplitude_dsr.dsr.completeness import Completeness
 from amplitude_dsr.emulator.server import EmulatorServer
 from amplitude_dsr.store.db import make_engine, redacted_url
 
@@ -19,38 +21,19 @@ from .conftest import Invoke, assert_clean, env_for
 REASONS = ["the DSAR export of project web could not be downloaded", "project eu-app was paused"]
 
 
-def mark_partial_on_completion(db_url: str) -> None:
-    """Make the database record every completed request's answer as partial, the way the
-    workflow will once it records completeness: a trigger on the real request table."""
-    engine = make_engine(db_url)
-    value = json.dumps({"complete": False, "reasons": REASONS})
-    try:
-        with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
-                conn.exec_driver_sql(
-                    "CREATE TRIGGER partial AFTER UPDATE OF status ON dsr_requests WHEN NEW.status = 'completed' "
-                    f"BEGIN UPDATE dsr_requests SET result = json_set(result, '$.completeness', json('{value}')) "
-                    "WHERE id = NEW.id; END"
-                )
-            else:
-                conn.exec_driver_sql(
-                    "CREATE FUNCTION partial() RETURNS trigger AS $$ BEGIN IF NEW.status = 'completed' THEN "
-                    f"NEW.result := jsonb_set(NEW.result::jsonb, '{{completeness}}', '{value}'::jsonb)::json; "
-                    "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
-                )
-                conn.exec_driver_sql(
-                    "CREATE TRIGGER partial BEFORE UPDATE ON dsr_requests FOR EACH ROW EXECUTE FUNCTION partial()"
-                )
-    finally:
-        engine.dispose()
+def mark_partial_on_completion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the access workflow judge every answer partial (with :data:`REASONS`), the way it does
+    when a DSAR download failed or a project was paused: the recorded result carries them."""
+    partial = Completeness(complete=False, reasons=REASONS)
+    monkeypatch.setattr(access_workflow_module, "assess", lambda _result: partial)
 
 
 def test_access_reports_a_partial_answer_with_exit_3(
-    emulator: EmulatorServer, catalog: dict[str, Any], db_url: str, invoke: Invoke
+    emulator: EmulatorServer, catalog: dict[str, Any], db_url: str, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = env_for(emulator, db_url)
     assert invoke(["status"], env).exit_code == 0  # creates the tables
-    mark_partial_on_completion(db_url)
+    mark_partial_on_completion(monkeypatch)
     user = catalog["web"]["ordinary"][7]["user_id"]
     result = invoke(["access", "--user-id", user], env)
     assert_clean(result)

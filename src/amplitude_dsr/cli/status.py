@@ -21,9 +21,10 @@ from amplitude_dsr.cli.common import JSON_OPT, guarded
 from amplitude_dsr.cli.requests import request_document
 from amplitude_dsr.config import Settings
 from amplitude_dsr.dsr import api
+from amplitude_dsr.dsr.executor import store_engine
 from amplitude_dsr.errors import ConfigError
 from amplitude_dsr.store import repo
-from amplitude_dsr.store.db import make_engine, redacted_url
+from amplitude_dsr.store.db import redacted_url
 
 PAUSABLE_POOLS = ("user", "deletion")  # the per-project pools a 429 pauses
 
@@ -43,8 +44,7 @@ def _status(request_id: str | None, json_out: bool) -> None:
     settings = common.settings()
     database = redacted_url(settings.database_url)
     with common.database_errors(settings.database_url):
-        engine = make_engine(settings.database_url)
-        repo.create_tables(engine)
+        engine = store_engine(settings)
     try:
         rows = [repo.get_request(engine, request_id)] if request_id else repo.list_requests(engine)
         docs = [request_document(r, repo.items_for(engine, r.id) if r.kind == "deletion" else None) for r in rows]

@@ -49,6 +49,21 @@ def _role_kind(role: str, executor: bool) -> str:
     return "submitter"
 
 
+def store_engine(settings: Settings) -> sa.Engine:
+    """An engine on our tables alone (``status``), carrying the data key that unseals the
+    requests' identifiers (``store/sealed.py``)."""
+    engine = make_engine(settings.database_url)
+    try:
+        repo.create_tables(engine)
+        keys, source = sealing.data_keys(settings)
+        sealing.check_keys(engine, keys, source)
+        sealed.attach(engine, keys)
+    except Exception:
+        engine.dispose()
+        raise
+    return engine
+
+
 def _create_dbos_tables(engine: sa.Engine, url: str, kind: str) -> None:
     """DBOS's own tables, as an executor's launch creates them, for a submitter on a database no
     executor has opened yet: its request is enqueued, not refused. Its one short connection
