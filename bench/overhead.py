@@ -30,12 +30,35 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from dbos import DBOS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 CLIENT_SCALE = 1_000_000.0
 BATCH = 20  # access requests timed at each level
+FLOOR_STEPS = 200  # bare DBOS steps timed in one workflow: the floor any checkpointed call pays
+
+
+@DBOS.step()
+def bare_step(i: int) -> int:
+    """A DBOS step that does nothing: what remains is DBOS's own checkpoint."""
+    return i
+
+
+@DBOS.workflow()
+def floor_workflow(n: int) -> float:
+    """Seconds for ``n`` bare steps in a row, inside one workflow."""
+    t0 = time.perf_counter()
+    for i in range(n):
+        bare_step(i)
+    return time.perf_counter() - t0
+
+
+def bare_step_ms() -> float:
+    """Milliseconds per bare DBOS step on this process's database (the floor of our overhead)."""
+    seconds = DBOS.start_workflow(floor_workflow, FLOOR_STEPS).get_result()
+    return float(seconds) / FLOOR_STEPS * 1000
 
 
 def prefill(rt: Any, start: int, stop: int) -> float:
@@ -91,6 +114,7 @@ def child(doc: dict[str, Any], db_url: str, workdir: str, levels: list[int]) -> 
         # warm-up: imports, connections, first DBOS dequeue
         rid, _ = api.submit(rt, "access", [Identifier.parse("user_id", users[0])], options={"out_dir": str(tmp / "w")})
         api.wait(rt, rid, timeout=120)
+        floor_ms = bare_step_ms()
         for level in levels:
             fill_s = prefill(rt, have, level)
             have = level
@@ -121,6 +145,7 @@ def child(doc: dict[str, Any], db_url: str, workdir: str, levels: list[int]) -> 
                     "overhead_per_call_ms": (wall - http_s) / len(calls) * 1000,
                     "http_per_call_ms": http_s / len(calls) * 1000,
                     "wall_per_request_ms": wall / BATCH * 1000,
+                    "bare_step_ms": floor_ms,
                 }
             )
     finally:

@@ -26,7 +26,7 @@ MEMORY_HEADERS = [
 SUBMIT_HEADERS = ["db", "how", "requests", "seconds", "requests/s", "first row stored at s", "requests/s after it"]
 OVERHEAD_HEADERS = [
     "db", "requests in DB", "timed requests", "calls", "wall s", "HTTP s (replay)", "overhead ms/call",
-    "HTTP ms/call", "wall ms/request",
+    "HTTP ms/call", "wall ms/request", "bare DBOS step ms",
 ]  # fmt: skip
 
 
@@ -329,6 +329,11 @@ Rerun: `.venv/bin/python bench/dsar_memory.py` (`--sizes-mb 100,1000` for a subs
 """
 
 
+FLOOR_STEPS_NOTE = (
+    "200 steps that do nothing, in a row inside one workflow (each is one DBOS checkpoint write), divided by 200."
+)
+
+
 def overhead_section(data: dict[str, Any] | None) -> str:
     if not data:
         return "## 5. Orchestration overhead per Amplitude call\n\nNot run yet: `.venv/bin/python bench/overhead.py`.\n"
@@ -343,6 +348,7 @@ def overhead_section(data: dict[str, Any] | None) -> str:
             r["overhead_per_call_ms"],
             r["http_per_call_ms"],
             r["wall_per_request_ms"],
+            r.get("bare_step_ms"),
         ]
         for r in data["rows"]
     ]
@@ -370,8 +376,8 @@ requests for ordinary users submitted together, from the first `api.submit` to t
 `api.wait`. HTTP time = the same logged calls replayed one after another with a bare
 `httpx.Client` against the same emulator. Overhead per call = (wall - HTTP) / calls; it covers
 DBOS checkpoints, our tables and audit chain, budget transactions, `api.wait` polling (0.2 s) and
-writing each request's report package. The DBOS system tables are not pre-filled (see "Not
-measured").
+writing each request's report package. *Bare DBOS step* is the floor measured in the same
+process: {FLOOR_STEPS_NOTE} The DBOS system tables are not pre-filled (see "Not measured").
 
 Rerun: `.venv/bin/python bench/overhead.py`.
 

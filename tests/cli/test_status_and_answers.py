@@ -39,6 +39,7 @@ def test_access_reports_a_partial_answer_with_exit_3(
     assert_clean(result)
     assert result.exit_code == 3, result.output
     assert "PARTIAL" in result.stdout and all(r in result.stdout for r in REASONS)
+    assert "ran here (no worker was running" in result.stdout  # it said it was its own executor
     assert "partial" in result.stderr and user not in result.output
     doc = json.loads(invoke(["access", "--user-id", user, "--json"], env).stdout)
     assert doc["status"] == "completed" and doc["complete"] is False and doc["partial_reasons"] == REASONS

@@ -291,6 +291,10 @@ def _print_request(doc: dict[str, Any], *, waited: bool, worker_running: bool) -
             "  queued; `amplitude-dsr worker` processes it"
             + ("" if worker_running else " (start one if none is running)")
         )
+    elif not worker_running:
+        # Said explicitly: with no worker, this command was the executor of its own request.
+        what = "ran here" if api.is_final_status(doc["kind"], doc["status"]) else "ran here until now"
+        out.print(f"  {what} (no worker was running; a worker finishes whatever a command leaves unfinished)")
 
 
 def cancel(

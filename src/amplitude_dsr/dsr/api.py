@@ -233,6 +233,10 @@ def is_final(row: repo.RequestRow) -> bool:
     return status_is_final(row.kind, row.status)
 
 
+def is_final_status(kind: str, status: str) -> bool:
+    return status_is_final(kind, status)
+
+
 def cancel(rt: Runtime, request_id: str, *, today: date | None = None) -> str:
     """Cancel a deletion: queued IDs are dropped; IDs in a ``staging`` job more than three days
     before its ``day`` are removed from it. Raises :class:`CancelRefused` otherwise."""
