@@ -10,7 +10,10 @@ runtime.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
+from collections.abc import Iterator
 
 import typer
 import uvicorn
@@ -77,7 +80,7 @@ def _serve(host: str, port: int, no_worker: bool, public_url: str | None, execut
         app = create_app(service)
         role = "API only" if no_worker else f"with embedded worker {executor_id}"
         common.err.print(f"amplitude-dsr service on {url} ({role}); Ctrl-C to stop", markup=False)
-        server = uvicorn.Server(
+        server = GracefulServer(
             uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30, lifespan="on")
         )
         server.run(sockets=[sock])
@@ -87,6 +90,22 @@ def _serve(host: str, port: int, no_worker: bool, public_url: str | None, execut
         if changes is not None:
             changes.detach()
     common.err.print("amplitude-dsr service stopped", markup=False)
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, whose SIGINT/SIGTERM handling stops it gracefully (a second signal: at
+    once) but does not raise the signal again afterwards, as uvicorn does: that would end the
+    process before the runtime is closed (DBOS, the executor lock)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def worker_checks(rt: Runtime, executor_id: str) -> list[PeriodicCheck]:
