@@ -27,6 +27,7 @@ from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphan
 from amplitude_dsr.dsr.takeover import DeadExecutorWatch
 from amplitude_dsr.errors import DomainError, UsageError
 from amplitude_dsr.service import DeliveryLoop, EmbeddedWorker, Service, ServiceConfig, create_app, load_or_create
+from amplitude_dsr.service.context import CALLBACK_BASE_DELAY
 
 SERVICE_DIR = "service"  # under the data directory: the processor's key pair
 
@@ -44,6 +45,14 @@ def serve(
         envvar="AMPLITUDE_DSR_PUBLIC_URL",
         help="How controllers reach this service (default http://HOST:PORT); its host is the processor domain.",
     ),
+    callback_retry_base: float = typer.Option(
+        CALLBACK_BASE_DELAY,
+        "--callback-retry-base",
+        metavar="SECONDS",
+        min=0.05,
+        max=3600,
+        help="Wait before retrying a failed status callback; doubles per attempt up to an hour.",
+    ),
     executor_id: str = typer.Option(
         DEFAULT_EXECUTOR_ID,
         "--executor-id",
@@ -53,11 +62,13 @@ def serve(
     ),
 ) -> None:
     """Serve the OpenDSR 2.0 API, with an embedded worker unless --no-worker."""
-    _serve(host, port, no_worker, public_url, executor_id)
+    _serve(host, port, no_worker, public_url, executor_id, callback_retry_base)
 
 
 @guarded
-def _serve(host: str, port: int, no_worker: bool, public_url: str | None, executor_id: str) -> None:
+def _serve(
+    host: str, port: int, no_worker: bool, public_url: str | None, executor_id: str, callback_retry_base: float
+) -> None:
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise UsageError("--public-url must be an http(s) URL such as https://dsr.example.com")
     sock = _listen(host, port)
@@ -70,7 +81,7 @@ def _serve(host: str, port: int, no_worker: bool, public_url: str | None, execut
         )
     changes = StatusChanges() if not no_worker else None
     try:
-        config = ServiceConfig(public_url=url)
+        config = ServiceConfig(public_url=url, callback_base_delay=callback_retry_base)
         service = Service(rt=rt, config=config, signer=load_or_create(rt.data_dir / SERVICE_DIR, config.domain))
         service.background.append(DeliveryLoop(service))
         if not no_worker:
