@@ -8,11 +8,12 @@ exception is a 500 with a fixed message; its type is logged, not its text.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("amplitude_dsr.service")
@@ -80,7 +81,12 @@ def install(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "request refused"
         return error_response(exc.status_code, message)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
-        return error_response(500, "internal error; the service log names the failure")
+    @app.middleware("http")
+    async def _unexpected(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Caught here rather than by an ``Exception`` handler: Starlette re-raises after such a
+        # handler and uvicorn then logs the traceback, whose message may hold a value.
+        try:
+            return await call_next(request)
+        except Exception as exc:
+            log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+            return error_response(500, "internal error; the service log names the failure")
