@@ -11,6 +11,7 @@ runtime.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ from amplitude_dsr.service import DeliveryLoop, EmbeddedWorker, Service, Service
 from amplitude_dsr.service.context import CALLBACK_BASE_DELAY
 
 SERVICE_DIR = "service"  # under the data directory: the processor's key pair
+# The DataGrail webhook's shared secret: from the environment only (never a command-line value).
+DATAGRAIL_SECRET_ENV = "AMPLITUDE_DSR_DATAGRAIL_SECRET"  # noqa: S105 (a variable name, not a secret)
 
 
 def serve(
@@ -81,7 +84,11 @@ def _serve(
         )
     changes = StatusChanges() if not no_worker else None
     try:
-        config = ServiceConfig(public_url=url, callback_base_delay=callback_retry_base)
+        config = ServiceConfig(
+            public_url=url,
+            callback_base_delay=callback_retry_base,
+            datagrail_secret=os.environ.get(DATAGRAIL_SECRET_ENV) or None,
+        )
         service = Service(rt=rt, config=config, signer=load_or_create(rt.data_dir / SERVICE_DIR, config.domain))
         service.background.append(DeliveryLoop(service))
         if not no_worker:

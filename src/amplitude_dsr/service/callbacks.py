@@ -2,8 +2,9 @@
 
 Each round of the delivery loop (a thread of every service process):
 
-1. **Detect**: requests submitted through OpenDSR whose status differs from the last one whose
-   callbacks were queued. For each, one delivery row per callback URL is written, holding the
+1. **Detect**: requests submitted through OpenDSR (or the DataGrail webhook) whose status
+   differs from the last one whose callbacks were queued. OpenDSR hears of every state, DataGrail
+   only of the final one. For each, one delivery row per callback URL is written, holding the
    exact status body, in the same transaction that records the state as notified (a
    compare-and-set, so two service processes never queue the same change twice).
 2. **Deliver**: due deliveries are claimed (their next attempt moved past a lease) and POSTed
@@ -26,8 +27,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from amplitude_dsr.errors import RequestNotFound
+from amplitude_dsr.service import datagrail
 from amplitude_dsr.service.context import Service
 from amplitude_dsr.service.status import status_body
+from amplitude_dsr.states import is_final
 from amplitude_dsr.store import repo, service_repo
 
 log = logging.getLogger("amplitude_dsr.service.callbacks")
@@ -63,24 +66,36 @@ def detect(service: Service) -> int:
         except RequestNotFound:  # the request row is gone: nothing to say about it
             continue
         items = repo.items_for(engine, row.id) if row.kind == "deletion" else []
-        bodies = {
-            url: json.dumps(
-                status_body(
-                    subject_request_id=change.mapped.subject_request_id,
-                    controller_id=change.mapped.controller_id,
-                    domain=service.config.domain,
-                    row=row,
-                    items=items,
-                    callback_url=url,
-                ),
-                separators=(",", ":"),
-            )
-            for url in change.mapped.callback_urls
-        }
-        # The body describes the row as read now; the change recorded is that row's status.
+        bodies = callback_bodies(service, change.mapped, row, items)
+        # The bodies describe the row as read now; the change recorded is that row's status.
         if service_repo.queue_callbacks(engine, service_repo.Change(change.mapped, row.status), bodies):
             queued += 1
     return queued
+
+
+def callback_bodies(
+    service: Service, mapped: service_repo.MappedRequest, row: repo.RequestRow, items: list[repo.Item]
+) -> dict[str, str]:
+    """URL -> JSON body to send for the request's current state: OpenDSR's status document for
+    every state; DataGrail's completion only for a final state (nothing otherwise)."""
+    if mapped.channel == datagrail.CHANNEL:
+        if not is_final(row.kind, row.status):
+            return {}
+        return dict.fromkeys(mapped.callback_urls, datagrail.completion_body(mapped, row, items))
+    return {
+        url: json.dumps(
+            status_body(
+                subject_request_id=mapped.subject_request_id,
+                controller_id=mapped.controller_id,
+                domain=service.config.domain,
+                row=row,
+                items=items,
+                callback_url=url,
+            ),
+            separators=(",", ":"),
+        )
+        for url in mapped.callback_urls
+    }
 
 
 def deliver_due(service: Service, client: httpx.Client) -> int:
@@ -103,13 +118,19 @@ def deliver_due(service: Service, client: httpx.Client) -> int:
 def send(service: Service, client: httpx.Client, delivery: service_repo.Delivery) -> str | None:
     """One signed POST; ``None`` when the receiver answered 2xx, else a short error."""
     body = delivery.body.encode()
-    signature = service.signer.sign(body)
-    domain = service.config.domain
-    headers = {
-        "Content-Type": "application/json",
-        "X-OpenDSR-Processor-Domain": domain, "X-OpenDSR-Signature": signature,
-        "X-OpenGDPR-Processor-Domain": domain, "X-OpenGDPR-Signature": signature,
-    }  # fmt: skip
+    headers = {"Content-Type": "application/json"}
+    if delivery.channel == datagrail.CHANNEL:
+        secret = service.config.datagrail_secret
+        if not secret:
+            return "no DataGrail secret configured to sign the callback"
+        headers.update(datagrail.signed_headers(secret, body))
+    else:
+        signature = service.signer.sign(body)
+        domain = service.config.domain
+        headers.update({
+            "X-OpenDSR-Processor-Domain": domain, "X-OpenDSR-Signature": signature,
+            "X-OpenGDPR-Processor-Domain": domain, "X-OpenGDPR-Signature": signature,
+        })  # fmt: skip
     try:
         response = client.post(delivery.url, content=body, headers=headers)
     except httpx.HTTPError as exc:

@@ -37,6 +37,8 @@ class ServiceConfig:
     callback_max_attempts: int = CALLBACK_MAX_ATTEMPTS
     callback_timeout: float = CALLBACK_TIMEOUT
     delivery_interval: float = DELIVERY_INTERVAL
+    # the DataGrail webhook's shared secret; None: the endpoint answers 404
+    datagrail_secret: str | None = field(default=None, repr=False)
 
     @property
     def domain(self) -> str:

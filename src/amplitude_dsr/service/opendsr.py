@@ -2,7 +2,7 @@
 route names): discovery, the certificate, submit, status and cancel.
 
 Requests go in through ``dsr.api.submit`` only. A ``subject_request_id`` maps to one of our
-requests (``dsr_opendsr_requests``); the same ID with the same content gets the same answer and
+requests (``dsr_service_requests``); the same ID with the same content gets the same answer and
 creates nothing (its request's idempotency key holds the ID, so two concurrent POSTs agree on one
 request), the same ID with other content is refused.
 """
@@ -104,7 +104,7 @@ def _submit(service: Service, body: models.SubjectRequest, raw: bytes, caller: C
             )
         except UsageError as exc:  # an unknown project, say
             raise ApiError(400, str(exc), type(exc).__name__) from None
-        new = service_repo.OpenDsrRequest(
+        new = service_repo.MappedRequest(
             subject_request_id=body.subject_request_id, request_id=request_id, controller_id=caller.name,
             request_type=body.subject_request_type, body_sha256=content, callback_urls=body.status_callback_urls,
             received_time=datetime.now(UTC), api_version=body.api_version or API_VERSION, notified_state=None,
@@ -149,7 +149,7 @@ def _translate(service: Service, body: models.SubjectRequest) -> tuple[str, list
     return kind, identifiers, options
 
 
-def _mapped(service: Service, subject_request_id: str, caller: Caller) -> service_repo.OpenDsrRequest:
+def _mapped(service: Service, subject_request_id: str, caller: Caller) -> service_repo.MappedRequest:
     """The caller's request of that ID (another controller's is as unknown as a missing one)."""
     known = service_repo.get_mapped(service.rt.engine, subject_request_id)
     if known is None or (known.controller_id != caller.name and not caller.may("admin")):

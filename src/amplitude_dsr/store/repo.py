@@ -415,11 +415,7 @@ def batches_in(engine: sa.Engine, states: Sequence[str], project: str | None = N
     if project is not None:
         where.append(deletion_batches.c.project == project)
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(deletion_batches)
-            .where(*where)
-            .order_by(deletion_batches.c.created_at)
-        ).all()
+        rows = conn.execute(sa.select(deletion_batches).where(*where).order_by(deletion_batches.c.created_at)).all()
     return [_batch(r) for r in rows]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from amplitude_dsr.store.service_tables import deliveries, opendsr_requests, tokens
+from amplitude_dsr.store.service_tables import deliveries, service_requests, tokens
 from amplitude_dsr.store.tables import requests
 
 
@@ -93,12 +93,13 @@ def revoke_token(engine: sa.Engine, token_id: str) -> bool:
     return res.rowcount == 1
 
 
-# --- OpenDSR request map --------------------------------------------------------------------
+# --- request map (OpenDSR, DataGrail) --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class OpenDsrRequest:
-    """How an OpenDSR ``subject_request_id`` maps to our request, and who to tell."""
+class MappedRequest:
+    """How a platform's request ID (OpenDSR ``subject_request_id``, DataGrail
+    ``webhook_request_id``) maps to our request, and who to tell."""
 
     subject_request_id: str
     request_id: str
@@ -109,37 +110,38 @@ class OpenDsrRequest:
     received_time: datetime
     api_version: str
     notified_state: str | None
+    channel: str = "opendsr"
 
 
-def _mapped(r: sa.Row[Any]) -> OpenDsrRequest:
+def _mapped(r: sa.Row[Any]) -> MappedRequest:
     m = r._mapping
-    return OpenDsrRequest(
+    return MappedRequest(
         subject_request_id=m["subject_request_id"], request_id=m["request_id"], controller_id=m["controller_id"],
         request_type=m["request_type"], body_sha256=m["body_sha256"], callback_urls=list(m["callback_urls"] or []),
         received_time=_aware(m["received_time"]) or utcnow(), api_version=m["api_version"],
-        notified_state=m["notified_state"],
+        notified_state=m["notified_state"], channel=m["channel"],
     )  # fmt: skip
 
 
-def get_mapped(engine: sa.Engine, subject_request_id: str) -> OpenDsrRequest | None:
+def get_mapped(engine: sa.Engine, subject_request_id: str) -> MappedRequest | None:
     with engine.connect() as conn:
         row = conn.execute(
-            sa.select(opendsr_requests).where(opendsr_requests.c.subject_request_id == subject_request_id)
+            sa.select(service_requests).where(service_requests.c.subject_request_id == subject_request_id)
         ).first()
     return _mapped(row) if row is not None else None
 
 
-def map_request(engine: sa.Engine, new: OpenDsrRequest) -> OpenDsrRequest:
+def map_request(engine: sa.Engine, new: MappedRequest) -> MappedRequest:
     """Store ``new`` unless its ``subject_request_id`` is known; returns the stored row (the
     earlier one when another POST of the same ID got there first)."""
     values = {
         "subject_request_id": new.subject_request_id, "request_id": new.request_id,
         "controller_id": new.controller_id, "request_type": new.request_type, "body_sha256": new.body_sha256,
         "callback_urls": new.callback_urls, "received_time": new.received_time, "api_version": new.api_version,
-        "notified_state": new.notified_state,
+        "notified_state": new.notified_state, "channel": new.channel,
     }  # fmt: skip
     with engine.begin() as conn:
-        conn.execute(_insert_ignoring(conn, opendsr_requests, ["subject_request_id"]), [values])
+        conn.execute(_insert_ignoring(conn, service_requests, ["subject_request_id"]), [values])
     stored = get_mapped(engine, new.subject_request_id)
     assert stored is not None
     return stored
@@ -149,19 +151,19 @@ def map_request(engine: sa.Engine, new: OpenDsrRequest) -> OpenDsrRequest:
 class Change:
     """A mapped request whose status moved since its callbacks were last queued."""
 
-    mapped: OpenDsrRequest
+    mapped: MappedRequest
     status: str
 
 
 def changed_requests(engine: sa.Engine, *, limit: int = 200) -> list[Change]:
     """Mapped requests with callback URLs whose status differs from the last notified one."""
     query = (
-        sa.select(opendsr_requests, requests.c.status)
-        .join(requests, requests.c.id == opendsr_requests.c.request_id)
+        sa.select(service_requests, requests.c.status)
+        .join(requests, requests.c.id == service_requests.c.request_id)
         .where(
-            sa.or_(opendsr_requests.c.notified_state.is_(None), opendsr_requests.c.notified_state != requests.c.status)
+            sa.or_(service_requests.c.notified_state.is_(None), service_requests.c.notified_state != requests.c.status)
         )
-        .order_by(opendsr_requests.c.received_time)
+        .order_by(service_requests.c.received_time)
         .limit(limit)
     )
     with engine.connect() as conn:
@@ -174,11 +176,11 @@ def queue_callbacks(engine: sa.Engine, change: Change, bodies: dict[str, str]) -
     read it) and queue one delivery per URL (``bodies``: URL -> JSON body). False when another
     process queued this change first (nothing written)."""
     now = utcnow()
-    m = opendsr_requests.c
+    m = service_requests.c
     with engine.begin() as conn:
         before = change.mapped.notified_state
         res = conn.execute(
-            opendsr_requests.update()
+            service_requests.update()
             .where(
                 m.subject_request_id == change.mapped.subject_request_id,
                 m.notified_state.is_(None) if before is None else m.notified_state == before,
@@ -189,7 +191,8 @@ def queue_callbacks(engine: sa.Engine, change: Change, bodies: dict[str, str]) -
             return False
         rows = [
             {
-                "subject_request_id": change.mapped.subject_request_id, "url": url, "state": change.status,
+                "subject_request_id": change.mapped.subject_request_id, "channel": change.mapped.channel,
+                "url": url, "state": change.status,
                 "body": body, "attempts": 0, "next_attempt_at": now, "created_at": now,
             }
             for url, body in bodies.items()
@@ -205,6 +208,7 @@ class Delivery:
 
     id: int
     subject_request_id: str
+    channel: str
     url: str
     state: str
     body: str
@@ -218,7 +222,8 @@ class Delivery:
 def _delivery(r: sa.Row[Any]) -> Delivery:
     m = r._mapping
     return Delivery(
-        id=m["id"], subject_request_id=m["subject_request_id"], url=m["url"], state=m["state"], body=m["body"],
+        id=m["id"], subject_request_id=m["subject_request_id"], channel=m["channel"], url=m["url"],
+        state=m["state"], body=m["body"],
         attempts=m["attempts"], next_attempt_at=_aware(m["next_attempt_at"]), last_error=m["last_error"],
         delivered_at=_aware(m["delivered_at"]), gave_up_at=_aware(m["gave_up_at"]),
     )  # fmt: skip

@@ -2,9 +2,10 @@
 
 * ``dsr_service_tokens``: bearer tokens of the API. Only the SHA-256 of each token's secret is
   kept; the token is shown once, when it is created.
-* ``dsr_opendsr_requests``: one row per OpenDSR ``subject_request_id``: our request ID, the
-  controller, the callback URLs, the digest of the request (a re-POST of the same ID must be the
-  same request) and the last state whose callbacks were queued.
+* ``dsr_service_requests``: one row per request a platform sent (its ``channel``: ``opendsr``,
+  keyed by the ``subject_request_id``; ``datagrail``, keyed by the ``webhook_request_id``): our
+  request ID, the controller, the callback URLs, the digest of the request (a re-POST of the same
+  ID must be the same request) and the last state whose callbacks were queued.
 * ``dsr_callback_deliveries``: one row per (request, callback URL, state): the signed status body
   to POST, its attempts, when to try next, the last error and when it was delivered.
 
@@ -31,10 +32,12 @@ tokens = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
 
-opendsr_requests = sa.Table(
-    "dsr_opendsr_requests",
+service_requests = sa.Table(
+    "dsr_service_requests",
     SERVICE_METADATA,
+    # the platform's ID of the request (OpenDSR subject_request_id, DataGrail webhook_request_id)
     sa.Column("subject_request_id", sa.String(36), primary_key=True),
+    sa.Column("channel", sa.String(16), nullable=False, server_default="opendsr"),
     sa.Column("request_id", sa.String(40), nullable=False, index=True),
     sa.Column("controller_id", sa.String(100), nullable=False),
     sa.Column("request_type", sa.String(16), nullable=False),  # access | portability | erasure
@@ -51,6 +54,7 @@ deliveries = sa.Table(
     SERVICE_METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("subject_request_id", sa.String(36), nullable=False, index=True),
+    sa.Column("channel", sa.String(16), nullable=False, server_default="opendsr"),  # how it is signed
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("state", sa.String(32), nullable=False),  # our detailed status the body describes
     sa.Column("body", sa.Text, nullable=False),  # the exact JSON POSTed (and signed)
