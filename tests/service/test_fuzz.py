@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -18,6 +19,9 @@ EXAMPLES = 30  # per operation
 def test_no_operation_answers_5xx_or_breaks_its_schema(start_service: Any, make_token: Any) -> None:
     token = make_token("fuzzer", "admin")
     svc = start_service("--no-worker")  # requests it accepts are stored, never run
+    document = httpx.get(f"{svc.url}/openapi.json").text
+    assert '"422"' not in document and "HTTPValidationError" not in document  # bad input is a 400 here
+    assert "ErrorResponse" in document
     schema = schemathesis.openapi.from_url(f"{svc.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {f"{op.method.upper()} {op.path}" for op in operations} >= {

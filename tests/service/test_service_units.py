@@ -113,3 +113,44 @@ def test_exported_members() -> None:
     assert exported == sorted(exported)
     for name in exported:
         assert getattr(service_package, name) is not None
+
+
+SECRET = "s3cret"
+NOW = 1_800_000_000
+
+
+def _signed(body: bytes, ts: int = NOW, secret: str = SECRET) -> tuple[str, str]:
+    import base64
+    import hashlib
+    import hmac
+
+    mac = hmac.new(secret.encode(), f"{ts}:".encode() + body, hashlib.sha256).digest()
+    return str(ts), base64.b64encode(mac).decode()
+
+
+@pytest.mark.parametrize(
+    ("what", "timestamp", "signature", "body", "refused"),
+    [
+        ("good", *_signed(b"{}"), b"{}", None),
+        ("good with v1=", _signed(b"{}")[0], "v1=" + _signed(b"{}")[1], b"{}", None),
+        ("edge of the window", *_signed(b"{}", NOW - 300), b"{}", None),
+        ("stale", *_signed(b"{}", NOW - 301), b"{}", "more than 300 seconds"),
+        ("future", *_signed(b"{}", NOW + 301), b"{}", "more than 300 seconds"),
+        ("other body", *_signed(b"{}"), b"{ }", "does not match"),
+        ("other secret", *_signed(b"{}", secret="x"), b"{}", "does not match"),
+        ("timestamp changed", str(NOW + 1), _signed(b"{}")[1], b"{}", "does not match"),
+        ("no signature", str(NOW), None, b"{}", "does not match"),
+        ("no timestamp", None, _signed(b"{}")[1], b"{}", "missing or not Unix seconds"),
+        ("timestamp not digits", "1.5e9", _signed(b"{}")[1], b"{}", "missing or not Unix seconds"),
+    ],
+)
+def test_datagrail_signature_table(
+    what: str, timestamp: str | None, signature: str | None, body: bytes, refused: str | None
+) -> None:
+    from amplitude_dsr.service.datagrail import refusal
+
+    reason = refusal(SECRET, timestamp, signature, body, float(NOW))
+    if refused is None:
+        assert reason is None, what
+    else:
+        assert reason is not None and refused in reason, what

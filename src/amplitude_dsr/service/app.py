@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -63,7 +65,22 @@ def create_app(service: Service) -> FastAPI:
         body = models.Health(status="ok" if ok else "unavailable", checks=checks)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
+    app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]
     return app
+
+
+def openapi_without_422(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI document without its default 422 answers: bad input is a 400 with the
+    OpenDSR error object here (``service/errors.py``)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def readiness(service: Service) -> dict[str, str]:

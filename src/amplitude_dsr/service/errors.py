@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -18,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("amplitude_dsr.service")
 
-DOMAINS = {400: "Validation", 401: "Authentication", 403: "Authorization", 404: "NotFound"}
+DOMAINS = {400: "Validation", 401: "Authentication", 403: "Authorization", 404: "NotFound", 503: "Unavailable"}
 
 
 class ApiError(Exception):
@@ -87,6 +88,9 @@ def install(app: FastAPI) -> None:
         # handler and uvicorn then logs the traceback, whose message may hold a value.
         try:
             return await call_next(request)
+        except sa.exc.OperationalError:  # the database is away: worth retrying, not a bug
+            log.warning("database unavailable on %s %s", request.method, request.url.path)
+            return error_response(503, "the database is unavailable; try again shortly")
         except Exception as exc:
             log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
             return error_response(500, "internal error; the service log names the failure")
