@@ -105,6 +105,9 @@ def test_a_deletion_through_the_webhook_reports_its_completion(
     assert (doc["request_type"], doc["status"]) == ("deletion", "completed")
     assert doc["details"]["state"] == "verified"
     assert doc["details"]["request_id"] == first.json()["request_id"]
+    certificate = httpx.get(doc["results_url"])  # the signed link to the certificate, no token
+    assert certificate.status_code == 200
+    assert certificate.headers["content-type"] == "application/zip"
     assert user["user_id"] not in got.body.decode()
     [post] = api_calls(emulator, DELETIONS, "POST")
     assert post["body"]["amplitude_ids"] == [user["amplitude_id"]]

@@ -29,6 +29,7 @@ from amplitude_dsr.dsr.takeover import DeadExecutorWatch
 from amplitude_dsr.errors import DomainError, UsageError
 from amplitude_dsr.service import DeliveryLoop, EmbeddedWorker, Service, ServiceConfig, create_app, load_or_create
 from amplitude_dsr.service.context import CALLBACK_BASE_DELAY
+from amplitude_dsr.service.links import DEFAULT_TTL, ResultsLinks
 
 SERVICE_DIR = "service"  # under the data directory: the processor's key pair
 # The DataGrail webhook's shared secret: from the environment only (never a command-line value).
@@ -56,6 +57,14 @@ def serve(
         max=3600,
         help="Wait before retrying a failed status callback; doubles per attempt up to an hour.",
     ),
+    results_link_ttl: int = typer.Option(
+        DEFAULT_TTL,
+        "--results-link-ttl",
+        metavar="SECONDS",
+        min=60,
+        max=7 * 86400,
+        help="How long a results link (results_url) works.",
+    ),
     executor_id: str = typer.Option(
         DEFAULT_EXECUTOR_ID,
         "--executor-id",
@@ -65,12 +74,18 @@ def serve(
     ),
 ) -> None:
     """Serve the OpenDSR 2.0 API, with an embedded worker unless --no-worker."""
-    _serve(host, port, no_worker, public_url, executor_id, callback_retry_base)
+    _serve(host, port, no_worker, public_url, executor_id, callback_retry_base, results_link_ttl)
 
 
 @guarded
 def _serve(
-    host: str, port: int, no_worker: bool, public_url: str | None, executor_id: str, callback_retry_base: float
+    host: str,
+    port: int,
+    no_worker: bool,
+    public_url: str | None,
+    executor_id: str,
+    callback_retry_base: float,
+    results_link_ttl: int,
 ) -> None:
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise UsageError("--public-url must be an http(s) URL such as https://dsr.example.com")
@@ -89,7 +104,13 @@ def _serve(
             callback_base_delay=callback_retry_base,
             datagrail_secret=os.environ.get(DATAGRAIL_SECRET_ENV) or None,
         )
-        service = Service(rt=rt, config=config, signer=load_or_create(rt.data_dir / SERVICE_DIR, config.domain))
+        keys = rt.data_dir / SERVICE_DIR
+        service = Service(
+            rt=rt,
+            config=config,
+            signer=load_or_create(keys, config.domain),
+            results=ResultsLinks.load_or_create(keys, results_link_ttl),
+        )
         service.background.append(DeliveryLoop(service))
         if not no_worker:
             if executor_id == DEFAULT_EXECUTOR_ID:  # we hold the lock every foreground command holds

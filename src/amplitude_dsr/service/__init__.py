@@ -6,12 +6,14 @@ from __future__ import annotations
 from amplitude_dsr.service.app import create_app
 from amplitude_dsr.service.callbacks import DeliveryLoop
 from amplitude_dsr.service.context import Service, ServiceConfig
+from amplitude_dsr.service.links import ResultsLinks
 from amplitude_dsr.service.signing import Signer, load_or_create, verify
 from amplitude_dsr.service.worker import EmbeddedWorker
 
 __all__ = [
     "DeliveryLoop",
     "EmbeddedWorker",
+    "ResultsLinks",
     "Service",
     "ServiceConfig",
     "Signer",

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from amplitude_dsr import __version__
-from amplitude_dsr.service import datagrail, errors, models, opendsr
+from amplitude_dsr.service import datagrail, errors, models, opendsr, results
 from amplitude_dsr.service.context import Service, service_of
 from amplitude_dsr.store.service_tables import create_service_tables
 
@@ -51,6 +51,7 @@ def create_app(service: Service) -> FastAPI:
     errors.install(app)
     app.include_router(opendsr.router)
     app.include_router(datagrail.router)
+    app.include_router(results.router)
 
     @app.get("/healthz", response_model=models.Health, tags=["Operations"])
     def healthz() -> models.Health:

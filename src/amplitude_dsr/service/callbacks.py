@@ -29,6 +29,7 @@ import httpx
 from amplitude_dsr.errors import RequestNotFound
 from amplitude_dsr.service import datagrail
 from amplitude_dsr.service.context import Service
+from amplitude_dsr.service.results import results_url
 from amplitude_dsr.service.status import status_body
 from amplitude_dsr.states import is_final
 from amplitude_dsr.store import repo, service_repo
@@ -78,10 +79,11 @@ def callback_bodies(
 ) -> dict[str, str]:
     """URL -> JSON body to send for the request's current state: OpenDSR's status document for
     every state; DataGrail's completion only for a final state (nothing otherwise)."""
+    link = results_url(service, mapped.subject_request_id, row)
     if mapped.channel == datagrail.CHANNEL:
         if not is_final(row.kind, row.status):
             return {}
-        return dict.fromkeys(mapped.callback_urls, datagrail.completion_body(mapped, row, items))
+        return dict.fromkeys(mapped.callback_urls, datagrail.completion_body(mapped, row, items, link))
     return {
         url: json.dumps(
             status_body(
@@ -91,6 +93,7 @@ def callback_bodies(
                 row=row,
                 items=items,
                 callback_url=url,
+                results_url=link,
             ),
             separators=(",", ":"),
         )

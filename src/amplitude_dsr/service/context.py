@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.service import auth
 from amplitude_dsr.service.errors import ApiError
+from amplitude_dsr.service.links import ResultsLinks
 from amplitude_dsr.service.signing import Signer
 
 CALLBACK_BASE_DELAY = 5.0  # seconds before the first retry of a failed callback; doubles per attempt
@@ -63,6 +64,7 @@ class Service:
     rt: Runtime
     config: ServiceConfig
     signer: Signer
+    results: ResultsLinks
     background: list[Background] = field(default_factory=list)
 
 

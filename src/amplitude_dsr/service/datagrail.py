@@ -105,8 +105,11 @@ def signed_headers(secret: str, body: bytes, now: float | None = None) -> dict[s
     return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: signature(secret, timestamp, body)}
 
 
-def completion_body(mapped: service_repo.MappedRequest, row: repo.RequestRow, items: list[repo.Item]) -> str:
-    """What the callback URL receives once the request is final (JSON, no identifier)."""
+def completion_body(
+    mapped: service_repo.MappedRequest, row: repo.RequestRow, items: list[repo.Item], results_url: str | None = None
+) -> str:
+    """What the callback URL receives once the request is final (JSON, no identifier;
+    ``results_url``: a signed link to the package or certificate)."""
     status = opendsr_status(row.kind, row.status)
     outcome = "failed" if row.status == "failed" else status
     doc: dict[str, Any] = {
@@ -114,6 +117,7 @@ def completion_body(mapped: service_repo.MappedRequest, row: repo.RequestRow, it
         "request_type": mapped.request_type,
         "status": outcome,
         "completed_at": row.completed_at.isoformat() if row.completed_at else None,
+        "results_url": results_url,
         "details": detail(row, items),
     }
     return json.dumps(doc, separators=(",", ":"))

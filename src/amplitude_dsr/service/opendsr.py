@@ -26,6 +26,7 @@ from amplitude_dsr.service import models
 from amplitude_dsr.service.auth import Caller
 from amplitude_dsr.service.context import Service, require, service_of
 from amplitude_dsr.service.errors import ApiError, validation_details
+from amplitude_dsr.service.results import results_url
 from amplitude_dsr.service.status import API_VERSION, expected_completion, status_body
 from amplitude_dsr.store import repo, service_repo
 
@@ -170,6 +171,7 @@ def get_request(subject_request_id: str, request: Request, caller: Caller = Depe
     doc = status_body(
         subject_request_id=known.subject_request_id, controller_id=known.controller_id,
         domain=service.config.domain, row=row, items=items,
+        results_url=results_url(service, known.subject_request_id, row),
     )  # fmt: skip
     return signed(service, doc)
 

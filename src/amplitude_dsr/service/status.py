@@ -129,6 +129,7 @@ def status_body(
     row: repo.RequestRow,
     items: list[repo.Item],
     callback_url: str | None = None,
+    results_url: str | None = None,
 ) -> dict[str, Any]:
     """The OpenDSR status document of a request (``GET /requests/{id}``, and each callback with
     its ``status_callback_url``), JSON-ready."""
@@ -138,7 +139,7 @@ def status_body(
         "subject_request_id": subject_request_id,
         "request_status": opendsr_status(row.kind, row.status),
         "api_version": API_VERSION,
-        "results_url": None,  # results links are not built yet (docs/service.md)
+        "results_url": results_url,
         "results_count": results_count(row),
         "extensions": {domain: detail(row, items)},
     }
