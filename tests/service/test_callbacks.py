@@ -25,6 +25,13 @@ def deliveries(db_url: str) -> list[dict[str, Any]]:
         engine.dispose()
 
 
+def metrics(svc: Any) -> str:
+    response = httpx.get(f"{svc.url}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return response.text
+
+
 def test_a_refused_callback_is_retried_and_delivered_after_a_restart(
     start_service: Any, make_token: Any, receiver: Receiver, db_url: str
 ) -> None:
@@ -36,6 +43,10 @@ def test_a_refused_callback_is_retried_and_delivered_after_a_restart(
     body = erasure(sid, ("device_id", "device-9"), status_callback_urls=[receiver.url])
     assert httpx.post(f"{first.url}{REQUESTS}", json=body, headers=bearer(token)).status_code == 201
     eventually(lambda: len(receiver.refused) >= 3, "three refused attempts")
+    text = metrics(first)
+    assert 'amplitude_dsr_callbacks{outcome="failing"} 1' in text
+    assert 'amplitude_dsr_callbacks{outcome="delivered"} 0' in text
+    assert 'amplitude_dsr_requests{kind="deletion",state="received"} 1' in text
     assert first.stop() == 0  # SIGTERM: graceful
     assert "amplitude-dsr service stopped" in first.log.read_text()
     [owed] = deliveries(db_url)
@@ -54,3 +65,6 @@ def test_a_refused_callback_is_retried_and_delivered_after_a_restart(
     assert done["attempts"] == len(receiver.refused) + 1
     assert done["last_error"] is None
     assert done["next_attempt_at"] is None
+    text = metrics(second)
+    assert 'amplitude_dsr_callbacks{outcome="delivered"} 1' in text
+    assert 'amplitude_dsr_callbacks{outcome="pending"} 0' in text

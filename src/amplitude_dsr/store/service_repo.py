@@ -279,3 +279,29 @@ def deliveries_for(engine: sa.Engine, subject_request_id: str) -> list[Delivery]
             sa.select(deliveries).where(deliveries.c.subject_request_id == subject_request_id).order_by(deliveries.c.id)
         ).all()
     return [_delivery(r) for r in rows]
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+
+def requests_by_state(engine: sa.Engine) -> list[tuple[str, str, int]]:
+    """(kind, status, count) of every request, for ``/metrics``."""
+    query = sa.select(requests.c.kind, requests.c.status, sa.func.count()).group_by(requests.c.kind, requests.c.status)
+    with engine.connect() as conn:
+        return [(str(k), str(s), int(n)) for k, s, n in conn.execute(query)]
+
+
+def delivery_counts(engine: sa.Engine) -> dict[str, int]:
+    """Callback deliveries: ``delivered``, ``pending`` (not delivered yet), ``failing`` (pending
+    after a failed attempt) and ``given_up``."""
+    d = deliveries.c
+    pending = sa.and_(d.delivered_at.is_(None), d.gave_up_at.is_(None))
+    query = sa.select(
+        sa.func.count().filter(d.delivered_at.is_not(None)),
+        sa.func.count().filter(pending),
+        sa.func.count().filter(sa.and_(pending, d.last_error.is_not(None))),
+        sa.func.count().filter(d.gave_up_at.is_not(None)),
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).one()
+    return dict(zip(("delivered", "pending", "failing", "given_up"), (int(v or 0) for v in row), strict=True))
