@@ -68,3 +68,43 @@ def test_a_restart_in_the_middle_loses_no_request_and_no_callback(
     announced = Counter((r.json()["subject_request_id"], detail(r.json())["state"]) for r in receiver.received)
     assert max(announced.values()) == 1  # no state announced twice, across the restart either
     eventually(lambda: all(d["delivered_at"] is not None for d in deliveries(db_url)), "no delivery owed")
+
+
+@pytest.mark.slow
+def test_a_killed_service_resumes_its_requests_and_callbacks(
+    start_service: Any, make_token: Any, receiver: Receiver, emulator: Any
+) -> None:
+    """SIGKILL (no graceful stop): the next process recovers the workflows from their checkpoints
+    and sends every final callback; a callback may come twice (at least once), a POST never."""
+    count = 15
+    users = [emulator.admin.add_user("web", user_id=f"killed-{n:03d}@example.org", events=2) for n in range(count)]
+    token = make_token("acme", "submit", "read")
+    first = start_service("--callback-retry-base", "0.2")
+    sids = []
+    for user in users:
+        sid = str(uuid.uuid4())
+        body = erasure(sid, ("controller_customer_id", user["user_id"]), status_callback_urls=[receiver.url])
+        assert httpx.post(f"{first.url}{REQUESTS}", json=body, headers=bearer(token), timeout=60).status_code == 201
+        sids.append(sid)
+    eventually(lambda: len(receiver.received) >= count, "the first callbacks")
+    first.proc.kill()
+    first.proc.wait()
+    assert not all(
+        any(
+            r.json()["subject_request_id"] == sid and r.json()["request_status"] == "completed"
+            for r in receiver.received
+        )
+        for sid in sids
+    ), "every request finished before the kill; the test proves nothing"
+
+    second = start_service("--callback-retry-base", "0.2")
+
+    def finished() -> set[str]:
+        return {r.json()["subject_request_id"] for r in receiver.received if r.json()["request_status"] == "completed"}
+
+    eventually(lambda: finished() == set(sids), "a completed callback for every request", timeout=300)
+    for sid in sids:
+        doc = httpx.get(f"{second.url}{REQUESTS}/{sid}", headers=bearer(token)).json()
+        assert detail(doc)["state"] == "verified", sid
+    posted = Counter(aid for p in api_calls(emulator, DELETIONS, "POST") for aid in p["body"]["amplitude_ids"])
+    assert posted == Counter({u["amplitude_id"]: 1 for u in users})
