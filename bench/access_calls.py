@@ -45,8 +45,8 @@ def cases(catalog: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]
 
 def run() -> list[dict[str, Any]]:
     from amplitude_dsr.dsr import api
+    from amplitude_dsr.dsr.executor import open_runtime
     from amplitude_dsr.dsr.model import Identifier
-    from amplitude_dsr.dsr.runtime import open_runtime
 
     rows = []
     with common.temp_dir("access") as tmp, common.emulator(rate_scale=SCALE) as emu:
@@ -59,7 +59,7 @@ def run() -> list[dict[str, Any]]:
                 rid, _ = api.submit(
                     rt, "access", [Identifier.parse(kind, value)], options={"out_dir": str(tmp / "out"), **options}
                 )
-                status = api.wait(rid, timeout=120)
+                status = api.wait(rt, rid, timeout=120)
                 log = emu.admin.request_log(since)
                 rows.append(
                     {

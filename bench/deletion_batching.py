@@ -91,8 +91,8 @@ def ours(n: int, mode: str, max_seconds: float) -> dict[str, Any]:
     import sqlalchemy as sa
 
     from amplitude_dsr.dsr import api
+    from amplitude_dsr.dsr.executor import open_runtime
     from amplitude_dsr.dsr.model import Identifier
-    from amplitude_dsr.dsr.runtime import open_runtime
     from amplitude_dsr.store import repo
     from amplitude_dsr.store.tables import deletion_items
 

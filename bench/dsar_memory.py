@@ -45,8 +45,8 @@ def proc_status(pid: int | str, field: str) -> int:
 def child(doc: dict[str, Any], user_id: str, workdir: str) -> dict[str, Any]:
     """Run one access request in this (fresh) process."""
     from amplitude_dsr.dsr import api
+    from amplitude_dsr.dsr.executor import open_runtime
     from amplitude_dsr.dsr.model import Identifier
-    from amplitude_dsr.dsr.runtime import open_runtime
     from amplitude_dsr.store import repo
 
     tmp = Path(workdir)
@@ -55,7 +55,7 @@ def child(doc: dict[str, Any], user_id: str, workdir: str) -> dict[str, Any]:
     rt = open_runtime(settings, role="executor", data_dir=tmp / "data")
     started = time.perf_counter()
     rid, _ = api.submit(rt, "access", [Identifier.parse("user_id", user_id)], options={"out_dir": str(tmp / "out")})
-    status = api.wait(rid, timeout=1800)
+    status = api.wait(rt, rid, timeout=1800)
     elapsed = time.perf_counter() - started
     row = repo.get_request(rt.engine, rid)
     files = {p.name: p.stat().st_size for p in Path(row.out_dir or tmp).glob("*") if p.is_file()}

@@ -25,8 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 from amplitude_dsr.dsr import api
+from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.model import Identifier
-from amplitude_dsr.dsr.runtime import open_runtime
 from amplitude_dsr.store import repo
 
 FAST = 86400.0 * 4
@@ -75,7 +75,7 @@ def outage(kind: str, seconds: float, requests: int) -> dict[str, Any]:
             admin.set_speed(FAST if kind == "deletion" else 86400.0 / 8)
             if kind == "access":
                 admin.advance(days=1.05)
-            statuses = [api.wait(r, timeout=900) for r in ids]
+            statuses = [api.wait(rt, r, timeout=900) for r in ids]
             wall = time.monotonic() - started
         finally:
             rt.close()
@@ -111,7 +111,7 @@ def crowded(requests: int) -> dict[str, Any]:
         try:
             started = time.monotonic()
             ids = [api.submit(rt, "deletion", [Identifier.parse("user_id", u["user_id"])])[0] for u in users]
-            statuses = [api.wait(r, timeout=1800) for r in ids]
+            statuses = [api.wait(rt, r, timeout=1800) for r in ids]
             wall = time.monotonic() - started
         finally:
             rt.close()

@@ -84,7 +84,7 @@ def _write_requests(engine: Any, amplitude_ids: list[int]) -> None:
 def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from amplitude_dsr.dsr.runtime import open_runtime
+    from amplitude_dsr.dsr.executor import open_runtime
     from amplitude_dsr.store import repo
     from amplitude_dsr.store.tables import deletion_items
 
@@ -117,9 +117,7 @@ def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
         rt = open_runtime(settings, role="executor", data_dir=tmp / "data")
         receipted = 0
         try:
-            query = sa.select(sa.func.count()).select_from(deletion_items).where(
-                deletion_items.c.state == "receipted"
-            )
+            query = sa.select(sa.func.count()).select_from(deletion_items).where(deletion_items.c.state == "receipted")
             deadline = time.monotonic() + max_seconds
             while time.monotonic() < deadline:
                 with rt.engine.connect() as conn:

@@ -76,8 +76,8 @@ def replay(doc: dict[str, Any], calls: list[dict[str, Any]]) -> float:
 
 def child(doc: dict[str, Any], db_url: str, workdir: str, levels: list[int]) -> list[dict[str, Any]]:
     from amplitude_dsr.dsr import api
+    from amplitude_dsr.dsr.executor import open_runtime
     from amplitude_dsr.dsr.model import Identifier
-    from amplitude_dsr.dsr.runtime import open_runtime
     from amplitude_dsr.emulator.admin_client import EmulatorAdmin
 
     tmp = Path(workdir)
@@ -90,7 +90,7 @@ def child(doc: dict[str, Any], db_url: str, workdir: str, levels: list[int]) -> 
     try:
         # warm-up: imports, connections, first DBOS dequeue
         rid, _ = api.submit(rt, "access", [Identifier.parse("user_id", users[0])], options={"out_dir": str(tmp / "w")})
-        api.wait(rid, timeout=120)
+        api.wait(rt, rid, timeout=120)
         for level in levels:
             fill_s = prefill(rt, have, level)
             have = level
@@ -105,7 +105,7 @@ def child(doc: dict[str, Any], db_url: str, workdir: str, levels: list[int]) -> 
                 )[0]
                 for i in range(BATCH)
             ]
-            statuses = [api.wait(r, timeout=600) for r in ids]
+            statuses = [api.wait(rt, r, timeout=600) for r in ids]
             wall = time.perf_counter() - t0
             calls = [e for e in admin.request_log(since) if e["path"].startswith("/api/")]
             http_s = replay(doc, calls)

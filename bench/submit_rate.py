@@ -51,7 +51,6 @@ def one_by_one(rt: Any, n: int, prefix: str, max_seconds: float = 1e9) -> tuple[
     before bulk submission: the row (race-free insert), then its ``received`` entry, then the
     enqueue, three commits. Returns (requests submitted, seconds)."""
     from amplitude_dsr.dsr import api
-    from amplitude_dsr.dsr.access import access_workflow
     from amplitude_dsr.dsr.model import Identifier
     from amplitude_dsr.dsr.runtime import enqueue
     from amplitude_dsr.store import audit, repo
@@ -69,15 +68,15 @@ def one_by_one(rt: Any, n: int, prefix: str, max_seconds: float = 1e9) -> tuple[
             with rt.engine.begin() as conn:
                 detail = {"kind": "access", "identifiers": [audit.identifier_digest("email", ident.value)]}
                 audit.append(conn, row.id, "received", {**detail, "regulation": "gdpr"})
-        enqueue(access_workflow, row.id, row.id)
+        enqueue(rt, "access_workflow", row.id, row.id)
         done += 1
     return done, time.perf_counter() - t0
 
 
 def child(phase: str, doc: dict[str, Any], db_url: str, workdir: str, n: int) -> dict[str, Any]:
     from amplitude_dsr.dsr import api
+    from amplitude_dsr.dsr.executor import open_runtime
     from amplitude_dsr.dsr.model import Identifier
-    from amplitude_dsr.dsr.runtime import open_runtime
 
     settings = common.settings_for(doc, db_url, rate_scale=RATE_SCALE)
     # "fg": a foreground command (no worker), whose own workflows run here while it submits.

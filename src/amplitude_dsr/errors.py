@@ -24,6 +24,7 @@ Every error the package raises on purpose derives from :class:`DsrError`::
     ├── OutputUnwritable           our own output (a report package) could not be written: a
     │                              full disk, a directory briefly unwritable; retried durably
     ├── SealedDataUnreadable       a stored checkpoint was sealed with another data key
+    ├── ShuttingDown               this process stops; a workflow thread ends without an outcome
     └── DomainError                a privacy-request rule refused the operation
         ├── RequestNotFound        no request with that ID in the store
         ├── CancelRefused          the deletion can no longer be cancelled (``reason`` says why)
@@ -186,6 +187,12 @@ class SealedDataUnreadable(DsrError):
     (``dsr/sealing.py``). The start-up fingerprint check refuses such a process before it reads
     anything, so this is met only if keys changed under a running process; give every process the
     database's key (``AMPLITUDE_DSR_DATA_KEY``) and restart it."""
+
+
+class ShuttingDown(DsrError):
+    """Raised in a workflow thread of a process whose executor has shut down (DBOS torn down):
+    the thread ends at once, no outcome can be recorded any more, and the workflow stays pending
+    for the next executor, from its last checkpoint. Workflows never treat it as a failure."""
 
 
 class DomainError(DsrError):

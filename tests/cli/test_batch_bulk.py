@@ -38,9 +38,7 @@ def stored(db_url: str) -> dict[str, Any]:
             requests = [r[0] for r in conn.exec_driver_sql("SELECT id FROM dsr_requests")]
             workflows = [
                 r[0]
-                for r in conn.execute(
-                    sa.text(f"SELECT workflow_uuid, name FROM {workflow_table}")
-                )
+                for r in conn.execute(sa.text(f"SELECT workflow_uuid, name FROM {workflow_table}"))
                 if r[1].endswith(("access_workflow", "deletion_workflow"))
             ]
             received = Counter(e.request_id for e in audit.entries(conn) if e.kind == "received")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +21,22 @@ from dbos._sys_db import SystemDatabase
 
 from amplitude_dsr.config import Settings
 from amplitude_dsr.dsr import steps
-from amplitude_dsr.dsr.runtime import open_runtime
+from amplitude_dsr.dsr.executor import open_runtime
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.store import audit
 
 WORKFLOW_ID = "audit-crash-wf"
 REQUEST_ID = "dsr_audit_crash"
+SERVICES: dict[str, Runtime] = {}  # this test process's runtime, set before DBOS launches
 
 
 @DBOS.workflow()
 def two_entries(request_id: str) -> str:
-    steps.audit_step(request_id, "first", {"n": 1})
-    steps.audit_step(request_id, "second", {"n": 2})
+    while "rt" not in SERVICES:  # recovered at launch, a moment before main() stores it
+        time.sleep(0.05)
+    rt = SERVICES["rt"]
+    steps.audit_step(rt, request_id, "first", {"n": 1})
+    steps.audit_step(rt, request_id, "second", {"n": 2})
     return "done"
 
 
@@ -45,7 +51,7 @@ def main() -> None:
             record(self, result, **kwargs)
 
         SystemDatabase.record_operation_result = dying  # type: ignore[method-assign]
-    rt = open_runtime(Settings(database_url=db_url), role="executor", data_dir=Path(data_dir))
+    rt = SERVICES["rt"] = open_runtime(Settings(database_url=db_url), role="executor", data_dir=Path(data_dir))
     if mode == "crash":
         with SetWorkflowID(WORKFLOW_ID):
             DBOS.start_workflow(two_entries, REQUEST_ID).get_result()

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from amplitude_dsr.config import OrgConfig, ProjectConfig, Settings, normalize_database_url
-from amplitude_dsr.dsr.runtime import Runtime, open_runtime
+from amplitude_dsr.dsr.executor import open_runtime
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.emulator.admin_client import EmulatorAdmin
 from amplitude_dsr.emulator.server import EmulatorServer
 

@@ -16,8 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from amplitude_dsr.dsr import api
+from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.model import Identifier
-from amplitude_dsr.dsr.runtime import Runtime, open_runtime
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.emulator.server import EmulatorServer
 from amplitude_dsr.errors import AuditTamperDetected, CancelRefused
 from amplitude_dsr.store import audit, repo

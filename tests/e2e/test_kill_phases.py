@@ -14,8 +14,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from amplitude_dsr.dsr import api
+from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.model import Identifier
-from amplitude_dsr.dsr.runtime import open_runtime
 from amplitude_dsr.emulator.server import EmulatorServer
 from amplitude_dsr.store import audit
 from amplitude_dsr.store.db import make_engine

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from amplitude_dsr.dsr import api
+from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.model import Identifier
-from amplitude_dsr.dsr.runtime import open_runtime
 from amplitude_dsr.store import repo
 
 from .conftest import FAST_CLOCK, EmulatorProcess, api_calls, settings_for
@@ -35,9 +35,7 @@ WAITING = ("queued", "staging", "submitted", "done", "verifying")
 @pytest.mark.timeout(3600)
 def test_subjects_in_bulk_go_out_in_full_posts_with_bounded_threads(db_url: str, tmp_path: Path) -> None:
     with EmulatorProcess(seed=1, rate_scale=SCALE, clock_speed=FAST_CLOCK / 4) as emulator:
-        users = [
-            emulator.admin.add_user("web", user_id=f"bulk-{n:04d}@example.org", events=1) for n in range(SUBJECTS)
-        ]
+        users = [emulator.admin.add_user("web", user_id=f"bulk-{n:04d}@example.org", events=1) for n in range(SUBJECTS)]
         settings = settings_for(emulator, db_url, poll_interval=0.5, max_linger=600.0, rate_scale=SCALE)
         rt = open_runtime(settings, role="submitter", data_dir=tmp_path / "data")
         try:

@@ -17,8 +17,9 @@ from pydantic import SecretStr
 
 from amplitude_dsr.config import normalize_database_url
 from amplitude_dsr.dsr import api, sealing
+from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.model import Identifier
-from amplitude_dsr.dsr.runtime import Runtime, open_runtime
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.emulator.server import EmulatorServer
 from amplitude_dsr.errors import ConfigError
 from amplitude_dsr.store import repo

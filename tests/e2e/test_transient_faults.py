@@ -17,8 +17,9 @@ from pydantic import SecretStr
 
 from amplitude_dsr.config import Settings
 from amplitude_dsr.dsr import api
+from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.model import Identifier
-from amplitude_dsr.dsr.runtime import Runtime, open_runtime
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.emulator.server import EmulatorServer
 from amplitude_dsr.store import audit, pauses, repo
 
@@ -169,7 +170,7 @@ def test_another_processs_refused_key_pauses_the_project_and_never_fails_the_req
         assert row.status == "staging" and not row.error
         [pause] = pauses.active(bad.engine)
         assert pause.project == "web" and "credentials" in pause.reason
-        assert api.budget_wait(rid) is None
+        assert api.budget_wait(bad, rid) is None
     finally:
         bad.close()
     rt = open_runtime(good, role="executor", data_dir=tmp_path / "data")

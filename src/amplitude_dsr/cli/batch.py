@@ -27,7 +27,6 @@ from typing import Any
 
 import sqlalchemy as sa
 import typer
-from dbos import DBOS
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
@@ -235,7 +234,7 @@ def _batch(
         task = progress.add_task("submitting", total=len(parsed.requests))
         specs = [_spec(p, base, file.name, regulation, org_wide=org_wide) for p in parsed.requests]
         _submit(rt, parsed.requests, specs, lambda n: progress.advance(task, n))
-        rows = _follow(rt.engine, parsed.requests, settings, progress, wait=wait)
+        rows = _follow(rt, parsed.requests, settings, progress, wait=wait)
         worker_running = not rt.executor
     docs = []
     for planned in parsed.requests:
@@ -306,9 +305,10 @@ def _progress(*, show: bool) -> Progress:
 
 
 def _follow(
-    engine: sa.Engine, planned: Sequence[PlannedRequest], settings: Settings, progress: Progress, *, wait: bool
+    rt: Runtime, planned: Sequence[PlannedRequest], settings: Settings, progress: Progress, *, wait: bool
 ) -> dict[str, repo.RequestRow]:
     """Poll the requests until each is done watching, updating the progress bar."""
+    engine = rt.engine
     ids = list(dict.fromkeys(p.request_id for p in planned))
     idents = {p.request_id: len(p.identifiers) for p in planned}
     rows: dict[str, repo.RequestRow] = {}
@@ -322,7 +322,7 @@ def _follow(
         now = time.monotonic()
         if pending and now - last_workflow_check > WORKFLOW_CHECK_SECONDS:
             last_workflow_check = now
-            _fail_dead_workflows(engine, pending, rows)
+            _fail_dead_workflows(rt, pending, rows)
             pending = [rid for rid in ids if not reached(rows[rid], wait=wait)]
         eta = eta_seconds(
             sum(idents[r] for r in pending if rows[r].status in UNRESOLVED),
@@ -335,28 +335,29 @@ def _follow(
             description=f"{goal} · rate-budget ETA {format_eta(eta)}" if pending else "all requests " + goal,
         )  # fmt: skip
         if not pending:
-            _settle(rows.values())
+            _settle(rt, rows.values())
             return rows
         time.sleep(max(POLL_SECONDS, min(5.0, len(pending) * 0.005)))
 
 
-def _settle(rows: Iterable[repo.RequestRow]) -> None:
+def _settle(rt: Runtime, rows: Iterable[repo.RequestRow]) -> None:
     """Wait for the workflows of final requests to return (they record their outcome just after
     the final status), so closing the runtime never cuts one short."""
     for row in rows:
         if api.is_final(row):
             with contextlib.suppress(Exception):  # a failed workflow is reported by its row
-                DBOS.retrieve_workflow(row.id).get_result(polling_interval_sec=0.1)
+                rt.dbos_client().retrieve_workflow(row.id).get_result(polling_interval_sec=0.1)
 
 
-def _fail_dead_workflows(engine: sa.Engine, pending: Sequence[str], rows: dict[str, repo.RequestRow]) -> None:
+def _fail_dead_workflows(rt: Runtime, pending: Sequence[str], rows: dict[str, repo.RequestRow]) -> None:
     """A workflow that ended in error (or was cancelled) without a final request status would
     be waited for forever: reload its row and, if still not final, show it as failed."""
-    for rid in pending:
-        status = DBOS.get_workflow_status(rid)
-        if status is not None and status.status in ("ERROR", "CANCELLED"):
-            row = repo.get_request(engine, rid)
-            rows[rid] = row if api.is_final(row) else _as_failed(row, f"workflow {status.status.lower()}")
+    dead: list[Any] = rt.dbos_client().list_workflows(
+        workflow_ids=list(pending), status=["ERROR", "CANCELLED"], load_input=False, load_output=False
+    )
+    for wf in dead:
+        row = repo.get_request(rt.engine, wf.workflow_id)
+        rows[row.id] = row if api.is_final(row) else _as_failed(row, f"workflow {str(wf.status).lower()}")
 
 
 def _as_failed(row: repo.RequestRow, error: str) -> repo.RequestRow:

@@ -25,8 +25,9 @@ import typer
 from rich.console import Console
 
 from amplitude_dsr.config import Settings, load_settings
+from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.model import Identifier
-from amplitude_dsr.dsr.runtime import Runtime, open_runtime
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.errors import ConfigError, DsrError, UsageError
 from amplitude_dsr.store.db import redacted_url
 
@@ -46,9 +47,6 @@ class State:
 
     config: Path | None = None
     debug: bool = False
-    # Set by the console entry point (main.run), which ends the process right after the command:
-    # the runtime then leaves DBOS to die with the process instead of tearing it down.
-    process_exits: bool = False
     emitted: bool = False  # a JSON document was printed on stdout by this command
     json: bool = False  # the command was given --json (set while its options are parsed)
 
@@ -150,7 +148,7 @@ def runtime(role: str, **overrides: Any) -> Iterator[Runtime]:
     try:
         yield rt
     finally:
-        rt.close(teardown=not State.process_exits)
+        rt.close()
 
 
 def identifiers(

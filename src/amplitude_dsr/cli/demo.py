@@ -24,8 +24,9 @@ from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import JSON_OPT, guarded
 from amplitude_dsr.config import OrgConfig, ProjectConfig, Settings
 from amplitude_dsr.dsr import api
+from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.model import Identifier
-from amplitude_dsr.dsr.runtime import Runtime, open_runtime
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.emulator.admin_client import EmulatorAdmin
 from amplitude_dsr.emulator.server import EmulatorServer
 from amplitude_dsr.errors import UsageError
@@ -108,7 +109,7 @@ def _demo(directory: Path, seed: int, json_out: bool) -> None:
             api.wait(rt, delete_id)
             rows = [repo.get_request(rt.engine, access_id), repo.get_request(rt.engine, delete_id)]
         finally:
-            rt.close(teardown=not common.State.process_exits)
+            rt.close()
         calls = len(emu.admin.request_log())
     exports = [s.get("dsar") for s in (rows[0].result or {}).get("subjects", [])]
     doc = {

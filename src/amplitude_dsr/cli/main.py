@@ -16,20 +16,15 @@ EXIT_INTERRUPTED = 130
 
 
 def run() -> None:
-    """Console-script entry point.
-
-    Exits without joining DBOS's workflow threads: a workflow this process was executing may
-    be in a durable sleep (a deletion polls hourly for weeks). Its progress is checkpointed in
-    the database and the next executor resumes it, so waiting for the sleep to end would only
-    hang the command (and then fail the step against a destroyed DBOS)."""
+    """Console-script entry point. The command closes its runtime before it returns (DBOS torn
+    down, every workflow thread of this process ended or ending at its next step: their pauses
+    wake at once, ``steps.pause``), so the process ends normally."""
     code: int | str | None = 0
     os.umask(0o077)  # every file we write (database, locks, reports, work files) is the user's only
     try:
         try:
-            from amplitude_dsr.cli import common
             from amplitude_dsr.cli.app import app
 
-            common.State.process_exits = True
             app()
         except SystemExit as exc:
             code = exc.code
@@ -42,7 +37,7 @@ def run() -> None:
     if isinstance(code, str):
         print(code, file=sys.stderr, flush=True)
         code = 1
-    os._exit(code or 0)
+    sys.exit(code or 0)
 
 
 def interrupted() -> int:

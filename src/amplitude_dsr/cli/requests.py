@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,14 @@ def access(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Collect what Amplitude holds about a person: JSON export, HTML report, CSV, manifest."""
-    _run_request("access", locals(), wait=not no_wait)
+    idents = Identifiers(email, user_id, amplitude_id, device_id)
+    extra = {"full_history": full_history}
+    _run_request(
+        "access",
+        idents,
+        _options(project, identity_map, out, extra),
+        Command(regulation, not no_wait, max_wait, json_out),
+    )
 
 
 def delete(
@@ -125,30 +133,53 @@ def delete(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Schedule whole-record deletion; returns a request ID at once unless --wait."""
-    _run_request("deletion", locals(), wait=wait)
+    idents = Identifiers(email, user_id, amplitude_id, device_id)
+    options = _options(project, identity_map, out, {"org_wide": org_wide})
+    _run_request("deletion", idents, options, Command(regulation, wait, max_wait, json_out))
+
+
+@dataclass(frozen=True)
+class Identifiers:
+    """The identifier flags of a request command, as typed."""
+
+    emails: list[str] | None
+    user_ids: list[str] | None
+    amplitude_ids: list[str] | None
+    device_ids: list[str] | None
+
+
+@dataclass(frozen=True)
+class Command:
+    """How a request command runs: its regulation, whether it waits (and how long for a budget),
+    and its output format."""
+
+    regulation: str
+    wait: bool
+    max_wait: int
+    json_out: bool
+
+
+def _options(
+    projects: list[str] | None, identity_map: str | None, out: Path | None, extra: dict[str, bool]
+) -> dict[str, Any]:
+    """The request's options from its flags (validated as ``RequestOptions`` by ``dsr.api``)."""
+    out_dir = str(Path(out).resolve()) if out else None
+    return {"projects": list(projects or []), "identity_map": identity_map, "out_dir": out_dir, **extra}
 
 
 @guarded
-def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
-    idents = common.identifiers(args["email"], args["user_id"], args["amplitude_id"], args["device_id"])
-    options: dict[str, Any] = {
-        "projects": list(args["project"] or []),
-        "identity_map": args["identity_map"],
-        "out_dir": str(Path(args["out"]).resolve()) if args["out"] else None,
-    }
-    if kind == "access":
-        options["full_history"] = bool(args["full_history"])
-    else:
-        options["org_wide"] = bool(args["org_wide"])
-    _check_before_writing(options, args["regulation"])
-    max_wait = float(args["max_wait"])
+def _run_request(kind: str, flags: Identifiers, options: dict[str, Any], command: Command) -> None:
+    idents = common.identifiers(flags.emails, flags.user_ids, flags.amplitude_ids, flags.device_ids)
+    wait, regulation = command.wait, command.regulation
+    _check_before_writing(options, regulation)
+    max_wait = float(command.max_wait)
     deferred: BudgetExhausted | None = None
     request_id: str | None = None
     try:
         with common.runtime("auto" if wait else "submitter") as rt:
             # An access re-run with the same identifiers and options resumes its unfinished request.
             request_id, _ = api.submit(
-                rt, kind, idents, options=options, regulation=args["regulation"], resume=kind == "access"
+                rt, kind, idents, options=options, regulation=regulation, resume=kind == "access"
             )
             if wait:
                 try:
@@ -165,7 +196,7 @@ def _run_request(kind: str, args: dict[str, Any], *, wait: bool) -> None:
     doc = request_document(row, items)
     if deferred is not None:
         doc["budget_wait"] = {"pool": deferred.pool, "resume_at": deferred.resume_at.isoformat()}
-    if args["json_out"]:
+    if command.json_out:
         common.emit_json(doc)
     else:
         _print_request(doc, waited=wait, worker_running=worker_running)

@@ -15,13 +15,20 @@ from dbos import DBOS
 from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import JSON_OPT, guarded
 from amplitude_dsr.dsr.connections import DisconnectNotices
+from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.periodic import PeriodicCheck
 from amplitude_dsr.dsr.retention import RetentionWatch
-from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans, open_runtime, shared_queue
+from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans, shared_queue
 from amplitude_dsr.dsr.takeover import DeadExecutorWatch
+from amplitude_dsr.errors import DsrError
 from amplitude_dsr.states import WORKFLOW_ACTIVE, is_final
 from amplitude_dsr.store import jobs as jobs_store
 from amplitude_dsr.store import repo
+
+
+class ExecutorStopped(DsrError):
+    """The worker stopped because another process took its executor lock (exit 1)."""
+
 
 IDLE_HORIZON = 5.0  # seconds: a workflow sleeping longer than this is "not due"
 ACTIVE_STATUSES = sorted(WORKFLOW_ACTIVE)
@@ -64,7 +71,7 @@ def _worker(until_idle: bool, executor_id: str, json_out: bool) -> None:
         stalls = StallWatch(executor_id)
         takeovers = DeadExecutorWatch(rt, _notice)
         retention = RetentionWatch(rt, _notice)
-        while not stop.wait(0.5):
+        while not stop.wait(0.5) and not rt.stop_requested.is_set():
             stalls.tick()
             takeovers.tick()
             retention.tick()
@@ -72,9 +79,13 @@ def _worker(until_idle: bool, executor_id: str, json_out: bool) -> None:
                 break
     finally:
         disconnects.close()
-        rt.close(teardown=not common.State.process_exits)
+        rt.close()
         changes.detach()
         common.err.print(f"worker {executor_id} stopped: {changes.summary()}", markup=False)
+    if rt.lock_lost is not None:
+        # Another process runs as this executor now: this one stopped (DBOS torn down, so
+        # nothing it still ran could record an outcome); every workflow resumes there.
+        raise ExecutorStopped(rt.lock_lost)
     if json_out:
         # A signal may stop an --until-idle worker before it is idle: say which it was.
         common.emit_json({"executor_id": executor_id, "stopped": "signal" if stop.is_set() else "idle"})

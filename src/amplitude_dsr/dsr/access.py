@@ -22,8 +22,8 @@ from amplitude_dsr.dsr.identity_map import build as build_identity_map
 from amplitude_dsr.dsr.model import AccessResult, DsarInfo, Identifier, IdentifierKind, Subject, SubjectData
 from amplitude_dsr.dsr.report import write_access_package
 from amplitude_dsr.dsr.resolve import Resolved, resolve
-from amplitude_dsr.dsr.runtime import current
-from amplitude_dsr.errors import AuthenticationError, FatalError, NotFound, OutputUnwritable
+from amplitude_dsr.dsr.runtime import Runtime
+from amplitude_dsr.errors import AuthenticationError, FatalError, NotFound, OutputUnwritable, ShuttingDown
 from amplitude_dsr.states import ACCESS_FINAL, DELETION_FINAL
 from amplitude_dsr.store import repo
 
@@ -33,87 +33,89 @@ DSAR_FAILED = "failed"
 
 
 @db_step
-def load_step(request_id: str) -> repo.RequestRow:
-    return repo.get_request(current().engine, request_id)
+def load_step(rt: Runtime, request_id: str) -> repo.RequestRow:
+    return repo.get_request(rt.engine, request_id)
 
 
 @db_step
-def set_status_step(request_id: str, status: str, fields: dict[str, Any] | None = None) -> None:
+def set_status_step(rt: Runtime, request_id: str, status: str, fields: dict[str, Any] | None = None) -> None:
     extra = dict(fields or {})
     if status in ACCESS_FINAL | DELETION_FINAL:
         extra.setdefault("completed_at", datetime.now(UTC))
-    repo.update_request(current().engine, request_id, status=status, **extra)
+    repo.update_request(rt.engine, request_id, status=status, **extra)
 
 
 @DBOS.step()
-def identity_map_step(source: str | None, emails: list[str]) -> dict[str, list[str]]:
+def identity_map_step(rt: Runtime, source: str | None, emails: list[str]) -> dict[str, list[str]]:
     return build_identity_map(source, emails)
 
 
 @DBOS.step()
-def write_package_step(result: AccessResult, out_dir: str) -> str:
+def write_package_step(rt: Runtime, result: AccessResult, out_dir: str) -> str:
     """Write the package; a refusal of the file system is :class:`OutputUnwritable`, which
     :func:`steps.call` retries durably (the Amplitude answers are already paid for)."""
     try:
-        return str(write_access_package(result, Path(out_dir), operator_dir=current().data_dir / "operator"))
+        return str(write_access_package(result, Path(out_dir), operator_dir=rt.data_dir / "operator"))
     except OSError as exc:  # the package writer leaves nothing half-written behind
         raise OutputUnwritable(exc.errno, exc.strerror or type(exc).__name__) from None
 
 
-def projects_for(options: dict[str, Any]) -> list[str]:
-    names = options.get("projects") or [p.name for p in current().settings.projects]
+def projects_for(rt: Runtime, options: dict[str, Any]) -> list[str]:
+    names = options.get("projects") or [p.name for p in rt.settings.projects]
     return list(names)
 
 
-def load_identity_map(identifiers: list[Identifier], options: dict[str, Any]) -> dict[str, list[str]]:
+def load_identity_map(rt: Runtime, identifiers: list[Identifier], options: dict[str, Any]) -> dict[str, list[str]]:
     emails = [i.value for i in identifiers if i.kind is IdentifierKind.EMAIL]
-    return steps.call(identity_map_step, options.get("identity_map"), emails)
+    return steps.call(rt, identity_map_step, options.get("identity_map"), emails)
 
 
-@DBOS.workflow()
-def access_workflow(request_id: str) -> str:
-    """Run one access request to its report; returns the final status."""
-    req = load_step(request_id)
+def access_workflow(rt: Runtime, request_id: str) -> str:
+    """Run one access request to its report; returns the final status (the body of
+    ``Workflows.access``)."""
+    req = load_step(rt, request_id)
     rounds = 0
     while True:
         try:
             # Transient Amplitude faults (outages, 5xx, unreadable bodies) are retried durably until
             # the request's deadline; only a cause retrying cannot fix ends it failed.
             with steps.retry_policy(steps.RetryPolicy(horizon=req.deadline)):
-                return _answer(request_id, req)
+                return _answer(rt, request_id, req)
+        except ShuttingDown:
+            raise
         except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
-            if steps.wait_out_database_fault(request_id, exc, rounds):
+            if steps.wait_out_database_fault(rt, request_id, exc, rounds):
                 rounds += 1  # resolution and collection run again (a new DSAR export at worst)
                 continue
             reason = failure_reason("access", request_id, exc)
-            remove_work_step(request_id)
-            steps.audit_step(request_id, "failed", {"reason": reason})
-            set_status_step(request_id, "failed", {"error": reason})
+            remove_work_step(rt, request_id)
+            steps.audit_step(rt, request_id, "failed", {"reason": reason})
+            set_status_step(rt, request_id, "failed", {"error": reason})
             return "failed"
 
 
-def _answer(request_id: str, req: repo.RequestRow) -> str:
+def _answer(rt: Runtime, request_id: str, req: repo.RequestRow) -> str:
     """Resolve, collect and write the package; the request's status on the way."""
-    set_status_step(request_id, "resolving")
+    set_status_step(rt, request_id, "resolving")
     identifiers = [Identifier.model_validate(i) for i in req.identifiers]
-    imap = load_identity_map(identifiers, req.options)
+    imap = load_identity_map(rt, identifiers, req.options)
     full = bool(req.options.get("full_history"))
     resolved = resolve(
-        request_id, identifiers, projects_for(req.options), identity_map=imap,
+        rt, request_id, identifiers, projects_for(rt, req.options), identity_map=imap,
         keep_events=True, full_history=full,
     )  # fmt: skip
-    steps.audit_step(request_id, "resolved", {"subjects": len(resolved.resolution.subjects)})
-    set_status_step(request_id, "collecting")
+    steps.audit_step(rt, request_id, "resolved", {"subjects": len(resolved.resolution.subjects)})
+    set_status_step(rt, request_id, "collecting")
     notes: list[str] = []
-    subjects = _collect(request_id, resolved, full, notes)
+    subjects = _collect(rt, request_id, resolved, full, notes)
     if not subjects:
         notes.append("No data held: no Amplitude user matched any identifier exactly.")
     result = AccessResult(
-        request_id=request_id, created_at=req.created_at, completed_at=DBOS_now(),
+        request_id=request_id, created_at=req.created_at, completed_at=steps.now_step(),
         regulation=req.regulation if req.regulation in ("gdpr", "ccpa") else "gdpr",
         identifiers=identifiers, resolution=resolved.resolution, subjects=subjects, notes=notes,
     )  # fmt: skip
-    out = steps.call(write_package_step, result, req.options.get("out_dir") or str(current().data_dir / "output"))
+    out = steps.call(rt, write_package_step, result, req.options.get("out_dir") or str(rt.data_dir / "output"))
     summary = {
         "subjects": [_subject_summary(s) for s in subjects],
         "unresolved": len(resolved.resolution.unresolved()),
@@ -121,17 +123,17 @@ def _answer(request_id: str, req: repo.RequestRow) -> str:
         "data_held": bool(subjects),
         "completeness": assess(result).model_dump(mode="json"),
     }
-    steps.audit_step(request_id, "completed", {"subjects": len(subjects), "out_dir": out})
-    remove_work_step(request_id)
-    set_status_step(request_id, "completed", {"out_dir": out, "result": summary})
+    steps.audit_step(rt, request_id, "completed", {"subjects": len(subjects), "out_dir": out})
+    remove_work_step(rt, request_id)
+    set_status_step(rt, request_id, "completed", {"out_dir": out, "result": summary})
     return "completed"
 
 
 @DBOS.step()
-def remove_work_step(request_id: str) -> None:
+def remove_work_step(rt: Runtime, request_id: str) -> None:
     """Delete the request's work files (copies of the subject's events) once the package is
     written or the request failed: personal data is kept only in the package itself."""
-    shutil.rmtree(current().data_dir / "work" / request_id, ignore_errors=True)
+    shutil.rmtree(rt.data_dir / "work" / request_id, ignore_errors=True)
 
 
 def _subject_summary(data: SubjectData) -> dict[str, Any]:
@@ -148,48 +150,38 @@ def _subject_summary(data: SubjectData) -> dict[str, Any]:
     }
 
 
-@DBOS.step()
-def _now_step() -> datetime:
-    return datetime.now(UTC)
-
-
-def DBOS_now() -> datetime:
-    """The current time, checkpointed so a replayed workflow sees the same value."""
-    return _now_step()
-
-
-def _collect(request_id: str, resolved: Resolved, full: bool, notes: list[str]) -> list[SubjectData]:
+def _collect(rt: Runtime, request_id: str, resolved: Resolved, full: bool, notes: list[str]) -> list[SubjectData]:
     """Each subject's data from User Activity (fetched during resolution), and with org keys its
     DSAR export merged in (every export is created first, then all are polled together)."""
     collected = [_from_activity(s, resolved, full) for s in resolved.resolution.subjects]
-    if not collected or current().dsar() is None:
+    if not collected or rt.dsar() is None:
         return collected
     pending: dict[int, int] = {}
     for index, data in enumerate(collected):
         try:
-            pending[index] = _create_dsar(request_id, data)
+            pending[index] = _create_dsar(rt, request_id, data)
         except AuthenticationError:
             # The org keys are refused (wrong key, or the other region): the project-key data is
             # still an answer, a partial one that says why (dsr/completeness.py).
             refused = DsarInfo(status="refused", auth_error=True, fell_back_to_project_keys=True)
             collected[index] = data.model_copy(update={"dsar": refused})
-            steps.audit_step(request_id, "dsar_refused", {"reason": "organisation keys refused"})
+            steps.audit_step(rt, request_id, "dsar_refused", {"reason": "organisation keys refused"})
     if any(d.dsar is not None and d.dsar.auth_error for d in collected):
         notes.append(
             "Amplitude refused the organisation keys for the DSAR export (check the org key, its secret and "
             "the region); the report holds the data available with project keys."
         )
-    poll = current().settings.poll_interval
+    poll = rt.settings.poll_interval
     while True:
         for index, dsar_id in list(pending.items()):
-            state = steps.call(steps.dsar_get_step, dsar_id)
+            state = steps.call(rt, steps.dsar_get_step, dsar_id)
             if state.status in (DSAR_DONE, DSAR_FAILED):
                 # Download at once: the links expire two days after the export is done.
-                collected[index] = _finish_dsar(request_id, collected[index], state, notes)
+                collected[index] = _finish_dsar(rt, request_id, collected[index], state, notes)
                 del pending[index]
         if not pending:
             return collected
-        DBOS.sleep(poll)
+        steps.pause(rt, poll)
 
 
 def _from_activity(subject: Subject, resolved: Resolved, full: bool) -> SubjectData:
@@ -206,10 +198,10 @@ def _from_activity(subject: Subject, resolved: Resolved, full: bool) -> SubjectD
     )
 
 
-def _create_dsar(request_id: str, data: SubjectData) -> int:
+def _create_dsar(rt: Runtime, request_id: str, data: SubjectData) -> int:
     """Create the subject's DSAR export over its whole lifetime (from its first use, or from
     :data:`DSAR_EARLIEST` when unknown, to today)."""
-    today = DBOS_now().date()
+    today = steps.now_step().date()
     start = DSAR_EARLIEST
     first_used = data.summary.get("first_used")
     if isinstance(first_used, str):
@@ -217,15 +209,15 @@ def _create_dsar(request_id: str, data: SubjectData) -> int:
             start = min(date.fromisoformat(first_used[:10]), today)
         except ValueError:
             start = DSAR_EARLIEST
-    dsar_id = steps.call(steps.dsar_create_step, data.subject.amplitude_id, start, today)
-    steps.audit_step(request_id, "dsar_created", {"dsar_request_id": dsar_id})
+    dsar_id = steps.call(rt, steps.dsar_create_step, data.subject.amplitude_id, start, today)
+    steps.audit_step(rt, request_id, "dsar_created", {"dsar_request_id": dsar_id})
     return dsar_id
 
 
-def _finish_dsar(request_id: str, data: SubjectData, state: DsarRequest, notes: list[str]) -> SubjectData:
+def _finish_dsar(rt: Runtime, request_id: str, data: SubjectData, state: DsarRequest, notes: list[str]) -> SubjectData:
     """Merge a finished export into the subject's data, or fall back to the project-key data."""
     steps.audit_step(
-        request_id, f"dsar_{state.status}", {"dsar_request_id": state.request_id, "files": len(state.urls)}
+        rt, request_id, f"dsar_{state.status}", {"dsar_request_id": state.request_id, "files": len(state.urls)}
     )
     info = DsarInfo(
         request_id=state.request_id, status=state.status, fail_reason=state.fail_reason, files=len(state.urls)
@@ -234,7 +226,7 @@ def _finish_dsar(request_id: str, data: SubjectData, state: DsarRequest, notes: 
         s = data.subject
         try:
             got = steps.call(
-                steps.dsar_download_step, request_id, s.project, s.amplitude_id, list(state.urls), data.events_path
+                rt, steps.dsar_download_step, request_id, s.project, s.amplitude_id, list(state.urls), data.events_path
             )
         except FatalError as exc:
             # Output links are pre-signed and carry no key: a refusal (403/404) means they expired

@@ -12,19 +12,19 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSClient
+from pydantic import ValidationError
 
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import intake, jobs, sealing, steps
 from amplitude_dsr.dsr.finish import verification_id
-from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier
-from amplitude_dsr.dsr.runtime import APP_NAME, Runtime
+from amplitude_dsr.dsr.model import REGULATION_DAYS, Identifier, RequestOptions
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.errors import (
     BadRequest,
     BudgetExhausted,
@@ -66,7 +66,7 @@ class Spec:
 
     kind: str
     identifiers: Sequence[Identifier]
-    options: dict[str, Any] = field(default_factory=dict)
+    options: RequestOptions | Mapping[str, Any] = field(default_factory=RequestOptions)
     regulation: str = "gdpr"
 
 
@@ -75,7 +75,7 @@ def submit(
     kind: str,
     identifiers: Sequence[Identifier],
     *,
-    options: dict[str, Any] | None = None,
+    options: RequestOptions | Mapping[str, Any] | None = None,
     regulation: str = "gdpr",
     dedupe: bool = False,
     resume: bool = False,
@@ -84,7 +84,7 @@ def submit(
     identical request instead of creating a new one. ``resume`` returns it only while it is not
     final (same identifiers, options and regulation: a re-run of an interrupted command picks it
     up); once it is final, the same command creates a new request."""
-    spec = Spec(kind, identifiers, dict(options or {}), regulation)
+    spec = Spec(kind, identifiers, options if options is not None else RequestOptions(), regulation)
     prepared = _prepare(rt, spec, keyed="dedupe" if dedupe else "resume" if resume else None)
     [(rid, created)] = intake.store(rt, [prepared])
     if resume and not created and is_final(row := repo.get_request(rt.engine, rid)):
@@ -117,9 +117,14 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
         raise UsageError("regulation must be 'gdpr' or 'ccpa'")
     if not rt.settings.projects:
         rt.settings.project()  # raises the ConfigError with what to set
-    opts = dict(spec.options)
-    for name in opts.get("projects") or []:
+    options = request_options(spec.options)
+    if kind == "access" and options.org_wide:
+        raise UsageError("org_wide applies to deletion requests only")
+    if kind == "deletion" and options.full_history:
+        raise UsageError("full_history applies to access requests only")
+    for name in options.projects:
         rt.settings.project(name)
+    opts = options.stored()
     if kind == "deletion":
         opts.setdefault("requester", rt.settings.requester)
     key = None
@@ -134,6 +139,18 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
     return intake.Prepared(row, [audit.identifier_digest(i.kind.value, i.value) for i in identifiers])
 
 
+def request_options(value: RequestOptions | Mapping[str, Any]) -> RequestOptions:
+    """``value`` as validated options; UsageError (one line) naming the first bad option."""
+    if isinstance(value, RequestOptions):
+        return value
+    try:
+        return RequestOptions.model_validate(dict(value))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "options"
+        raise UsageError(f"invalid request option {where!r}: {first['msg']}") from None
+
+
 def wait(rt: Runtime, request_id: str, timeout: float | None = None, *, max_budget_wait: float | None = None) -> str:
     """Block until the request is final; returns its final status.
 
@@ -145,16 +162,18 @@ def wait(rt: Runtime, request_id: str, timeout: float | None = None, *, max_budg
     exhausted rate budget would add up to more than that many seconds; ``None`` waits for the
     budget however long. Either way the request is untouched: it stays queued and an executor
     (``worker``) finishes it."""
-    handle: Any = DBOS.retrieve_workflow(request_id)
+    handle: Any = rt.dbos_client().retrieve_workflow(request_id)
     started = last = time.monotonic()
     budget_waited = 0.0
     while True:
         done = _final_status(rt, request_id, handle)
         if done is not None:
             return done
+        if rt.lock_lost is not None:  # this foreground command stops running workflows
+            raise DomainError(f"{rt.lock_lost}; the request carries on in a worker")
         now = time.monotonic()
         if max_budget_wait is not None:
-            pending = budget_wait(request_id) or budget_wait(verification_id(request_id))
+            pending = budget_wait(rt, request_id) or budget_wait(rt, verification_id(request_id))
             if pending is not None:
                 budget_waited += now - last
                 if gives_up(budget_waited, pending.resume_at, max_budget_wait, datetime.now(UTC)):
@@ -183,11 +202,11 @@ def _final_status(rt: Runtime, request_id: str, handle: Any) -> str | None:
     return row.status if row.kind == "deletion" and row.status == "cancelled" else None
 
 
-def budget_wait(request_id: str) -> BudgetExhausted | None:
+def budget_wait(rt: Runtime, request_id: str) -> BudgetExhausted | None:
     """The exhausted budget the request's workflow is sleeping on now, or ``None`` (not
     sleeping on one, or the published wait is over). Read from the workflow event that
     :func:`steps.call` sets around its durable sleep."""
-    value = DBOS.get_all_events(request_id).get(steps.BUDGET_WAIT_EVENT)
+    value = rt.dbos_client().get_event(request_id, steps.BUDGET_WAIT_EVENT, timeout_seconds=0)
     if not isinstance(value, dict):
         return None
     try:
@@ -271,15 +290,13 @@ def _stop_workflows(rt: Runtime, workflow_ids: list[str]) -> None:
     in progress stops at its next step instead of spending the user pool for nothing. Through a
     ``DBOSClient``, so it works from any process; the request's row already says ``cancelled``,
     so a workflow that finishes first changes nothing (its progress never overwrites a cancel)."""
-    client = DBOSClient(system_database_engine=rt.engine, application_name=APP_NAME, lazy=True)
     try:
+        client = rt.dbos_client()
         active = client.list_workflows(workflow_ids=workflow_ids, status=sorted(WORKFLOW_ACTIVE), load_input=False)
         if active:
             client.cancel_workflows([w.workflow_id for w in active])
     except Exception:  # the cancel itself is done; a workflow left running ends at its next check
         log.debug("could not cancel the workflows of a cancelled request", exc_info=True)
-    finally:
-        client.destroy()
 
 
 def credential_pauses(engine: sa.Engine) -> list[dict[str, str]]:

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import logging
 
-from dbos import DBOS
-
 from amplitude_dsr.dsr import steps
 from amplitude_dsr.dsr.access import load_identity_map, load_step, projects_for
 from amplitude_dsr.dsr.dbfaults import db_step
 from amplitude_dsr.dsr.finish import conclude, fail, progress_step
 from amplitude_dsr.dsr.model import Identifier, Subject
 from amplitude_dsr.dsr.resolve import resolve
-from amplitude_dsr.dsr.runtime import current
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.dsr.submission import start_flusher
-from amplitude_dsr.errors import DomainError
+from amplitude_dsr.errors import DomainError, ShuttingDown
 from amplitude_dsr.states import RequestStatus
 from amplitude_dsr.store import audit, repo
 
@@ -31,19 +29,19 @@ S = RequestStatus
 
 
 @db_step
-def queue_step(request_id: str, subjects: list[Subject], org_wide: bool) -> int:
+def queue_step(rt: Runtime, request_id: str, subjects: list[Subject], org_wide: bool) -> int:
     total = 0
     for subject in subjects:
         ids = subject.all_amplitude_ids
-        total += repo.queue_items(current().engine, request_id, subject.project, ids, org_wide=org_wide)
+        total += repo.queue_items(rt.engine, request_id, subject.project, ids, org_wide=org_wide)
     return total
 
 
-@DBOS.workflow()
-def deletion_workflow(request_id: str) -> str:
+def deletion_workflow(rt: Runtime, request_id: str) -> str:
     """Resolve and queue one deletion request. Returns ``queued`` once its IDs wait for their
-    project's flusher, or the final status when it ends here (nothing found, failed, cancelled)."""
-    req = load_step(request_id)
+    project's flusher, or the final status when it ends here (nothing found, failed, cancelled).
+    The body of ``Workflows.deletion``."""
+    req = load_step(rt, request_id)
     # Nothing Amplitude may already hold is given up on a fault that waiting fixes: transient
     # faults are retried until the deadline, refused credentials pause the project
     # (docs/operations.md, "Transient faults").
@@ -52,35 +50,39 @@ def deletion_workflow(request_id: str) -> str:
     while True:
         try:
             with steps.retry_policy(policy):
-                status = _resolve_and_queue(request_id, req.identifiers, req.options)
+                status = _resolve_and_queue(rt, request_id, req.identifiers, req.options)
             break
+        except ShuttingDown:
+            raise
         except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
-            if steps.wait_out_database_fault(request_id, exc, rounds):
+            if steps.wait_out_database_fault(rt, request_id, exc, rounds):
                 rounds += 1  # every phase is driven by stored state: running it again resumes it
                 continue
-            status = fail(request_id, exc)
+            status = fail(rt, request_id, exc)
             break
     if status == S.QUEUED:
         return status
-    return conclude(request_id, status, [], req.options.get("out_dir"))
+    return conclude(rt, request_id, status, [], req.options.get("out_dir"))
 
 
-def _resolve_and_queue(request_id: str, raw_identifiers: list[dict[str, str]], options: dict[str, object]) -> str:
-    progress_step(request_id, S.RESOLVING)
+def _resolve_and_queue(
+    rt: Runtime, request_id: str, raw_identifiers: list[dict[str, str]], options: dict[str, object]
+) -> str:
+    progress_step(rt, request_id, S.RESOLVING)
     identifiers = [Identifier.model_validate(i) for i in raw_identifiers]
-    imap = load_identity_map(identifiers, dict(options))
-    projects = projects_for(dict(options))
-    with current().resolve_gate:  # counted as resolving while it waits: more IDs are coming
-        resolved = resolve(request_id, identifiers, projects, identity_map=imap)
+    imap = load_identity_map(rt, identifiers, dict(options))
+    projects = projects_for(rt, dict(options))
+    with rt.resolve_gate:  # counted as resolving while it waits: more IDs are coming
+        resolved = resolve(rt, request_id, identifiers, projects, identity_map=imap)
     subjects = resolved.resolution.subjects
     # The audit trail is permanent and hash-chained: it holds the resolution's digest, not the
     # resolution (which names identifiers and lives in the request's result until retention ends).
     steps.audit_step(
-        request_id, "resolved",
+        rt, request_id, "resolved",
         {"subjects": len(subjects), "amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects),
          "resolution_digest": audit.content_digest(resolved.resolution.model_dump(mode="json"))},
     )  # fmt: skip
-    progress_step(request_id, S.RESOLVED, {"result": {"resolution": resolved.resolution.model_dump(mode="json")}})
+    progress_step(rt, request_id, S.RESOLVED, {"result": {"resolution": resolved.resolution.model_dump(mode="json")}})
     if not subjects:
         unresolved = [d for d in resolved.resolution.unresolved_details() if d.ambiguous]
         if unresolved:
@@ -91,10 +93,10 @@ def _resolve_and_queue(request_id: str, raw_identifiers: list[dict[str, str]], o
                 "(--amplitude-id) or use an identity map"
             )
         return S.NOTHING_FOUND
-    queue_step(request_id, subjects, bool(options.get("org_wide")))
-    if not progress_step(request_id, S.QUEUED):
+    queue_step(rt, request_id, subjects, bool(options.get("org_wide")))
+    if not progress_step(rt, request_id, S.QUEUED):
         return S.CANCELLED
-    steps.audit_step(request_id, "queued", {"amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects)})
+    steps.audit_step(rt, request_id, "queued", {"amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects)})
     for project in sorted({s.project for s in subjects}):
-        start_flusher(project)
+        start_flusher(rt, project)
     return S.QUEUED

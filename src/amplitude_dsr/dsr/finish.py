@@ -25,9 +25,9 @@ from amplitude_dsr.dsr.evidence import build_deletion_result
 from amplitude_dsr.dsr.failures import failure_reason
 from amplitude_dsr.dsr.model import Identifier, Verification
 from amplitude_dsr.dsr.report import write_certificate
-from amplitude_dsr.dsr.runtime import VERIFY_QUEUE, current, start_once
+from amplitude_dsr.dsr.runtime import VERIFY_QUEUE, Runtime, start_once
 from amplitude_dsr.dsr.verification import verify
-from amplitude_dsr.errors import DomainError
+from amplitude_dsr.errors import DomainError, ShuttingDown
 from amplitude_dsr.states import DELETION_FINAL, RequestStatus
 from amplitude_dsr.store import repo
 
@@ -41,34 +41,33 @@ def verification_id(request_id: str) -> str:
     return f"{VERIFY_PREFIX}{request_id}"
 
 
-def start_verification(request_id: str) -> None:
+def start_verification(rt: Runtime, request_id: str) -> None:
     """Start the request's verification unless it was started before (same workflow ID)."""
-    start_once(verify_workflow, None, request_id, queue=VERIFY_QUEUE, workflow_id=verification_id(request_id))
+    start_once(rt, "verify_workflow", None, request_id, queue=VERIFY_QUEUE, workflow_id=verification_id(request_id))
 
 
 @db_step
-def status_step(request_id: str) -> str:
-    return repo.get_request(current().engine, request_id).status
+def status_step(rt: Runtime, request_id: str) -> str:
+    return repo.get_request(rt.engine, request_id).status
 
 
 @db_step
-def progress_step(request_id: str, status: str, fields: dict[str, Any] | None = None) -> bool:
+def progress_step(rt: Runtime, request_id: str, status: str, fields: dict[str, Any] | None = None) -> bool:
     """Record the request's progress unless it was cancelled meanwhile (False then)."""
     extra = dict(fields or {})
     if status in DELETION_FINAL:
         extra.setdefault("completed_at", datetime.now(UTC))
-    return repo.advance_request(current().engine, request_id, status, **extra)
+    return repo.advance_request(rt.engine, request_id, status, **extra)
 
 
 @db_step
-def items_step(request_id: str) -> list[repo.Item]:
-    return repo.items_for(current().engine, request_id)
+def items_step(rt: Runtime, request_id: str) -> list[repo.Item]:
+    return repo.items_for(rt.engine, request_id)
 
 
 @db_step
-def refusal_step(request_id: str) -> str | None:
+def refusal_step(rt: Runtime, request_id: str) -> str | None:
     """Why Amplitude refused the request's IDs for good (the error of a failed batch), if it did."""
-    rt = current()
     for item in repo.items_for(rt.engine, request_id):
         if item.state == "failed" and item.batch_id:
             return repo.batch_error(rt.engine, item.batch_id) or "Amplitude refused the deletion"
@@ -76,72 +75,74 @@ def refusal_step(request_id: str) -> str | None:
 
 
 @DBOS.step()
-def certificate_step(request_id: str, status: str, verifications: list[Verification], out_dir: str) -> str:
-    result = build_deletion_result(current().engine, request_id, status, verifications)
-    return str(write_certificate(result, Path(out_dir), operator_dir=current().data_dir / "operator"))
+def certificate_step(rt: Runtime, request_id: str, status: str, verifications: list[Verification], out_dir: str) -> str:
+    result = build_deletion_result(rt.engine, request_id, status, verifications)
+    return str(write_certificate(result, Path(out_dir), operator_dir=rt.data_dir / "operator"))
 
 
-def conclude(request_id: str, status: str, verifications: list[Verification], out_dir: str | None) -> str:
+def conclude(rt: Runtime, request_id: str, status: str, verifications: list[Verification], out_dir: str | None) -> str:
     """Write the certificate and record the final status (unless the request was cancelled)."""
-    if status == S.CANCELLED or status_step(request_id) == S.CANCELLED:
+    if status == S.CANCELLED or status_step(rt, request_id) == S.CANCELLED:
         return S.CANCELLED
-    path = certificate_step(request_id, status, verifications, out_dir or str(current().data_dir / "output"))
-    progress_step(request_id, status, {"out_dir": path})
+    path = certificate_step(rt, request_id, status, verifications, out_dir or str(rt.data_dir / "output"))
+    progress_step(rt, request_id, status, {"out_dir": path})
     return status
 
 
 @db_step
-def error_step(request_id: str, reason: str) -> None:
-    repo.update_request(current().engine, request_id, error=reason)
+def error_step(rt: Runtime, request_id: str, reason: str) -> None:
+    repo.update_request(rt.engine, request_id, error=reason)
 
 
-def fail(request_id: str, exc: Exception) -> str:
+def fail(rt: Runtime, request_id: str, exc: Exception) -> str:
     """Record why a request failed (identifier-free reason); returns ``failed``. The status itself
     is written by :func:`conclude`, with the certificate's path: a request never shows as final
     before its document exists."""
     reason = failure_reason("deletion", request_id, exc)
-    steps.audit_step(request_id, "failed", {"reason": reason})
-    error_step(request_id, reason)
+    steps.audit_step(rt, request_id, "failed", {"reason": reason})
+    error_step(rt, request_id, reason)
     return S.FAILED
 
 
-@DBOS.workflow()
-def verify_workflow(request_id: str) -> str:
+def verify_workflow(rt: Runtime, request_id: str) -> str:
     """Verify a deletion whose jobs are done and write its certificate; returns the final status.
-    Amplitude accepted the IDs: no fault that waiting fixes fails it (no retry horizon)."""
-    req = load_step(request_id)
+    Amplitude accepted the IDs: no fault that waiting fixes fails it (no retry horizon). The body
+    of ``Workflows.verify``."""
+    req = load_step(rt, request_id)
     verifications: list[Verification] = []
     rounds = 0
     while True:
         try:
             with steps.retry_policy(steps.RetryPolicy(horizon=None, pause_on_auth=True)):
-                status, verifications = _verify(request_id, req)
+                status, verifications = _verify(rt, request_id, req)
             break
+        except ShuttingDown:
+            raise
         except Exception as exc:  # deliberate errors and unexpected ones alike end the request
-            if steps.wait_out_database_fault(request_id, exc, rounds):
+            if steps.wait_out_database_fault(rt, request_id, exc, rounds):
                 rounds += 1
                 continue
-            status, verifications = fail(request_id, exc), []
+            status, verifications = fail(rt, request_id, exc), []
             break
-    return conclude(request_id, status, verifications, req.options.get("out_dir"))
+    return conclude(rt, request_id, status, verifications, req.options.get("out_dir"))
 
 
-def _verify(request_id: str, req: repo.RequestRow) -> tuple[str, list[Verification]]:
-    if status_step(request_id) == S.CANCELLED:
+def _verify(rt: Runtime, request_id: str, req: repo.RequestRow) -> tuple[str, list[Verification]]:
+    if status_step(rt, request_id) == S.CANCELLED:
         return S.CANCELLED, []
-    items = items_step(request_id)
+    items = items_step(rt, request_id)
     receipted = [i for i in items if i.state == "receipted"]
     if not receipted:
-        steps.audit_step(request_id, "nothing_scheduled", {"items": len(items)})
-        refusal = refusal_step(request_id)
+        steps.audit_step(rt, request_id, "nothing_scheduled", {"items": len(items)})
+        refusal = refusal_step(rt, request_id)
         if refusal is not None:
             raise DomainError(f"Amplitude refused the deletion: {refusal}")
         return S.NOTHING_FOUND, []
-    if not progress_step(request_id, S.VERIFYING):
+    if not progress_step(rt, request_id, S.VERIFYING):
         return S.CANCELLED, []
     identifiers = [Identifier.model_validate(i) for i in req.identifiers]
-    imap = load_identity_map(identifiers, req.options)
-    verifications = verify(identifiers, projects_for(req.options), receipted, imap)
+    imap = load_identity_map(rt, identifiers, req.options)
+    verifications = verify(rt, identifiers, projects_for(rt, req.options), receipted, imap)
     final = logic.request_outcome({v.outcome for v in verifications})
-    steps.audit_step(request_id, final, {"checked": len(verifications)})
+    steps.audit_step(rt, request_id, final, {"checked": len(verifications)})
     return final, verifications

@@ -13,15 +13,11 @@ appending inside the chunk's transaction keeps the chain in commit order on both
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dbos import DBOS, DBOSClient, EnqueueOptions
-
-from amplitude_dsr.dsr.access import access_workflow
-from amplitude_dsr.dsr.deletion import deletion_workflow
-from amplitude_dsr.dsr.runtime import ACTIVE_WORKFLOW, APP_NAME, DELETION_QUEUE, QUEUE, Runtime, enqueue
+from amplitude_dsr.dsr.runtime import ACTIVE_WORKFLOW, DELETION_QUEUE, QUEUE, Runtime, enqueue
 from amplitude_dsr.store import audit, repo
 
 CHUNK_SIZE = 500  # requests per transaction
@@ -35,9 +31,9 @@ class Prepared:
     digests: list[str]  # identifier_digest of each identifier (the audit entry never holds them in clear)
 
 
-def workflow_of(kind: str) -> tuple[Callable[..., Any], str]:
-    """The workflow function of a request kind and its shared queue."""
-    return (access_workflow, QUEUE) if kind == "access" else (deletion_workflow, DELETION_QUEUE)
+def workflow_of(kind: str) -> tuple[str, str]:
+    """The workflow (its DBOS name) of a request kind and its shared queue."""
+    return ("access_workflow", QUEUE) if kind == "access" else ("deletion_workflow", DELETION_QUEUE)
 
 
 def store(rt: Runtime, prepared: Sequence[Prepared], *, chunk_size: int = CHUNK_SIZE) -> list[tuple[str, bool]]:
@@ -46,34 +42,23 @@ def store(rt: Runtime, prepared: Sequence[Prepared], *, chunk_size: int = CHUNK_
     their workflow is only looked after (:func:`reattach`). An exception leaves the chunk it hit
     unwritten and the earlier chunks committed: calling again with the same requests completes
     what is missing."""
-    sealed: dict[str, Any] = {"serializer": rt.serializer} if rt.serializer is not None else {}
-    client = DBOSClient(system_database_engine=rt.engine, application_name=APP_NAME, lazy=True, **sealed)
     results: list[tuple[str, bool]] = []
-    try:
-        for start in range(0, len(prepared), chunk_size):
-            results += store_chunk(rt, client, prepared[start : start + chunk_size])
-    finally:
-        client.destroy()
+    for start in range(0, len(prepared), chunk_size):
+        results += store_chunk(rt, prepared[start : start + chunk_size])
     return results
 
 
-def store_chunk(rt: Runtime, client: DBOSClient, chunk: Sequence[Prepared]) -> list[tuple[str, bool]]:
+def store_chunk(rt: Runtime, chunk: Sequence[Prepared]) -> list[tuple[str, bool]]:
     """One transaction: insert the requests, enqueue the new ones' workflows, append their
     ``received`` entries; commit. Then look after the already-known ones' workflows."""
     foreground = rt.foreground_queue
-    version = DBOS.application_version
+    client = rt.dbos_client()
     with repo.write_tx(rt.engine) as conn:
         results = repo.insert_requests(conn, [p.row for p in chunk])
         new = [(rid, p) for (rid, created), p in zip(results, chunk, strict=True) if created]
         for rid, p in new:
-            func, shared = workflow_of(p.row.kind)
-            options: EnqueueOptions = {
-                "workflow_name": getattr(func, "dbos_function_name", func.__qualname__),
-                "queue_name": foreground or shared,
-                "workflow_id": rid,
-                "app_version": version,
-            }
-            client.enqueue_in_transaction(conn, options, rid)
+            name, shared = workflow_of(p.row.kind)
+            client.enqueue_in_transaction(conn, rt.enqueue_options(name, foreground or shared, rid), rid)
         for rid, p in new:
             detail = {"kind": p.row.kind, "identifiers": p.digests, "regulation": p.row.regulation}
             audit.append(conn, rid, "received", detail)
@@ -93,7 +78,7 @@ def reattach(rt: Runtime, known: dict[str, str]) -> None:
     ones, and those a worker runs, are left alone. One status query per chunk, not per request."""
     if not known:
         return
-    found: list[Any] = DBOS.list_workflows(workflow_ids=list(known), load_input=False, load_output=False)
+    found: list[Any] = rt.dbos_client().list_workflows(workflow_ids=list(known), load_input=False, load_output=False)
     statuses = {str(w.workflow_id): str(w.status) for w in found}
     for rid, kind in known.items():
         if rt.foreground_queue is not None:
@@ -101,5 +86,5 @@ def reattach(rt: Runtime, known: dict[str, str]) -> None:
             rt._own.setdefault(rid, workflow_of(kind)[1])
         status = statuses.get(rid)
         if status is None or (rt.foreground_queue is not None and status in ACTIVE_WORKFLOW):
-            func, queue = workflow_of(kind)
-            enqueue(func, rid, rid, queue=queue)
+            name, queue = workflow_of(kind)
+            enqueue(rt, name, rid, rid, queue=queue)

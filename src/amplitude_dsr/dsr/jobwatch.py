@@ -46,15 +46,15 @@ class JobsWatch(PeriodicCheck):
         started = 0
         for project in jobs_store.projects_to_flush(engine):
             if project in served:
-                start_flusher(project)
+                start_flusher(rt, project)
                 started += 1
         for project in jobs_store.projects_to_track(engine):
             if project in served:
-                start_tracker(project)
+                start_tracker(rt, project)
                 started += 1
         for request_id in jobs_store.ready_requests(engine, limit=READY_PER_SWEEP):
             if rt.foreground_queue is None or rt.owns(request_id):
-                start_verification(request_id)
+                start_verification(rt, request_id)
                 started += 1
         return started
 

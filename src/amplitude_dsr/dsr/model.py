@@ -74,6 +74,26 @@ Regulation = Literal["gdpr", "ccpa"]
 REGULATION_DAYS: dict[str, int] = {"gdpr": 30, "ccpa": 45}
 
 
+class RequestOptions(BaseModel):
+    """What shapes a request's answer besides its identifiers and regulation: the typed request
+    spec every shell (CLI, batch file, service) builds and ``dsr.api`` validates, in one place.
+    Stored with the request as the fields that were set (``stored``), so its idempotency key
+    does not change when an option gains a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    projects: list[str] = Field(default_factory=list, description="project names; empty: every configured one")
+    org_wide: bool = Field(False, description="deletion only: delete from every project of the organisation")
+    full_history: bool = Field(False, description="access only: page through every event")
+    out_dir: str | None = Field(None, description="where the report or certificate is written")
+    identity_map: str | None = Field(None, description="email -> user IDs: a CSV path or an HTTP lookup URL")
+    batch_key: str | None = Field(None, description="what makes two identical requests distinct (a batch file)")
+    requester: str | None = Field(None, description="deletion only: who asked, as Amplitude records it")
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
 class Candidate(BaseModel):
     """One match returned by User Search, and what we decided about it."""
 

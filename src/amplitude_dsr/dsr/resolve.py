@@ -28,6 +28,7 @@ from amplitude_dsr.dsr.identity import (
     search_terms,
 )
 from amplitude_dsr.dsr.model import Identifier, Resolution, SearchAttempt, Subject
+from amplitude_dsr.dsr.runtime import Runtime
 
 COVERED_NOTE = "resolved: a user found through another identifier has exactly this identifier"
 PROBE_NOTES = {
@@ -48,6 +49,7 @@ class Resolved:
 class _Project:
     """The resolution of every term in one project."""
 
+    rt: Runtime
     request_id: str
     project: str
     keep_events: bool
@@ -62,7 +64,7 @@ class _Project:
         """Search ``term`` (once per project), record the attempt; return its index."""
         result = self.searched.get(term.term)
         if result is None:
-            result = self.searched[term.term] = steps.call(steps.search_step, self.project, term.term)
+            result = self.searched[term.term] = steps.call(self.rt, steps.search_step, self.project, term.term)
         self.attempts.append(
             SearchAttempt(
                 identifier=term.identifier, project=self.project, term_kind=term.term_kind.value,
@@ -83,7 +85,7 @@ class _Project:
             outcome = self.fetched.get(amplitude_id)
             if outcome is None:
                 outcome = steps.call(
-                    steps.activity_step, self.request_id, self.project, amplitude_id, self.keep_events,
+                    self.rt, steps.activity_step, self.request_id, self.project, amplitude_id, self.keep_events,
                     self.full_history,
                 )  # fmt: skip
                 ud = outcome.user_data
@@ -134,6 +136,7 @@ class _Project:
 
 
 def resolve(
+    rt: Runtime,
     request_id: str,
     identifiers: Sequence[Identifier],
     projects: Sequence[str],
@@ -148,7 +151,7 @@ def resolve(
     subjects: list[Subject] = []
     activity: dict[str, steps.ActivityOutcome] = {}
     for project in projects:
-        run = _Project(request_id, project, keep_events, full_history, attempts)
+        run = _Project(rt, request_id, project, keep_events, full_history, attempts)
         searches = [(term, run.search(term)) for term in terms]
         run.confirm_accepted(searches)
         run.resolve_ambiguous(searches)

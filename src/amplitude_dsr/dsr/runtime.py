@@ -1,24 +1,23 @@
-"""The process-wide runtime: settings, database, budgets, Amplitude clients and DBOS.
+"""The services of one process, and the DBOS role it plays.
 
-Built once at the edge (a CLI command, the demo, a test) with :func:`open_runtime` and torn
-down with :meth:`Runtime.close`. Workflows, which DBOS calls by name, reach it through
-:func:`current`.
+:class:`Runtime` is the plain services object (settings, database, budgets, Amplitude clients,
+data directory) built once at the edge by the composition root (``dsr/executor.py``) and passed
+to every workflow and step explicitly (through the DBOS configured instance of
+``dsr/workflows.py``). Nothing here is module-global.
 
 Roles (see ``docs/operations.md``):
 
-* an **executor** (``worker``) runs workflows. It holds an exclusive executor lock for its
-  executor ID (an OS file lock beside a SQLite database; a PostgreSQL advisory lock otherwise),
-  so two processes never recover or run the same workflows: a CLI command next to a running
-  ``worker`` does not execute anything, it submits. On PostgreSQL the lock is watched and taken
-  again when its connection drops; an executor that lost it to another process exits
-  (:func:`exit_on_lost_lock`).
-* a **foreground** executor (a command that runs its own requests when no worker runs: ``access``,
-  ``delete --wait``, ``batch``, ``demo``) holds the same lock but runs *only the requests it
-  submits*: it launches DBOS under a private executor ID (so DBOS recovers nothing at launch) and
-  listens to a private queue only (so it never dequeues anyone else's workflow). When it closes,
-  every request of its own that is not finished is handed back to the shared queue, from its last
-  checkpoint, for the next ``worker``.
-* a **submitter** launches DBOS listening to no queue, enqueues workflows and may wait for them.
+* an **executor** (``worker``, and the service with its embedded worker) runs workflows. It holds
+  an exclusive executor lock for its executor ID (an OS file lock beside a SQLite database; a
+  PostgreSQL advisory lock otherwise), so two processes never recover or run the same workflows.
+  On PostgreSQL the lock is watched and taken again when its connection drops; an executor that
+  lost it to another process stops (:attr:`Runtime.lock_lost`).
+* a **foreground** executor (``access --wait``, ``delete --wait``, ``batch``, ``demo`` when no
+  worker runs) is an in-process executor that drains its own requests and exits: it holds the same
+  lock, launches DBOS under a private executor ID (so DBOS recovers nothing at launch) and listens
+  to a private queue only. When it closes, every request of its own that is not finished is
+  handed back to the shared queue, from its last checkpoint, for the next ``worker``.
+* a **submitter** never launches DBOS: it enqueues and reads through a ``DBOSClient``.
 
 Each role has a bounded number of database connections (``connections.FOOTPRINTS``).
 """
@@ -26,9 +25,7 @@ Each role has a bounded number of database connections (``connections.FOOTPRINTS
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -38,21 +35,17 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID
+from dbos import DBOS, DBOSClient, EnqueueOptions, SetEnqueueOptions, SetWorkflowID
 from dbos._error import DBOSQueueDeduplicatedError
 
 from amplitude_dsr import __version__
 from amplitude_dsr.amplitude import AmplitudeClient, Budget, DsarClient
-from amplitude_dsr.amplitude import budget as budget_module
-from amplitude_dsr.config import ProjectConfig, Settings, dbos_database_url, default_data_home
-from amplitude_dsr.dsr import sealing
-from amplitude_dsr.dsr.connections import FOOTPRINTS, ExecutorLock, application_name, bound_dbos_pool
+from amplitude_dsr.config import ProjectConfig, Settings, default_data_home
+from amplitude_dsr.dsr.connections import ExecutorLock
 from amplitude_dsr.dsr.sealing import SealedSerializer
-from amplitude_dsr.errors import ConfigError
+from amplitude_dsr.errors import ShuttingDown
 from amplitude_dsr.states import WORKFLOW_ACTIVE
-from amplitude_dsr.store import repo
-from amplitude_dsr.store.audit import create_audit_tables
-from amplitude_dsr.store.db import make_engine, pg_engine_options, private_dir, sqlite_path
+from amplitude_dsr.store.db import private_dir, sqlite_path
 
 QUEUE = "amplitude-dsr"
 # Deletion request workflows: they resolve and queue their IDs, then end (dsr/deletion.py), so a
@@ -79,11 +72,38 @@ RESOLVE_CONCURRENCY = 16
 DEFAULT_EXECUTOR_ID = "amplitude-dsr"
 APP_NAME = "amplitude-dsr"
 FOREGROUND_PREFIX = "cli-"  # DBOS executor IDs and queue names of foreground commands
-SUBMITTER_PREFIX = "submitter-"  # DBOS executor IDs of processes that run no workflow
+SUBMITTER_PREFIX = "submitter-"  # DBOS executor IDs of submitters before they used DBOSClient only
 ACTIVE_WORKFLOW = WORKFLOW_ACTIVE  # DBOS statuses of a workflow that is not finished
+APP_VERSION = f"amplitude-dsr-{__version__}"  # DBOS application version: executors and clients alike
+WORKFLOW_CLASS = "amplitude_dsr.Workflows"  # the DBOS class and instance of dsr/workflows.py
+WORKFLOW_INSTANCE = "amplitude-dsr"
+# Our workflows by their stored DBOS name -> the method of dsr/workflows.py that runs them.
+WORKFLOW_METHODS = {
+    "access_workflow": "access", "deletion_workflow": "deletion", "flush_workflow": "flush",
+    "track_workflow": "track", "verify_workflow": "verify",
+}  # fmt: skip
 
 _log = logging.getLogger(__name__)
-_current: Runtime | None = None
+# What DBOS raises in a workflow thread that outlived it (torn down in Runtime.close).
+_AFTER_TEARDOWN = ("No DBOS was created yet", "accessed before DBOS was launched")
+
+
+class _ShutdownNoise(logging.Filter):
+    """Drops DBOS's error line (with a traceback) for a workflow thread that ended because this
+    process shut down (``ShuttingDown``, or DBOS already torn down): nothing failed, the workflow
+    resumes from its last checkpoint in the next executor."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        if isinstance(exc, ShuttingDown):
+            return False
+        return not any(text in str(exc) for text in _AFTER_TEARDOWN)
+
+
+_SHUTDOWN_NOISE = _ShutdownNoise()
+logging.getLogger("dbos").addFilter(_SHUTDOWN_NOISE)
 
 
 @dataclass
@@ -96,10 +116,17 @@ class Runtime:
     data_dir: Path
     executor: bool
     executor_id: str
-    dbos: bool = True
+    dbos: bool = True  # DBOS launched in this process (an executor, foreground or not)
     foreground_queue: str | None = None  # a foreground command's private queue (see the module doc)
     serializer: SealedSerializer | None = None  # DBOS's, for a DBOSClient of this process (dsr/sealing.py)
+    workflows: Any = None  # the DBOS configured instance serving this runtime (dsr/workflows.py)
     boot_id: str = field(default_factory=lambda: secrets.token_hex(6))
+    # Set once DBOS is torn down (after close): a workflow thread still running here ends at its
+    # next step or pause (steps.ShuttingDown), leaving the workflow pending for another executor.
+    stopping: threading.Event = field(default_factory=threading.Event)
+    lock_lost: str | None = None  # why this executor must stop: another process took its lock
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    _client: DBOSClient | None = None
     _own: dict[str, str] = field(default_factory=dict)  # workflow ID -> its shared queue
     _lock: ExecutorLock | None = None
     _clients: dict[str, AmplitudeClient] = field(default_factory=dict)
@@ -141,22 +168,44 @@ class Runtime:
     def work_dir(self, request_id: str) -> Path:
         return private_dir(self.data_dir / "work" / request_id)
 
-    def close(self, *, teardown: bool = True) -> None:
+    @property
+    def closed(self) -> bool:
+        return self.stopping.is_set()
+
+    def lose_lock(self, message: str) -> None:
+        """Another process took this executor's lock: stop as soon as the owner of the runtime
+        (the worker loop, a waiting command) looks, and say why."""
+        self.lock_lost = message
+        self.stop_requested.set()
+
+    def dbos_client(self) -> DBOSClient:
+        """A ``DBOSClient`` on this database (any role): how a process reads workflows, and how a
+        submitter enqueues them without launching DBOS."""
+        with self._mutex:
+            if self._client is None:
+                sealed: dict[str, Any] = {"serializer": self.serializer} if self.serializer is not None else {}
+                self._client = DBOSClient(
+                    system_database_engine=self.engine, application_name=APP_NAME, lazy=True, **sealed
+                )
+            return self._client
+
+    def close(self) -> None:
         """Release everything. A foreground command first hands its unfinished requests back to
-        the shared queues. ``teardown=False`` (a CLI process that ends right after) leaves DBOS
-        running: destroying it under a handed-off workflow thread would make that thread fail
-        noisily against a closed database before the process ends."""
-        global _current
+        the shared queues. DBOS is torn down before the runtime says it is stopping: a workflow
+        thread that wakes afterwards can no longer record anything, it only ends
+        (``steps.pause``), and its workflow stays pending from its last checkpoint."""
         if self._sweep is not None:
             self._sweep.stop()
         if self.dbos:
             if self.foreground_queue is not None:
                 self._hand_off()
-            if teardown:
-                try:
-                    DBOS.destroy(destroy_registry=False)
-                except Exception:  # pragma: no cover - shutting down anyway
-                    _log.debug("DBOS destroy failed", exc_info=True)
+            try:
+                DBOS.destroy(destroy_registry=False)
+            except Exception:  # pragma: no cover - shutting down anyway
+                _log.debug("DBOS destroy failed", exc_info=True)
+        self.stopping.set()
+        if self._client is not None:
+            self._client.destroy()
         for c in self._clients.values():
             c.close()
         if self._dsar is not None:
@@ -165,8 +214,20 @@ class Runtime:
         self.engine.dispose()
         if self._lock is not None:
             self._lock.release()
-        if _current is self:
-            _current = None
+
+    def workflow(self, name: str) -> Callable[..., Any]:
+        """The method of this process's configured instance that runs workflow ``name``."""
+        if self.workflows is None:
+            raise RuntimeError("this process runs no workflows (a submitter)")
+        method: Callable[..., Any] = getattr(self.workflows, WORKFLOW_METHODS[name])
+        return method
+
+    def enqueue_options(self, name: str, queue: str, workflow_id: str) -> EnqueueOptions:
+        """What a ``DBOSClient`` needs to enqueue one of our workflows by name."""
+        return {
+            "workflow_name": name, "queue_name": queue, "workflow_id": workflow_id, "app_version": APP_VERSION,
+            "class_name": WORKFLOW_CLASS, "instance_name": WORKFLOW_INSTANCE,
+        }  # fmt: skip
 
     def run_here(self, func: Callable[..., Any], workflow_id: str, args: tuple[Any, ...], queue: str) -> Any:
         """A foreground command's own workflow: enqueue it on the private queue, or take over
@@ -264,179 +325,33 @@ def adopt_orphans(rt: Runtime) -> int:
     return adopted
 
 
-class RuntimeClosed(BaseException):
-    """Raised in a workflow thread that outlived its runtime (DBOS leaves durable sleeps running
-    when it is destroyed). Deliberately a ``BaseException``: DBOS records ordinary exceptions as
-    the workflow's ERROR outcome, while this one leaves the workflow PENDING, exactly as if the
-    process had died, so the next executor recovers it."""
-
-
-def current() -> Runtime:
-    """The runtime of this process (set by :func:`open_runtime`)."""
-    if _current is None:
-        raise RuntimeClosed("amplitude-dsr runtime is not open in this process")
-    return _current
-
-
 def default_data_dir(settings: Settings) -> Path:
     """Beside a SQLite database; the per-user data directory for PostgreSQL."""
     path = sqlite_path(settings.database_url)
     return (path.parent if path is not None else default_data_home()).resolve()
 
 
-def exit_on_lost_lock(message: str) -> None:
-    """What an executor does when another process took its executor lock: say so in one line and
-    end at once, as a crash would (every workflow resumes from its checkpoint elsewhere). Anything
-    slower would let two processes run as the same executor."""
-    sys.stderr.write(f"error: {message}\n")
-    sys.stderr.flush()
-    os._exit(1)
-
-
-def _role_kind(role: str, executor: bool) -> str:
-    """The connection footprint of a process (``connections.FOOTPRINTS``)."""
-    if role == "offline":
-        return "offline"
-    if executor:
-        return "worker" if role == "executor" else "foreground"
-    return "submitter"
-
-
-def open_runtime(
-    settings: Settings,
-    *,
-    role: str = "auto",
-    executor_id: str = DEFAULT_EXECUTOR_ID,
-    data_dir: Path | None = None,
-    on_lock_lost: Callable[[str], None] = exit_on_lost_lock,
-    on_notice: Callable[[str], None] | None = None,
-) -> Runtime:
-    """Open the database, budgets and DBOS for this process.
-
-    ``role``: ``executor`` (must get the executor lock, else ConfigError: the worker),
-    ``submitter`` (never runs workflows), ``auto`` (a foreground executor that runs only its own
-    requests if the lock is free, else a submitter) or ``offline`` (no DBOS at all: status,
-    cancel and connection checks). An executor on PostgreSQL keeps its lock through dropped
-    connections; ``on_lock_lost`` runs when another process took it (default: exit 1), and
-    ``on_notice`` receives one line when the lock had to be taken again (default: a warning).
-    """
-    global _current
-    if _current is not None:
-        raise RuntimeError("runtime already open in this process")
-    # Import the workflows so DBOS registers them before launch.
-    from amplitude_dsr.dsr import workflows  # noqa: F401
-
-    data_dir = private_dir(data_dir or default_data_dir(settings))
-    lock: ExecutorLock | None = None
-    executor = False
-    if role in ("executor", "auto"):
-        lock = ExecutorLock(
-            settings.database_url, executor_id, data_dir, role="worker" if role == "executor" else "foreground"
-        )
-        executor = lock.try_acquire()
-        if not executor:
-            lock = None
-            if role == "executor":
-                raise ConfigError(
-                    f"another process is already running workflows as executor {executor_id!r} "
-                    "on this database (a worker?); stop it or use --executor-id"
-                )
-    try:
-        _current = _open(settings, role=role, executor=executor, executor_id=executor_id, data_dir=data_dir, lock=lock)
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        raise
-    if lock is not None:
-        lock.watch(on_lock_lost, on_notice)
-    if executor:
-        from amplitude_dsr.dsr.jobwatch import JobsWatch, SweepThread
-
-        _current._sweep = SweepThread(JobsWatch(_current))
-    return _current
-
-
-def _open(
-    settings: Settings, *, role: str, executor: bool, executor_id: str, data_dir: Path, lock: ExecutorLock | None
-) -> Runtime:
-    kind = _role_kind(role, executor)
-    footprint = FOOTPRINTS[kind]
-    url = settings.database_url
-    engine = make_engine(url, pool=footprint.store, application_name=application_name(kind, "store"))
-    budget_options = pg_engine_options(
-        footprint.budget, application_name(kind, "budget"), timeout=budget_module.POOL_TIMEOUT
-    )
-    budget = Budget(
-        url, fraction=settings.budget_fraction, rate_scale=settings.rate_scale, pg_engine_options=budget_options
-    )
-    try:
-        repo.create_tables(engine)
-        create_audit_tables(engine)
-        budget.create_tables()
-        serializer = None
-        if role != "offline":  # every process that reads or writes checkpoints seals them alike
-            keys, source = sealing.data_keys(settings)
-            sealing.check_keys(engine, keys, source)
-            serializer = sealing.SealedSerializer(keys)
-    except BaseException:
-        engine.dispose()
-        budget.close()
-        raise
-    if role == "offline":
-        return Runtime(
-            settings=settings, engine=engine, budget=budget, data_dir=data_dir, executor=False,
-            executor_id=executor_id, dbos=False,
-        )  # fmt: skip
-    foreground = kind == "foreground"
-    private = f"{FOREGROUND_PREFIX}{repo.new_id('p')}"
-    # A foreground command's DBOS executor ID is new, so DBOS recovers nothing when it launches.
-    roles = {"worker": executor_id, "foreground": private, "submitter": f"{SUBMITTER_PREFIX}{repo.new_id('p')}"}
-    config: DBOSConfig = {
-        "name": APP_NAME,
-        "system_database_url": dbos_database_url(url),
-        "executor_id": roles[kind],
-        "application_version": f"amplitude-dsr-{__version__}",
-        "run_admin_server": False,
-        "log_level": "WARNING",
-        "notification_listener_polling_interval_sec": 0.1,
-        "serializer": serializer,
-    }  # type: ignore[typeddict-unknown-key]
-    if sqlite_path(url) is None:  # on SQLite DBOS keeps its defaults: file handles are not server slots
-        bound_dbos_pool(config, kind)
-    DBOS(config=config)
-    DBOS.listen_queues([private] if foreground else list(SHARED_QUEUES) if executor else [])
-    DBOS.launch()
-    for name, concurrency in SHARED_QUEUES.items():
-        DBOS.register_queue(name, worker_concurrency=concurrency, polling_interval_sec=0.2)
-    if foreground:
-        DBOS.register_queue(private, worker_concurrency=FOREGROUND_CONCURRENCY, polling_interval_sec=0.2)
-    return Runtime(
-        settings=settings, engine=engine, budget=budget, data_dir=data_dir, executor=executor,
-        executor_id=executor_id, foreground_queue=private if foreground else None, _lock=lock,
-        serializer=serializer,
-    )  # fmt: skip
-
-
-def start_once(
-    func: Callable[..., Any], key: str | None, *args: Any, queue: str, workflow_id: str | None = None
-) -> None:
-    """Enqueue ``func(*args)`` on ``queue`` unless a workflow holding ``key`` (DBOS
-    deduplication: one per key while enqueued or running) or with ``workflow_id`` exists. In a
-    foreground command it runs here when it serves this command (:meth:`Runtime.runs_here`)."""
-    rt = _current
-    if rt is not None and rt.runs_here(queue, args):
+def start_once(rt: Runtime, name: str, key: str | None, *args: Any, queue: str, workflow_id: str | None = None) -> None:
+    """Enqueue workflow ``name`` (``WORKFLOW_METHODS``) with ``args`` on ``queue`` unless a
+    workflow holding ``key`` (DBOS deduplication: one per key while enqueued or running) or with
+    ``workflow_id`` exists. Called by executors only (workflows, the sweep). In a foreground
+    command it runs here when it serves this command (:meth:`Runtime.runs_here`)."""
+    if rt.runs_here(queue, args):
         queue = rt.foreground_queue or queue
     try:
         with SetEnqueueOptions(deduplication_id=key), SetWorkflowID(workflow_id) if workflow_id else nullcontext():
-            DBOS.enqueue_workflow(queue, func, *args)
+            DBOS.enqueue_workflow(queue, rt.workflow(name), *args)
     except DBOSQueueDeduplicatedError:
         pass  # already enqueued or running: it will see what is new at its next round
 
 
-def enqueue(func: Callable[..., Any], workflow_id: str, *args: Any, queue: str = QUEUE) -> Any:
-    """Enqueue ``func`` on ``queue`` under ``workflow_id`` (the same ID never runs twice). In a
-    foreground command the workflow runs here instead, and only it (:meth:`Runtime.run_here`)."""
-    if _current is not None and _current.foreground_queue is not None:
-        return _current.run_here(func, workflow_id, args, queue)
+def enqueue(rt: Runtime, name: str, workflow_id: str, *args: Any, queue: str = QUEUE) -> Any:
+    """Enqueue workflow ``name`` on ``queue`` under ``workflow_id`` (the same ID never runs
+    twice). In a foreground command the workflow runs here instead, and only it
+    (:meth:`Runtime.run_here`); a submitter enqueues through its ``DBOSClient``."""
+    if rt.foreground_queue is not None:
+        return rt.run_here(rt.workflow(name), workflow_id, args, queue)
+    if not rt.dbos:
+        return rt.dbos_client().enqueue(rt.enqueue_options(name, queue, workflow_id), *args)
     with SetWorkflowID(workflow_id):
-        return DBOS.enqueue_workflow(queue, func, *args)
+        return DBOS.enqueue_workflow(queue, rt.workflow(name), *args)

@@ -22,18 +22,22 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from dbos import DBOS
+from dbos._context import snapshot_step_context
+from dbos._core import record_sleep
+from dbos._dbos import _get_dbos_instance
 
 from amplitude_dsr.amplitude.models import DsarRequest, Event, UserData, UserSearchResult
 from amplitude_dsr.dsr.activity import PAGE_SIZE, EventStats, most_recent_session, needs_next_page
 from amplitude_dsr.dsr.dbfaults import db_step, is_transient_db_error
 from amplitude_dsr.dsr.model import SessionSummary
-from amplitude_dsr.dsr.runtime import current
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.errors import (
     AuthenticationError,
     DeferredError,
     DsrError,
     OutputUnwritable,
     RetriableError,
+    ShuttingDown,
     UncertainOutcome,
 )
 from amplitude_dsr.store import audit, pauses
@@ -94,8 +98,9 @@ def gives_up(now: datetime, wait: float, horizon: datetime | None) -> bool:
     return horizon is not None and now.timestamp() + wait > horizon.timestamp()
 
 
-def call(step: Callable[..., T], *args: Any) -> T:
-    """Run ``step`` inside a workflow; every fault that waiting fixes becomes a durable sleep.
+def call(rt: Runtime, step: Callable[..., T], *args: Any) -> T:
+    """Run ``step(rt, *args)`` inside a workflow; every fault that waiting fixes becomes a
+    durable sleep (:func:`pause`).
 
     * an exhausted budget: sleep until it has room (published as :data:`BUDGET_WAIT_EVENT`);
     * a transient fault (5xx, network, an unreadable body, a package our own disk refused):
@@ -109,15 +114,17 @@ def call(step: Callable[..., T], *args: Any) -> T:
     attempts = 0
     paused: str | None = None
     while True:
+        if rt.closed:
+            raise ShuttingDown("this process is shutting down; the workflow resumes from its last step elsewhere")
         try:
-            result = step(*args)
+            result = step(rt, *args)
         except DeferredError as exc:
             wait = max(1.0, (exc.resume_at - datetime.now(UTC)).total_seconds())
             log.info("budget %s exhausted; sleeping %.0f s durably", exc.pool or "?", wait)
             # Published before the sleep (a foreground ``wait`` reads it) and cleared after it;
             # both are checkpointed, so a recovered workflow replays them without re-publishing.
             DBOS.set_event(BUDGET_WAIT_EVENT, budget_wait_value(exc))
-            DBOS.sleep(wait)
+            pause(rt, wait)
             DBOS.set_event(BUDGET_WAIT_EVENT, None)
             continue
         except UncertainOutcome:
@@ -128,22 +135,22 @@ def call(step: Callable[..., T], *args: Any) -> T:
             project = exc.project or "org"
             if paused is None:
                 paused = project
-                pause_step(project, str(exc))
+                pause_step(rt, project, str(exc))
                 DBOS.set_event(PAUSE_EVENT, {"project": project, "since": now_step().isoformat()})
-            DBOS.sleep(current().settings.poll_interval)
+            pause(rt, rt.settings.poll_interval)
             continue
         except Exception as exc:
             if not isinstance(exc, RetriableError | OutputUnwritable) and not is_transient_db_error(exc):
                 raise
             attempts += 1
-            wait = transient_wait(attempts, current().settings.rate_scale)
+            wait = transient_wait(attempts, rt.settings.rate_scale)
             if gives_up(now_step(), wait, policy.horizon):
                 raise
             _log_outage(step, exc, attempts)
-            DBOS.sleep(wait)
+            pause(rt, wait)
             continue
         if paused is not None:
-            resume_step(paused)
+            resume_step(rt, paused)
             DBOS.set_event(PAUSE_EVENT, None)
         if attempts:
             log.info("%s answered again after %d durable retries", _step_name(step), attempts)
@@ -153,19 +160,38 @@ def call(step: Callable[..., T], *args: Any) -> T:
 WORKFLOW_DB_ROUNDS = 12  # a workflow waits out our own database this many times (hours in all)
 
 
-def wait_out_database_fault(request_id: str, exc: BaseException, rounds: int) -> bool:
+def wait_out_database_fault(rt: Runtime, request_id: str, exc: Exception, rounds: int) -> bool:
     """In a workflow's last-resort handler: when ``exc`` is a transient fault of our own database
     that outlived the steps' own retries, sleep durably and return True (run the phase again);
     False for anything else, or after :data:`WORKFLOW_DB_ROUNDS` rounds."""
+    if isinstance(exc, ShuttingDown):
+        raise exc
     if rounds >= WORKFLOW_DB_ROUNDS or not is_transient_db_error(exc):
         return False
-    wait = transient_wait(rounds + 1, current().settings.rate_scale)
+    wait = transient_wait(rounds + 1, rt.settings.rate_scale)
     log.warning(
         "request %s: our database failed (%s); waiting %.0f s and resuming, the request is not failed",
         request_id, type(exc).__name__, wait,
     )  # fmt: skip
-    DBOS.sleep(wait)
+    pause(rt, wait)
     return True
+
+
+def pause(rt: Runtime, seconds: float) -> None:
+    """A durable sleep of the workflow that ends early when this process shuts down.
+
+    Recorded like ``DBOS.sleep`` (one checkpoint holding its end: a recovered workflow sleeps
+    only what is left), but waited on the runtime's ``stopping`` event instead of ``time.sleep``,
+    so a worker that stops does not wait out an hour's poll interval. The runtime sets that event
+    only after DBOS is torn down; :class:`ShuttingDown` then ends the thread without any outcome
+    recorded, and the workflow stays pending for the next executor, from this checkpoint."""
+    if seconds <= 0:
+        return
+    if rt.closed:
+        raise ShuttingDown("this process is shutting down; the workflow resumes from its last step elsewhere")
+    remaining = record_sleep(_get_dbos_instance(), snapshot_step_context(), seconds)
+    if rt.stopping.wait(remaining):
+        raise ShuttingDown("this process is shutting down; the workflow resumes from its last step elsewhere")
 
 
 def _step_name(step: Callable[..., Any]) -> str:
@@ -193,11 +219,11 @@ def now_step() -> datetime:
 
 
 @DBOS.step()
-def serves_step(project: str) -> bool:
+def serves_step(rt: Runtime, project: str) -> bool:
     """Whether this process has ``project``'s keys. A flusher or tracker that lands on an
     executor without them (a recovered workflow, another deployment's configuration) ends at
     once; the sweep of an executor that has them starts it again (``dsr/jobwatch.py``)."""
-    if any(p.name == project for p in current().settings.projects):
+    if any(p.name == project for p in rt.settings.projects):
         return True
     log.warning(
         "project %s is not configured in this process; its deletion jobs are left to an executor that has its keys",
@@ -207,16 +233,16 @@ def serves_step(project: str) -> bool:
 
 
 @db_step
-def pause_step(project: str, reason: str) -> None:
+def pause_step(rt: Runtime, project: str, reason: str) -> None:
     """Record that Amplitude refuses ``project``'s credentials (logged once per pause)."""
-    if pauses.pause(current().engine, project, reason):
+    if pauses.pause(rt.engine, project, reason):
         log.warning("project %s paused: %s; its requests wait until the keys work again", project, reason)
 
 
 @db_step
-def resume_step(project: str) -> None:
+def resume_step(rt: Runtime, project: str) -> None:
     """Clear ``project``'s pause once a call with its credentials succeeded (logged once)."""
-    if pauses.resume(current().engine, project):
+    if pauses.resume(rt.engine, project):
         log.warning("project %s resumed: Amplitude accepts its credentials again", project)
 
 
@@ -226,9 +252,9 @@ def budget_wait_value(exc: DeferredError) -> dict[str, str]:
 
 
 @DBOS.step(retries_allowed=False)
-def search_step(project: str, term: str) -> UserSearchResult:
+def search_step(rt: Runtime, project: str, term: str) -> UserSearchResult:
     """One User Search call (user pool)."""
-    return current().client(project).user_search(term)
+    return rt.client(project).user_search(term)
 
 
 @dataclass
@@ -245,13 +271,12 @@ class ActivityOutcome:
 
 
 @DBOS.step(retries_allowed=False)
-def activity_step(
-    request_id: str, project: str, amplitude_id: int, keep_events: bool, full_history: bool
+def activity_step(  # noqa: PLR0917 - a DBOS step: its arguments are positional
+    rt: Runtime, request_id: str, project: str, amplitude_id: int, keep_events: bool, full_history: bool
 ) -> ActivityOutcome:
     """User Activity for one user: page 1 (summary + most recent events), more pages only while
     the most recent session continues (or every page with ``full_history``). Events are
     de-duplicated by ``uuid`` and written to a JSON-lines work file."""
-    rt = current()
     client = rt.client(project)
     if not keep_events:
         first = client.user_activity(amplitude_id, limit=1)
@@ -278,17 +303,17 @@ def activity_step(
 
 
 @DBOS.step(retries_allowed=False)
-def dsar_create_step(amplitude_id: int, start: date, end: date) -> int:
+def dsar_create_step(rt: Runtime, amplitude_id: int, start: date, end: date) -> int:
     """Create a DSAR export (DSAR pool, cost 8)."""
-    dsar = current().dsar()
+    dsar = rt.dsar()
     assert dsar is not None
     return dsar.create(amplitude_id=amplitude_id, start_date=start, end_date=end)
 
 
 @DBOS.step(retries_allowed=False)
-def dsar_get_step(dsar_request_id: int) -> DsarRequest:
+def dsar_get_step(rt: Runtime, dsar_request_id: int) -> DsarRequest:
     """Poll a DSAR export (DSAR pool, cost 1)."""
-    dsar = current().dsar()
+    dsar = rt.dsar()
     assert dsar is not None
     return dsar.get(dsar_request_id)
 
@@ -306,14 +331,13 @@ class DsarDownload:
 
 
 @DBOS.step(retries_allowed=False)
-def dsar_download_step(
-    request_id: str, project: str, amplitude_id: int, urls: list[str], activity_path: str | None = None
+def dsar_download_step(  # noqa: PLR0917 - a DBOS step: its arguments are positional
+    rt: Runtime, request_id: str, project: str, amplitude_id: int, urls: list[str], activity_path: str | None = None
 ) -> DsarDownload:
     """Download every output file (streamed, gunzipped line by line) into one JSON-lines file,
     then add the User Activity events the export does not hold (matched by ``uuid``), so the
     subject's export is the union of both without duplicates. Only the activity keys are held
     in memory, never the export."""
-    rt = current()
     dsar = rt.dsar()
     assert dsar is not None
     activity_keys = {e.dedupe_key() for e in _read_events(activity_path)}
@@ -347,14 +371,14 @@ def _read_events(path: str | None) -> Iterator[Event]:
 
 
 @db_step
-def audit_step(request_id: str, kind: str, detail: dict[str, Any]) -> None:
+def audit_step(rt: Runtime, request_id: str, kind: str, detail: dict[str, Any]) -> None:
     """Append to the hash-chained audit trail exactly once. The entry carries its step's identity
     (workflow ID and step number) as a unique write key: a process that dies after the entry
     committed but before DBOS recorded the step runs the step again on recovery, and the append
     then finds its entry instead of writing a second one (``audit.append``)."""
     workflow_id, step_id = DBOS.workflow_id, DBOS.step_id
     key = f"{workflow_id}#{step_id}" if workflow_id is not None and step_id is not None else None
-    engine = current().engine
+    engine = rt.engine
     try:
         with engine.begin() as conn:
             audit.append(conn, request_id, kind, detail, write_key=key)

@@ -18,7 +18,7 @@ from dbos import DBOS
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import steps
 from amplitude_dsr.dsr.finish import start_verification
-from amplitude_dsr.dsr.runtime import JOBS_QUEUE, Runtime, current, start_once
+from amplitude_dsr.dsr.runtime import JOBS_QUEUE, Runtime, start_once
 from amplitude_dsr.dsr.tracking import start_tracker
 from amplitude_dsr.errors import (
     AuthenticationError,
@@ -47,41 +47,40 @@ class FlushRound:
     settled: list[str] = field(default_factory=list)
 
 
-def start_flusher(project: str) -> None:
+def start_flusher(rt: Runtime, project: str) -> None:
     """Start ``project``'s flusher unless one is already enqueued or running."""
-    start_once(flush_workflow, f"flush:{project}", project, queue=JOBS_QUEUE)
+    start_once(rt, "flush_workflow", f"flush:{project}", project, queue=JOBS_QUEUE)
 
 
-@DBOS.workflow()
-def flush_workflow(project: str) -> int:
+def flush_workflow(rt: Runtime, project: str) -> int:
     """The flusher of one project: batches its queued IDs (every request's) into POSTs of up to
     100, exactly once, until none is left; returns the POSTs sent. At most one runs per project
     (a deduplicated enqueue, :func:`start_flusher`). Each settled request moves to its job's status
-    (or, when it has nothing left to wait for, to verification); its project's tracker starts."""
+    (or, when it has nothing left to wait for, to verification); its project's tracker starts.
+    The body of ``Workflows.flush``."""
     sent = 0
-    if not steps.serves_step(project):
+    if not steps.serves_step(rt, project):
         return sent
-    tick = logic.flush_tick(current().settings.poll_interval)
+    tick = logic.flush_tick(rt.settings.poll_interval)
     with steps.retry_policy(steps.RetryPolicy(horizon=None, pause_on_auth=True)):
         for _ in range(FLUSH_ROUNDS):
-            done = steps.call(flush_round_step, project)
+            done = steps.call(rt, flush_round_step, project)
             sent += done.sent
             if done.settled:
-                ready = steps.call(settle_step, done.settled)
-                start_tracker(project)
+                ready = steps.call(rt, settle_step, done.settled)
+                start_tracker(rt, project)
                 for request_id in ready:
-                    start_verification(request_id)
+                    start_verification(rt, request_id)
             if not done.pending:
                 break
             if not done.sent:
-                DBOS.sleep(tick)
+                steps.pause(rt, tick)
     return sent
 
 
 @DBOS.step(retries_allowed=False)
-def flush_round_step(project: str) -> FlushRound:
+def flush_round_step(rt: Runtime, project: str) -> FlushRound:
     """One flusher round: :func:`flush` for ``project``."""
-    rt = current()
     settled: list[str] = []
     sent = flush(rt, project, settled=settled)
     with rt.engine.connect() as conn:
@@ -91,10 +90,9 @@ def flush_round_step(project: str) -> FlushRound:
 
 
 @DBOS.step(retries_allowed=False)
-def settle_step(request_ids: list[str]) -> list[str]:
+def settle_step(rt: Runtime, request_ids: list[str]) -> list[str]:
     """Requests whose IDs Amplitude just settled: each moves to its jobs' status; returns those
     with nothing left to wait for (every ID invalid, or every job already done)."""
-    rt = current()
     jobs_store.advance_waiting(rt.engine, jobs_store.aggregate_statuses(rt.engine, request_ids))
     return jobs_store.ready_requests(rt.engine, request_ids)
 

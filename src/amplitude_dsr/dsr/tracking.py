@@ -7,8 +7,9 @@ its items at once. Every request in a job gets its ``job_status`` / ``job_moved`
 written exactly once (the entry's write key names the request, job and status). A request whose
 every job is ``done`` is handed to its verification (``dsr/finish.py``).
 
-One tracker runs per project at a time (a deduplicated enqueue); it sleeps durably one poll
-interval between rounds and ends when no job is left open. The executor's sweep
+One tracker runs per project at a time (a deduplicated enqueue); it pauses durably one poll
+interval between rounds (``steps.pause``: a worker that stops does not wait it out) and ends
+when no job is left open. The executor's sweep
 (``dsr/jobwatch.py``) starts it again whenever a project has open jobs and no tracker.
 """
 
@@ -26,7 +27,7 @@ from amplitude_dsr.amplitude.models import DeletionJob
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import jobs, steps
 from amplitude_dsr.dsr.finish import start_verification
-from amplitude_dsr.dsr.runtime import JOBS_QUEUE, Runtime, current, start_once
+from amplitude_dsr.dsr.runtime import JOBS_QUEUE, Runtime, start_once
 from amplitude_dsr.store import audit
 from amplitude_dsr.store import jobs as jobs_store
 from amplitude_dsr.store.repo import write_tx
@@ -43,37 +44,36 @@ class TrackRound:
     ready: list[str] = field(default_factory=list)
 
 
-def start_tracker(project: str) -> None:
+def start_tracker(rt: Runtime, project: str) -> None:
     """Start ``project``'s tracker unless one is already enqueued or running."""
-    start_once(track_workflow, f"track:{project}", project, queue=JOBS_QUEUE)
+    start_once(rt, "track_workflow", f"track:{project}", project, queue=JOBS_QUEUE)
 
 
-@DBOS.workflow()
-def track_workflow(project: str) -> int:
+def track_workflow(rt: Runtime, project: str) -> int:
     """Track ``project``'s open jobs round after round; returns the rounds run. A fault that
     waiting fixes (an outage, refused credentials) never fails a request here: the round is
-    retried durably (the jobs are Amplitude's, the request cannot be un-submitted)."""
+    retried durably (the jobs are Amplitude's, the request cannot be un-submitted). The body of
+    ``Workflows.track``."""
     rounds = 0
-    if not steps.serves_step(project):
+    if not steps.serves_step(rt, project):
         return rounds
     with steps.retry_policy(steps.RetryPolicy(horizon=None, pause_on_auth=True)):
         while rounds < TRACK_ROUNDS:
-            found = steps.call(track_round_step, project)
+            found = steps.call(rt, track_round_step, project)
             rounds += 1
             for request_id in found.ready:
-                start_verification(request_id)
+                start_verification(rt, request_id)
             if not found.open_jobs:
                 break
-            DBOS.sleep(current().settings.poll_interval)
+            steps.pause(rt, rt.settings.poll_interval)
     return rounds
 
 
 @DBOS.step(retries_allowed=False)
-def track_round_step(project: str) -> TrackRound:
+def track_round_step(rt: Runtime, project: str) -> TrackRound:
     """One round over every open job of ``project``. Every job is located first (a failed
     listing writes nothing); then moves and status changes are stored, with their audit entries,
     in one transaction; then the requests of the changed jobs move to their aggregate status."""
-    rt = current()
     open_jobs = jobs_store.open_jobs(rt.engine, project)
     listing = _round_lister(rt, project)
     located = []

@@ -13,14 +13,18 @@ from collections.abc import Sequence
 
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import steps
-from amplitude_dsr.dsr.access import DBOS_now
 from amplitude_dsr.dsr.identity import SearchTerm, is_ambiguous, judge, prefix_probe, probe_outcome, search_terms
 from amplitude_dsr.dsr.model import Candidate, Identifier, IdentifierKind, Verification
+from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.store import repo
 
 
 def verify(
-    identifiers: list[Identifier], projects: list[str], items: Sequence[repo.Item], imap: dict[str, list[str]]
+    rt: Runtime,
+    identifiers: list[Identifier],
+    projects: list[str],
+    items: Sequence[repo.Item],
+    imap: dict[str, list[str]],
 ) -> list[Verification]:
     """Search every identifier again in every project. An answer that names somebody else (a
     numeric user ID taken for another user's Amplitude ID) proves nothing: the user ID is probed
@@ -32,39 +36,39 @@ def verify(
     for project in projects:
         gone = deleted.get(project, set())
         for term in search_terms(identifiers, imap):
-            accepted, settled = _verification_search(project, term)
+            accepted, settled = _verification_search(rt, project, term)
             if not settled and gone:
-                accepted = _direct_check(project, term.identifier, gone)
+                accepted = _direct_check(rt, project, term.identifier, gone)
             outcome, found, detail = logic.verification_outcome(accepted, gone)
             key = (term.identifier, project)
             previous = results.get(key)
             if previous is None or previous.outcome == "verified":
                 results[key] = Verification(
-                    identifier=term.identifier, project=project, outcome=outcome, checked_at=DBOS_now(),
+                    identifier=term.identifier, project=project, outcome=outcome, checked_at=steps.now_step(),
                     deleted_amplitude_ids=sorted(gone), found_amplitude_ids=found, detail=detail,
                 )  # fmt: skip
     return [v for v in results.values() if v.deleted_amplitude_ids or v.outcome != "verified"]
 
 
-def _verification_search(project: str, term: SearchTerm) -> tuple[list[Candidate], bool]:
+def _verification_search(rt: Runtime, project: str, term: SearchTerm) -> tuple[list[Candidate], bool]:
     """The exact matches of ``term`` now, and whether the answer settles the question."""
-    result = steps.call(steps.search_step, project, term.term)
+    result = steps.call(rt, steps.search_step, project, term.term)
     judged = judge(term, result)
     if not is_ambiguous(term, result.type, judged):
         return [c for c in judged if c.accepted], True
     probe = prefix_probe(term)
     if probe is None:
         return [], False
-    probe_result = steps.call(steps.search_step, project, probe.term)
+    probe_result = steps.call(rt, steps.search_step, project, probe.term)
     probed = judge(probe, probe_result)
     accepted = [c for c in probed if c.accepted]
     return accepted, bool(accepted) or probe_outcome(probe_result.type, probed) == "absent"
 
 
-def _direct_check(project: str, identifier: Identifier, gone: set[int]) -> list[Candidate]:
+def _direct_check(rt: Runtime, project: str, identifier: Identifier, gone: set[int]) -> list[Candidate]:
     """Search each deleted Amplitude ID itself: one that is still found is still present."""
     found: list[Candidate] = []
     for amplitude_id in sorted(gone):
         term = SearchTerm(identifier, str(amplitude_id), IdentifierKind.AMPLITUDE_ID)
-        found += [c for c in judge(term, steps.call(steps.search_step, project, term.term)) if c.accepted]
+        found += [c for c in judge(term, steps.call(rt, steps.search_step, project, term.term)) if c.accepted]
     return found

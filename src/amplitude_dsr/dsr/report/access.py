@@ -21,10 +21,17 @@ from typing import Any, Protocol
 
 from amplitude_dsr.dsr.completeness import Completeness, assess, coverage
 from amplitude_dsr.dsr.model import AccessResult, Identifier, SearchAttempt, SubjectData
-from amplitude_dsr.dsr.report import _present
 from amplitude_dsr.dsr.report._events import RecentEvents, csv_row, event_fields, iter_events
 from amplitude_dsr.dsr.report._operator import write_operator_record
 from amplitude_dsr.dsr.report._output import HashingWriter, atomic_package, iso, now_utc
+from amplitude_dsr.dsr.report._present import (
+    attempt_view,
+    environment,
+    identifier_label,
+    property_rows,
+    source_notes,
+    summary_rows,
+)
 from amplitude_dsr.dsr.report._privacy import excluded_sentence, excluded_total, own_amplitude_ids
 from amplitude_dsr.dsr.report._privacy import public_resolution_json as resolution_json
 
@@ -66,7 +73,7 @@ def write_access_package(
             _write_export(result, created, out=export, rows=rows, recent=recent, counts=counts, columns=columns)
         with package.open("report.html") as html:
             context = _report_context(result, created, recent, counts, completeness)
-            for chunk in _present.environment().get_template("report.html.j2").generate(context):
+            for chunk in environment().get_template("report.html.j2").generate(context):
                 html.write(chunk)
         package.write_manifest(result.request_id, created, {"completeness": completeness_json(completeness)})
     return out_dir / result.request_id
@@ -181,8 +188,8 @@ def _report_context(
     own = own_amplitude_ids(result.resolution)
     searches = [
         {
-            "label": _present.identifier_label(identifier),
-            "attempts": [_present.attempt_view(a, own) for a in attempts],
+            "label": identifier_label(identifier),
+            "attempts": [attempt_view(a, own) for a in attempts],
         }
         for identifier, attempts in by_identifier.items()
     ]
@@ -191,10 +198,10 @@ def _report_context(
         {
             "data": data,
             "ids": data.subject.all_amplitude_ids,
-            "matched_by": [_present.identifier_label(i) for i in data.subject.matched_by],
-            "summary": _present.summary_rows(data.summary),
-            "properties": _present.property_rows(data.summary),
-            "sources": _present.source_notes(data),
+            "matched_by": [identifier_label(i) for i in data.subject.matched_by],
+            "summary": summary_rows(data.summary),
+            "properties": property_rows(data.summary),
+            "sources": source_notes(data),
             "by_type": sorted(data.events_by_type.items(), key=lambda kv: (-kv[1], kv[0])),
             "in_export": count,
             "coverage": coverage(data),
@@ -205,9 +212,9 @@ def _report_context(
         "r": result,
         "generated_at": created,
         "statement": _statement(result),
-        "identifiers": [_present.identifier_label(i) for i in result.identifiers],
+        "identifiers": [identifier_label(i) for i in result.identifiers],
         "searches": searches,
-        "unresolved": [_present.identifier_label(i) for i in result.resolution.unresolved()],
+        "unresolved": [identifier_label(i) for i in result.resolution.unresolved()],
         "subjects": subjects,
         "recent": recent.newest_first(),
         "total_events": recent.seen,

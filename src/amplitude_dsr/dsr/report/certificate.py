@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from amplitude_dsr.dsr.model import DeletionResult
-from amplitude_dsr.dsr.report import _present
 from amplitude_dsr.dsr.report._operator import write_operator_record
 from amplitude_dsr.dsr.report._outcome import outcome
 from amplitude_dsr.dsr.report._output import atomic_package, iso, now_utc
+from amplitude_dsr.dsr.report._present import attempt_view, environment, identifier_label
 from amplitude_dsr.dsr.report._privacy import excluded_sentence, own_amplitude_ids, public_resolution_json
 
 CERTIFICATE_SCHEMA = "amplitude-dsr/deletion-certificate"
@@ -82,7 +82,7 @@ def write_certificate(
         with package.open("certificate.json") as out:
             out.write(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
         with package.open("certificate.html") as html:
-            template = _present.environment().get_template("certificate.html.j2")
+            template = environment().get_template("certificate.html.j2")
             for chunk in template.generate(_context(result, document, issued)):
                 html.write(chunk)
         package.write_manifest(result.request_id, issued, {"document": document["outcome"]["document"]})
@@ -92,13 +92,12 @@ def write_certificate(
 def _context(result: DeletionResult, document: dict[str, Any], issued: datetime) -> dict[str, Any]:
     own = own_amplitude_ids(result.resolution)
     searches = [
-        {"identifier": _present.identifier_label(a.identifier), **_present.attempt_view(a, own)}
-        for a in result.resolution.attempts
+        {"identifier": identifier_label(a.identifier), **attempt_view(a, own)} for a in result.resolution.attempts
     ]
     excluded = document["resolution"]["excluded_candidates"]
     verifications = [
         {
-            "identifier": _present.identifier_label(v.identifier),
+            "identifier": identifier_label(v.identifier),
             "v": v,
         }
         for v in result.verifications
@@ -107,9 +106,9 @@ def _context(result: DeletionResult, document: dict[str, Any], issued: datetime)
         "r": result,
         "doc": document,
         "issued_at": issued,
-        "identifiers": [_present.identifier_label(i) for i in result.identifiers],
+        "identifiers": [identifier_label(i) for i in result.identifiers],
         "searches": searches,
-        "unresolved": [_present.identifier_label(i) for i in result.resolution.unresolved()],
+        "unresolved": [identifier_label(i) for i in result.resolution.unresolved()],
         "history": sorted(result.history, key=lambda h: h.at),
         "verifications": verifications,
         "outcome": document["outcome"],

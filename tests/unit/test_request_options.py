@@ -1,0 +1,44 @@
+"""The typed request spec: every shell's options are validated in one place, ``dsr.api``."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from amplitude_dsr.config import ProjectConfig, Settings
+from amplitude_dsr.dsr import api
+from amplitude_dsr.dsr.model import Identifier, RequestOptions
+from amplitude_dsr.errors import UsageError
+
+PERSON = [Identifier.parse("user_id", "someone-1")]
+
+
+def _rt() -> Any:
+    project = ProjectConfig(name="web", api_key="k" * 32, secret_key="s" * 32)
+    return SimpleNamespace(settings=Settings(projects=(project,), requester="dpo@example.com"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "message"),
+    [
+        ("access", {"colour": "red"}, "invalid request option 'colour'"),
+        ("access", {"full_history": "sometimes"}, "invalid request option 'full_history'"),
+        ("access", {"org_wide": True}, "org_wide applies to deletion requests only"),
+        ("deletion", {"full_history": True}, "full_history applies to access requests only"),
+        ("deletion", {"projects": ["mobile"]}, "mobile"),
+    ],
+)
+def test_bad_options_are_one_usage_error(kind: str, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError, match=message) as caught:
+        api._prepare(_rt(), api.Spec(kind, PERSON, options), keyed="dedupe")
+    assert "\n" not in str(caught.value)
+
+
+def test_options_are_stored_as_given_and_a_deletion_names_its_requester() -> None:
+    prepared = api._prepare(_rt(), api.Spec("deletion", PERSON, {"org_wide": True}), keyed="dedupe")
+    assert prepared.row.options == {"org_wide": True, "requester": "dpo@example.com"}
+    typed = api._prepare(_rt(), api.Spec("deletion", PERSON, RequestOptions(org_wide=True)), keyed="dedupe")
+    assert typed.row.options == prepared.row.options
+    assert typed.row.idempotency_key == prepared.row.idempotency_key
