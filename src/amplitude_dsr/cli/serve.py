@@ -22,9 +22,10 @@ import uvicorn
 from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import guarded
 from amplitude_dsr.cli.worker import StallWatch, StatusChanges
+from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.periodic import PeriodicCheck
 from amplitude_dsr.dsr.retention import RetentionWatch
-from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans, open_runtime
+from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans
 from amplitude_dsr.dsr.takeover import DeadExecutorWatch
 from amplitude_dsr.errors import DomainError, UsageError
 from amplitude_dsr.service import DeliveryLoop, EmbeddedWorker, Service, ServiceConfig, create_app, load_or_create
@@ -125,7 +126,7 @@ def _serve(
         server.run(sockets=[sock])
     finally:
         sock.close()
-        rt.close(teardown=not common.State.process_exits)
+        rt.close()
         if changes is not None:
             changes.detach()
     common.err.print("amplitude-dsr service stopped", markup=False)
