@@ -34,7 +34,7 @@ def test_a_restart_in_the_middle_loses_no_request_and_no_callback(
         assert response.status_code == 201, response.text
         sids[sid] = user
     # Stop in the middle: some callbacks out, not every request final yet.
-    eventually(lambda: len(receiver.received) >= SUBJECTS, "the first callbacks")
+    eventually(lambda: len(receiver.received) >= 5, "the first callbacks")
     finals = [r for r in receiver.received if r.json()["request_status"] == "completed"]
     assert len(finals) < SUBJECTS, "every request finished before the restart; the test proves nothing"
     assert first.stop() == 0
@@ -86,7 +86,7 @@ def test_a_killed_service_resumes_its_requests_and_callbacks(
         body = erasure(sid, ("controller_customer_id", user["user_id"]), status_callback_urls=[receiver.url])
         assert httpx.post(f"{first.url}{REQUESTS}", json=body, headers=bearer(token), timeout=60).status_code == 201
         sids.append(sid)
-    eventually(lambda: len(receiver.received) >= count, "the first callbacks")
+    eventually(lambda: len(receiver.received) >= 5, "the first callbacks")
     first.proc.kill()
     first.proc.wait()
     assert not all(
