@@ -9,6 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+
+from amplitude_dsr.config import normalize_database_url
 
 from .conftest import Receiver, api_calls, eventually
 from .test_callbacks import deliveries
@@ -68,6 +71,14 @@ def test_a_restart_in_the_middle_loses_no_request_and_no_callback(
     announced = Counter((r.json()["subject_request_id"], detail(r.json())["state"]) for r in receiver.received)
     assert max(announced.values()) == 1  # no state announced twice, across the restart either
     eventually(lambda: all(d["delivered_at"] is not None for d in deliveries(db_url)), "no delivery owed")
+    # Every request is marked as finally announced: the callback loop reads none of them again.
+    engine = sa.create_engine(normalize_database_url(db_url))
+    try:
+        with engine.connect() as conn:
+            flags = conn.execute(sa.text("SELECT notified_final FROM dsr_service_requests")).scalars().all()
+    finally:
+        engine.dispose()
+    assert len(flags) == SUBJECTS and all(flags)
 
 
 @pytest.mark.slow
