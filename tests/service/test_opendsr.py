@@ -184,7 +184,8 @@ def test_the_same_subject_request_id_returns_the_same_answer_and_creates_nothing
     assert requests_in_db(db_url) == 1
 
     eventually(lambda: status_of(svc, token, sid)["request_status"] == "completed", "the erasure to complete")
-    httpx.post(f"{svc.url}{REQUESTS}", json=body, headers=bearer(token))
+    late = httpx.post(f"{svc.url}{REQUESTS}", json=body, headers=bearer(token))
+    assert late.json() == first.json()  # the same answer once the request is done, too
     [post] = api_calls(emulator, DELETIONS, "POST")
     assert post["body"]["amplitude_ids"] == [user["amplitude_id"]]
     assert requests_in_db(db_url) == 1

@@ -69,7 +69,8 @@ def detect(service: Service) -> int:
         items = repo.items_for(engine, row.id) if row.kind == "deletion" else []
         bodies = callback_bodies(service, change.mapped, row, items)
         # The bodies describe the row as read now; the change recorded is that row's status.
-        if service_repo.queue_callbacks(engine, service_repo.Change(change.mapped, row.status), bodies):
+        moved = service_repo.Change(change.mapped, row.status, final=is_final(row.kind, row.status))
+        if service_repo.queue_callbacks(engine, moved, bodies):
             queued += 1
     return queued
 

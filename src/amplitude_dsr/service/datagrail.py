@@ -24,16 +24,16 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from amplitude_dsr.dsr import api
 from amplitude_dsr.dsr.model import Identifier
 from amplitude_dsr.errors import UsageError
 from amplitude_dsr.service.context import Service, service_of
-from amplitude_dsr.service.errors import ApiError, validation_details
+from amplitude_dsr.service.errors import ApiError
 from amplitude_dsr.service.models import UUID_PATTERN, ErrorResponse
 from amplitude_dsr.service.status import API_VERSION, detail, opendsr_status
 from amplitude_dsr.store import repo, service_repo
@@ -123,17 +123,11 @@ def completion_body(
     return json.dumps(doc, separators=(",", ":"))
 
 
-@router.post(
-    PATH,
-    status_code=202,
-    response_model=Accepted,
-    responses={200: {"description": "Health check answered"}, 400: {"model": ErrorResponse},
-               401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
-)  # fmt: skip
-async def webhook(request: Request) -> Response:
-    """Receive a DataGrail notification: health check (200), access or deletion (202)."""
-    service = service_of(request)
-    secret = service.config.datagrail_secret
+async def authentic(request: Request) -> bytes:
+    """The raw body of an authentic notification (a dependency, so it runs before the body is
+    validated: a caller without the secret learns nothing about the fields); 404 when the
+    webhook is off, 401 when the timestamp or signature is wrong."""
+    secret = service_of(request).config.datagrail_secret
     if not secret:
         raise ApiError(404, "the DataGrail webhook is not enabled on this service", "NotFound")
     raw = await request.body()
@@ -142,20 +136,28 @@ async def webhook(request: Request) -> Response:
     )
     if reason is not None:
         raise ApiError(401, reason, "InvalidSignature")
-    try:
-        note = Notification.model_validate_json(raw)
-    except ValidationError as exc:
-        details = validation_details(exc.errors())
-        raise ApiError(400, details[0]["message"], details[0]["reason"]) from None
+    return raw
+
+
+@router.post(
+    PATH,
+    status_code=202,
+    response_model=Accepted,
+    dependencies=[Depends(authentic)],
+    responses={200: {"description": "Health check answered"}, 400: {"model": ErrorResponse},
+               401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)  # fmt: skip
+async def webhook(note: Notification, request: Request) -> Response:
+    """Receive a DataGrail notification: health check (200), access or deletion (202)."""
     if note.request_type == "health_check":
         return JSONResponse({"status": "ok", "api_version": API_VERSION}, status_code=200)
     if note.request_type == "opt_out":
         raise ApiError(400, "opt-out requests are not handled by this processor", "Unsupported")
-    doc = await run_in_threadpool(_submit, service, note, raw)
+    doc = await run_in_threadpool(_submit, service_of(request), note)
     return JSONResponse(doc, status_code=202)
 
 
-def _submit(service: Service, note: Notification, raw: bytes) -> dict[str, Any]:
+def _submit(service: Service, note: Notification) -> dict[str, Any]:
     if not note.callback_url:
         raise ApiError(400, "callback_url is required for access and deletion", "Missing")
     identifiers: list[Identifier] = []

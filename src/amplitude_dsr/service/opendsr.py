@@ -27,7 +27,7 @@ from amplitude_dsr.service.auth import Caller
 from amplitude_dsr.service.context import Service, require, service_of
 from amplitude_dsr.service.errors import ApiError, validation_details
 from amplitude_dsr.service.results import results_url
-from amplitude_dsr.service.status import API_VERSION, expected_completion, status_body
+from amplitude_dsr.service.status import API_VERSION, status_body
 from amplitude_dsr.store import repo, service_repo
 
 PREFIX = "/opendsr/v2"
@@ -116,7 +116,9 @@ def _submit(service: Service, body: models.SubjectRequest, raw: bytes, caller: C
     row = repo.get_request(engine, known.request_id)
     doc = {
         "controller_id": known.controller_id,
-        "expected_completion_time": expected_completion(row, []).isoformat(),
+        # The regulation deadline, fixed at creation: a repeated POST gets the same answer (the
+        # status gives the current estimate).
+        "expected_completion_time": row.deadline.isoformat(),
         "received_time": known.received_time.isoformat(),
         "encoded_request": base64.b64encode(raw).decode("ascii"),
         "subject_request_id": known.subject_request_id,

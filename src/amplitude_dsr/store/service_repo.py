@@ -153,15 +153,18 @@ class Change:
 
     mapped: MappedRequest
     status: str
+    final: bool = False  # the status is final: the last change of this request
 
 
 def changed_requests(engine: sa.Engine, *, limit: int = 200) -> list[Change]:
-    """Mapped requests with callback URLs whose status differs from the last notified one."""
+    """Mapped requests whose status differs from the last notified one (final ones once
+    announced are skipped by an indexed flag, so a round reads only requests still moving)."""
     query = (
         sa.select(service_requests, requests.c.status)
         .join(requests, requests.c.id == service_requests.c.request_id)
         .where(
-            sa.or_(service_requests.c.notified_state.is_(None), service_requests.c.notified_state != requests.c.status)
+            service_requests.c.notified_final.is_(False),
+            sa.or_(service_requests.c.notified_state.is_(None), service_requests.c.notified_state != requests.c.status),
         )
         .order_by(service_requests.c.received_time)
         .limit(limit)
@@ -185,7 +188,7 @@ def queue_callbacks(engine: sa.Engine, change: Change, bodies: dict[str, str]) -
                 m.subject_request_id == change.mapped.subject_request_id,
                 m.notified_state.is_(None) if before is None else m.notified_state == before,
             )
-            .values(notified_state=change.status)
+            .values(notified_state=change.status, notified_final=change.final)
         )
         if res.rowcount != 1:
             return False

@@ -47,6 +47,8 @@ service_requests = sa.Table(
     sa.Column("api_version", sa.String(16), nullable=False),
     # our detailed status whose callbacks were queued last (NULL: none yet)
     sa.Column("notified_state", sa.String(32)),
+    # that status was final: nothing more to announce, the callback loop skips the row
+    sa.Column("notified_final", sa.Boolean, nullable=False, server_default=sa.false(), index=True),
 )
 
 deliveries = sa.Table(
