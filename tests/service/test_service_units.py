@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 import amplitude_dsr.service as service_package
+from amplitude_dsr.dsr.periodic import PeriodicCheck
 from amplitude_dsr.errors import ConfigError, UsageError
-from amplitude_dsr.service import auth, signing
+from amplitude_dsr.service import EmbeddedWorker, auth, signing
 from amplitude_dsr.service.callbacks import backoff, jitter
 from amplitude_dsr.service.status import opendsr_status
 from amplitude_dsr.states import RequestStatus
@@ -154,3 +157,36 @@ def test_datagrail_signature_table(
         assert reason is None, what
     else:
         assert reason is not None and refused in reason, what
+
+
+class _Count(PeriodicCheck):
+    name = "count"
+
+    def __init__(self) -> None:
+        super().__init__(interval=0.0, first=0.0)
+        self.runs = 0
+
+    def check(self) -> int:
+        self.runs += 1
+        return self.runs
+
+
+def test_the_embedded_worker_ticks_until_told_to_stop() -> None:
+    check = _Count()
+    told = threading.Event()
+    stopped = threading.Event()
+    worker = EmbeddedWorker([check], tick=0.01, should_stop=told.is_set, on_stop=stopped.set)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while check.runs < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert check.runs >= 3 and worker.alive()
+    told.set()  # the executor must stop (its lock was taken): the loop ends and says so
+    assert stopped.wait(30)
+    deadline = time.monotonic() + 30
+    while worker.alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not worker.alive()
+    runs = check.runs
+    worker.stop()
+    assert check.runs == runs
