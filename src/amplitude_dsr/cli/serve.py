@@ -11,6 +11,7 @@ runtime.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -21,7 +22,7 @@ import uvicorn
 
 from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import guarded
-from amplitude_dsr.cli.worker import StallWatch, StatusChanges
+from amplitude_dsr.cli.worker import ExecutorStopped, StallWatch, StatusChanges
 from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.periodic import PeriodicCheck
 from amplitude_dsr.dsr.retention import RetentionWatch
@@ -112,23 +113,31 @@ def _serve(
             signer=load_or_create(keys, config.domain),
             results=ResultsLinks.load_or_create(keys, results_link_ttl),
         )
+        server = GracefulServer(
+            uvicorn.Config(
+                create_app(service), log_level="warning", access_log=False, timeout_graceful_shutdown=30,
+                lifespan="on",
+            )
+        )  # fmt: skip
         service.background.append(DeliveryLoop(service))
         if not no_worker:
             if executor_id == DEFAULT_EXECUTOR_ID:  # we hold the lock every foreground command holds
                 adopt_orphans(rt)
-            service.background.append(EmbeddedWorker(worker_checks(rt, executor_id)))
-        app = create_app(service)
+            # Another process took this executor's lock: stop serving too (as `worker` stops).
+            stop_server = functools.partial(setattr, server, "should_exit", True)
+            checks = worker_checks(rt, executor_id)
+            service.background.append(EmbeddedWorker(checks, should_stop=rt.stop_requested.is_set, on_stop=stop_server))
         role = "API only" if no_worker else f"with embedded worker {executor_id}"
         common.err.print(f"amplitude-dsr service on {url} ({role}); Ctrl-C to stop", markup=False)
-        server = GracefulServer(
-            uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30, lifespan="on")
-        )
         server.run(sockets=[sock])
     finally:
         sock.close()
         rt.close()
         if changes is not None:
             changes.detach()
+    if rt.lock_lost is not None:
+        # Another process runs as this executor now; every workflow resumes there.
+        raise ExecutorStopped(rt.lock_lost)
     common.err.print("amplitude-dsr service stopped", markup=False)
 
 
