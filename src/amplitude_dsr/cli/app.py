@@ -8,7 +8,19 @@ from pathlib import Path
 import typer
 
 from amplitude_dsr import __version__
-from amplitude_dsr.cli import batch, common, connection, demo, emulator_cmd, keys, requests, status, worker
+from amplitude_dsr.cli import (
+    batch,
+    common,
+    connection,
+    demo,
+    emulator_cmd,
+    keys,
+    requests,
+    serve,
+    status,
+    tokens,
+    worker,
+)
 from amplitude_dsr.cli.usage import OneLineErrors
 
 app = typer.Typer(
@@ -61,3 +73,5 @@ app.command("test-connection", short_help="Check every configured credential and
 app.command("emulator", short_help="Serve the built-in Amplitude emulator.")(emulator_cmd.emulator)
 app.command(short_help="Run access and deletion end to end against the emulator.")(demo.demo)
 app.command("data-key", short_help="Print a new key that seals stored checkpoints.")(keys.data_key)
+app.command(short_help="Serve the OpenDSR 2.0 API (with an embedded worker).")(serve.serve)
+app.add_typer(tokens.app, name="tokens", short_help="Create, list and revoke the service's bearer tokens.")

@@ -1,0 +1,101 @@
+"""The application factory: one FastAPI app around one open :class:`Service`.
+
+The factory does no I/O of its own: the caller (``amplitude-dsr serve``, a test) opens the
+runtime, loads the signer and passes them in. The app starts the service's background threads
+(the callback loop, the embedded worker) when it starts and stops them when it shuts down; closing
+the runtime stays with the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from amplitude_dsr import __version__
+from amplitude_dsr.service import datagrail, errors, metrics, models, opendsr, results
+from amplitude_dsr.service.context import Service, service_of
+from amplitude_dsr.store.service_tables import create_service_tables
+
+DESCRIPTION = (
+    "Answers GDPR/CCPA access and erasure requests against Amplitude Analytics: the OpenDSR 2.0 "
+    "processor API, signed status callbacks, health checks. See docs/service.md."
+)
+
+
+def create_app(service: Service) -> FastAPI:
+    """The HTTP app of ``service`` (its tables are created if missing)."""
+    create_service_tables(service.rt.engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for part in service.background:
+            part.start()
+        try:
+            yield
+        finally:
+            for part in reversed(service.background):
+                await run_in_threadpool(part.stop)
+
+    app = FastAPI(
+        title="amplitude-dsr", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,
+    )  # fmt: skip
+    app.state.service = service
+    errors.install(app)
+    app.include_router(opendsr.router)
+    app.include_router(datagrail.router)
+    app.include_router(results.router)
+    app.include_router(metrics.router)
+
+    @app.get("/healthz", response_model=models.Health, tags=["Operations"])
+    def healthz() -> models.Health:
+        """The process answers."""
+        return models.Health(status="ok")
+
+    @app.get("/readyz", response_model=models.Health, responses={503: {"model": models.Health}}, tags=["Operations"])
+    def readyz(request: Request) -> JSONResponse:
+        """The database answers, and the background threads of this process are alive."""
+        checks = readiness(service_of(request))
+        ok = all(v == "ok" for v in checks.values())
+        body = models.Health(status="ok" if ok else "unavailable", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]
+    return app
+
+
+def openapi_without_422(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI document without its default 422 answers: bad input is a 400 with the
+    OpenDSR error object here (``service/errors.py``)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def readiness(service: Service) -> dict[str, str]:
+    """``database`` and each background thread: ``ok`` or why not (no secret, no URL)."""
+    checks: dict[str, str] = {}
+    try:
+        with service.rt.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+    except sa.exc.SQLAlchemyError as exc:
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+    for part in service.background:
+        alive = getattr(part, "alive", None)
+        if callable(alive):
+            checks[type(part).__name__] = "ok" if alive() else "stopped"
+    return checks
