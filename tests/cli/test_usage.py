@@ -16,7 +16,7 @@ from .conftest import Invoke, assert_clean
 
 COMMANDS = sorted(c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands)
 CONTRACT_COMMANDS = {"access", "delete", "status", "cancel", "worker", "test-connection", "batch", "emulator", "demo"}
-EXTRA_COMMANDS = {"data-key"}  # beyond the contract: documented in docs/cli.md
+EXTRA_COMMANDS = {"data-key", "serve"}  # beyond the contract: documented in docs/cli.md
 
 # Credentials that point nowhere: none of these runs may reach an Amplitude API.
 OFFLINE = {"AMPLITUDE_API_KEY": "k" * 32, "AMPLITUDE_SECRET_KEY": "s" * 32, "AMPLITUDE_BASE_URL": "http://127.0.0.1:9"}

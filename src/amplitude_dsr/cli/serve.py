@@ -21,7 +21,7 @@ import typer
 import uvicorn
 
 from amplitude_dsr.cli import common
-from amplitude_dsr.cli.common import guarded
+from amplitude_dsr.cli.common import JSON_OPT, guarded
 from amplitude_dsr.cli.worker import ExecutorStopped, StallWatch, StatusChanges
 from amplitude_dsr.dsr.executor import open_runtime
 from amplitude_dsr.dsr.periodic import PeriodicCheck
@@ -74,9 +74,12 @@ def serve(
         callback=common.executor_id,
         help="Executor identity of the embedded worker (PostgreSQL scale-out: one per worker).",
     ),
+    json_out: bool = JSON_OPT,
 ) -> None:
     """Serve the OpenDSR 2.0 API, with an embedded worker unless --no-worker."""
-    _serve(host, port, no_worker, public_url, executor_id, callback_retry_base, results_link_ttl)
+    stopped = _serve(host, port, no_worker, public_url, executor_id, callback_retry_base, results_link_ttl)
+    if json_out:
+        common.emit_json(stopped)
 
 
 @guarded
@@ -88,7 +91,8 @@ def _serve(
     executor_id: str,
     callback_retry_base: float,
     results_link_ttl: int,
-) -> None:
+) -> dict[str, object]:
+    """Serve until a signal (or a lost executor lock); returns what ``--json`` prints then."""
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise UsageError("--public-url must be an http(s) URL such as https://dsr.example.com")
     sock = _listen(host, port)
@@ -139,6 +143,7 @@ def _serve(
         # Another process runs as this executor now; every workflow resumes there.
         raise ExecutorStopped(rt.lock_lost)
     common.err.print("amplitude-dsr service stopped", markup=False)
+    return {"url": url, "worker": None if no_worker else executor_id, "stopped": "signal"}
 
 
 class GracefulServer(uvicorn.Server):
