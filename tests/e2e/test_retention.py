@@ -44,7 +44,9 @@ def test_a_final_request_past_its_retention_names_nobody_and_keeps_its_evidence(
     assert api.wait(rt, deletion, timeout=120) == "verified"
     operator = rt.data_dir / "operator"
     assert (operator / access).exists() and (operator / deletion).exists()
-    assert person["user_id"] in our_rows(rt.engine)  # before: the request names its subject
+    # Before: the request names its subject (sealed at rest, readable with the data key).
+    assert repo.get_request(rt.engine, access).identifiers == [{"kind": "email", "value": person["user_id"]}]
+    assert person["user_id"] not in our_rows(rt.engine)
     now = datetime.now(UTC)
 
     assert retention.purge_due(rt, now=now + timedelta(days=29)) == 0  # not yet
