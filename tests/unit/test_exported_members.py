@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 PACKAGES = ["amplitude_dsr", "amplitude_dsr.amplitude"]
-SUBPACKAGES = {"config", "dsr", "errors", "states", "amplitude", "store", "cli", "emulator"}
+SUBPACKAGES = {"config", "dsr", "errors", "states", "amplitude", "store", "service", "cli", "emulator"}
 
 
 def isort_key(name: str) -> tuple[int, str]:
