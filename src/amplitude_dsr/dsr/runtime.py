@@ -36,7 +36,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOS, DBOSClient, EnqueueOptions, SetEnqueueOptions, SetWorkflowID
-from dbos._error import DBOSQueueDeduplicatedError
+from dbos._error import (
+    DBOSAwaitedWorkflowCancelledError,
+    DBOSQueueDeduplicatedError,
+    DBOSWorkflowCancelledError,
+)
 
 from amplitude_dsr import __version__
 from amplitude_dsr.amplitude import AmplitudeClient, Budget, DsarClient
@@ -90,14 +94,15 @@ _AFTER_TEARDOWN = ("No DBOS was created yet", "accessed before DBOS was launched
 
 class _ShutdownNoise(logging.Filter):
     """Drops DBOS's error line (with a traceback) for a workflow thread that ended because this
-    process shut down (``ShuttingDown``, or DBOS already torn down): nothing failed, the workflow
-    resumes from its last checkpoint in the next executor."""
+    process shut down (``ShuttingDown``, or DBOS already torn down) or because the workflow was
+    cancelled on purpose (a command handing back its flusher, ``cancel``): nothing failed, and the
+    workflow resumes from its last checkpoint in the next executor, or was meant to stop."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None:
             return True
-        if isinstance(exc, ShuttingDown):
+        if isinstance(exc, ShuttingDown | DBOSWorkflowCancelledError | DBOSAwaitedWorkflowCancelledError):
             return False
         return not any(text in str(exc) for text in _AFTER_TEARDOWN)
 
