@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,15 +62,7 @@ def request_document(row: repo.RequestRow, items: list[repo.Item] | None = None)
         complete, reasons = completeness(result)
         doc["complete"], doc["partial_reasons"] = complete, reasons
     if row.kind == "deletion" and items is not None:
-        doc["amplitude_ids"] = dict(sorted(Counter(i.state for i in items).items()))
-        jobs: dict[tuple[str, str], list[repo.Item]] = {}
-        for item in items:
-            if item.job_day:
-                jobs.setdefault((item.project, item.job_day), []).append(item)
-        doc["jobs"] = [
-            {"project": project, "day": day, "status": group[0].job_status, "amplitude_ids": len(group)}
-            for (project, day), group in sorted(jobs.items())
-        ]
+        doc["amplitude_ids"], doc["jobs"] = api.deletion_summary(items)
     if row.out_dir:
         doc["files"] = sorted(str(p) for p in Path(row.out_dir).glob("*") if p.is_file())
     return doc

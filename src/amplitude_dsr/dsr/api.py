@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -235,6 +236,21 @@ def is_final(row: repo.RequestRow) -> bool:
 
 def is_final_status(kind: str, status: str) -> bool:
     return status_is_final(kind, status)
+
+
+def deletion_summary(items: Sequence[repo.Item]) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """What the shells show of a deletion's items: how many Amplitude IDs are in each state, and
+    one row per Amplitude job (project, day, status, how many of the request's IDs it holds)."""
+    states = dict(sorted(Counter(i.state for i in items).items()))
+    jobs: dict[tuple[str, str], list[repo.Item]] = {}
+    for item in items:
+        if item.job_day:
+            jobs.setdefault((item.project, item.job_day), []).append(item)
+    rows = [
+        {"project": project, "day": day, "status": group[0].job_status, "amplitude_ids": len(group)}
+        for (project, day), group in sorted(jobs.items())
+    ]
+    return states, rows
 
 
 def cancel(rt: Runtime, request_id: str, *, today: date | None = None) -> str:

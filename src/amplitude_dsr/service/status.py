@@ -23,11 +23,11 @@ domain) always carries our detailed state.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from amplitude_dsr.dsr import api
 from amplitude_dsr.states import RequestStatus as S
 from amplitude_dsr.states import is_final
 from amplitude_dsr.store import repo
@@ -105,15 +105,7 @@ def detail(row: repo.RequestRow, items: list[repo.Item]) -> dict[str, Any]:
             doc["complete"] = bool(completeness.get("complete", True))
             doc["partial_reasons"] = [str(r) for r in completeness.get("reasons") or []]
     if row.kind == "deletion":
-        doc["amplitude_ids"] = dict(sorted(Counter(i.state for i in items).items()))
-        jobs: dict[tuple[str, str], list[repo.Item]] = {}
-        for item in items:
-            if item.job_day:
-                jobs.setdefault((item.project, item.job_day), []).append(item)
-        doc["jobs"] = [
-            {"project": project, "day": day, "status": group[0].job_status, "amplitude_ids": len(group)}
-            for (project, day), group in sorted(jobs.items())
-        ]
+        doc["amplitude_ids"], doc["jobs"] = api.deletion_summary(items)
         doc["verified"] = row.status == S.VERIFIED
         doc["recollected"] = row.status == S.RECOLLECTED
         doc["no_data_held"] = row.status == S.NOTHING_FOUND
