@@ -64,15 +64,15 @@ def store_engine(settings: Settings) -> sa.Engine:
     return engine
 
 
-def _create_dbos_tables(engine: sa.Engine, url: str, kind: str) -> None:
+def _create_dbos_tables(url: str, kind: str) -> None:
     """DBOS's own tables, as an executor's launch creates them, for a submitter on a database no
-    executor has opened yet: its request is enqueued, not refused. Its one short connection
-    carries our application name, like every other (``connections.FOOTPRINTS``)."""
-    schema = None if sqlite_path(url) is not None else "dbos"
-    if sa.inspect(engine).has_table("workflow_status", schema=schema):
-        return
+    executor has opened yet: its request is enqueued, not refused. ``DBOS.migrate`` returns at
+    once when the schema is current and waits on DBOS's migration lock while another process
+    migrates (a table that exists is not enough: its later columns may still be on their way).
+    Its one short connection carries our application name, like every other
+    (``connections.FOOTPRINTS``)."""
     target = sa.make_url(dbos_database_url(url))
-    if schema is not None:
+    if sqlite_path(url) is None:
         target = target.update_query_dict({"application_name": application_name(kind, "dbos")})
     DBOS.migrate(target.render_as_string(hide_password=False))
 
@@ -151,7 +151,7 @@ def _open(
         if role != "offline":
             serializer = sealing.SealedSerializer(keys)
             if not executor:
-                _create_dbos_tables(engine, url, kind)
+                _create_dbos_tables(url, kind)
     except Exception:
         engine.dispose()
         budget.close()
