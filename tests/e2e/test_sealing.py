@@ -159,7 +159,7 @@ def test_a_requests_identifiers_and_resolution_are_encrypted_in_our_tables(
             raw = conn.exec_driver_sql("SELECT identifiers, result FROM dsr_requests").all()
         assert raw
         for value in (v for r in raw for v in r):
-            assert user["user_id"] not in str(value) and '"sealed"' in str(value)
+            assert user["user_id"] not in str(value) and "sealed" in str(value)
         with pytest.raises(SealedDataUnreadable):
             repo.get_request(plain, rid)
     finally:
