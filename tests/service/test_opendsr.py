@@ -328,9 +328,9 @@ def test_revoked_wrong_and_foreign_tokens(start_service: Any, make_token: Any, s
     # A right ID with a wrong secret, and a revoked token, are refused.
     wrong = owner[:-4] + ("AAAA" if not owner.endswith("AAAA") else "BBBB")
     assert httpx.get(f"{svc.url}{REQUESTS}/{sid}", headers=bearer(wrong)).status_code == 401
-    token_id = owner.split("_")[1]
+    token_id = owner.split("_", 2)[1]
     assert cli(service_env, "tokens", "revoke", token_id).returncode == 0
     assert httpx.get(f"{svc.url}{REQUESTS}/{sid}", headers=bearer(owner)).status_code == 401
     listed = json.loads(cli(service_env, "tokens", "list", "--json").stdout)["tokens"]
     assert {t["id"]: bool(t["revoked_at"]) for t in listed}[token_id] is True
-    assert all("token" not in t and owner.split("_")[2] not in json.dumps(t) for t in listed)
+    assert all("token" not in t and owner.split("_", 2)[2] not in json.dumps(t) for t in listed)
