@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e import proc
 from tests.e2e.conftest import api_calls, catalog, db_url, emulator, env_for
 
 __all__ = ["api_calls", "catalog", "db_url", "emulator"]
@@ -36,14 +37,8 @@ def free_port() -> int:
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
-    """Poll ``check`` until it returns something truthy (a liveness guard, not a timing assert)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what}")
+    """``tests.e2e.proc.eventually`` with the service tests' longer default (a subprocess service)."""
+    return proc.eventually(check, what, timeout)
 
 
 @pytest.fixture
