@@ -42,6 +42,7 @@ REGIONS = ("us", "eu")
 # give a US project).
 TOML_KEYS = (
     "database_url", "poll_interval", "budget_fraction", "rate_scale", "requester", "max_linger", "retention_days",
+    "deletion_path",
 )  # fmt: skip
 TOML_TABLES = ("projects", "org")
 PROJECT_KEYS = ("name", "api_key", "secret_key", "region", "base_url")
@@ -55,6 +56,7 @@ ENV_SCALARS = {
     "max_linger": "AMPLITUDE_DSR_MAX_LINGER",
     "data_key": "AMPLITUDE_DSR_DATA_KEY",
     "retention_days": "AMPLITUDE_DSR_RETENTION_DAYS",
+    "deletion_path": "AMPLITUDE_DSR_DELETION_PATH",
 }
 MAX_SECONDS = 31 * 86400.0  # poll interval and linger: longer than any deletion job takes
 MAX_RATE_SCALE = 1e6
@@ -138,6 +140,9 @@ class Settings(BaseModel):
     # days a final request keeps its identifiers and checkpoints (dsr/retention.py)
     retention_days: float = Field(DEFAULT_RETENTION_DAYS, ge=0, le=MAX_RETENTION_DAYS, allow_inf_nan=False)
 
+    # how a deletion reaches Amplitude when its request does not say (docs/deletion.md#two-paths)
+    deletion_path: Literal["resolve-first", "direct"] = "resolve-first"
+
     @field_validator("data_key")
     @classmethod
     def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
@@ -190,6 +195,7 @@ class _Env(BaseSettings):
     amplitude_dsr_max_linger: str | None = None
     amplitude_dsr_data_key: str | None = None
     amplitude_dsr_retention_days: str | None = None
+    amplitude_dsr_deletion_path: str | None = None
     amplitude_dsr_config: str | None = None
 
 

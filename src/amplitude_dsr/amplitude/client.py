@@ -52,6 +52,7 @@ def deletion_body(
     requester: str,
     delete_from_org: bool,
     ignore_invalid_id: bool,
+    include_mapped_user_ids: bool = False,
 ) -> dict[str, Any]:
     """The JSON body of ``POST /api/2/deletions/users``; ``ValueError`` for no IDs or more
     than :data:`MAX_IDS_PER_DELETION`. The flag is the singular ``ignore_invalid_id``."""
@@ -73,6 +74,9 @@ def deletion_body(
     body["requester"] = requester
     body["ignore_invalid_id"] = wire_bool(ignore_invalid_id)
     body["delete_from_org"] = wire_bool(delete_from_org)
+    if include_mapped_user_ids:
+        # Only changes the answer: each entry then names the user ID it was resolved from.
+        body["include_mapped_user_ids"] = wire_bool(True)
     return body
 
 
@@ -201,6 +205,7 @@ class AmplitudeClient(CallerOwner):
         requester: str,
         delete_from_org: bool = False,
         ignore_invalid_id: bool = True,
+        include_mapped_user_ids: bool = False,
     ) -> list[DeletionJob]:
         """``POST /api/2/deletions/users``: schedule the deletion of up to 100 IDs; returns the
         receipt (one job, or one per project for ``delete_from_org``).
@@ -216,6 +221,7 @@ class AmplitudeClient(CallerOwner):
             requester=requester,
             delete_from_org=delete_from_org,
             ignore_invalid_id=ignore_invalid_id,
+            include_mapped_user_ids=include_mapped_user_ids,
         )
         data = self._call("POST", DELETIONS, pool="deletion", safe=False, json=body)
         return _receipt_or_uncertain(lambda: parse_jobs(data, DELETIONS))

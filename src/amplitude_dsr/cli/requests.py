@@ -96,7 +96,7 @@ def access(
 ) -> None:
     """Collect what Amplitude holds about a person: JSON export, HTML report, CSV, manifest."""
     idents = Identifiers(email, user_id, amplitude_id, device_id)
-    extra = {"full_history": full_history}
+    extra: dict[str, object] = {"full_history": full_history}
     _run_request(
         "access",
         idents,
@@ -114,6 +114,12 @@ def delete(
     org_wide: bool = typer.Option(
         False, "--org-wide", help="Delete from every project of the organisation (delete_from_org)."
     ),
+    direct: bool = typer.Option(
+        False,
+        "--direct",
+        help="Submit user IDs and Amplitude IDs as they are and verify afterwards (fewer user-pool calls; "
+        "docs/deletion.md). Default: AMPLITUDE_DSR_DELETION_PATH, else resolve first.",
+    ),
     identity_map: str = IDENTITY_MAP_OPT,
     out: Path = OUT_OPT,
     regulation: str = REGULATION_OPT,
@@ -125,7 +131,10 @@ def delete(
 ) -> None:
     """Schedule whole-record deletion; returns a request ID at once unless --wait."""
     idents = Identifiers(email, user_id, amplitude_id, device_id)
-    options = _options(project, identity_map, out, {"org_wide": org_wide})
+    extra: dict[str, object] = {"org_wide": org_wide}
+    if direct:
+        extra["deletion_path"] = "direct"
+    options = _options(project, identity_map, out, extra)
     _run_request("deletion", idents, options, Command(regulation, wait, max_wait, json_out))
 
 
@@ -151,7 +160,7 @@ class Command:
 
 
 def _options(
-    projects: list[str] | None, identity_map: str | None, out: Path | None, extra: dict[str, bool]
+    projects: list[str] | None, identity_map: str | None, out: Path | None, extra: dict[str, object]
 ) -> dict[str, Any]:
     """The request's options from its flags (validated as ``RequestOptions`` by ``dsr.api``)."""
     out_dir = str(Path(out).resolve()) if out else None

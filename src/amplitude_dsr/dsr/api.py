@@ -123,11 +123,16 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
         raise UsageError("org_wide applies to deletion requests only")
     if kind == "deletion" and options.full_history:
         raise UsageError("full_history applies to access requests only")
+    if kind == "access" and options.deletion_path:
+        raise UsageError("deletion_path applies to deletion requests only")
+    if options.org_wide and options.deletion_path == "direct":
+        raise UsageError("an org-wide deletion resolves its identifiers first: drop --direct or --org-wide")
     for name in options.projects:
         rt.settings.project(name)
     opts = options.stored()
     if kind == "deletion":
         opts.setdefault("requester", rt.settings.requester)
+        opts.setdefault("deletion_path", "resolve-first" if options.org_wide else rt.settings.deletion_path)
     key = None
     if keyed == "dedupe":
         key = idempotency_key(kind, identifiers, opts)

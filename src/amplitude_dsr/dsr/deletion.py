@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 
-from amplitude_dsr.dsr import steps
+from amplitude_dsr.dsr import direct, steps
 from amplitude_dsr.dsr.access import load_identity_map, load_step, projects_for
 from amplitude_dsr.dsr.dbfaults import db_step
 from amplitude_dsr.dsr.finish import conclude, fail, progress_step
-from amplitude_dsr.dsr.model import Identifier, Subject
+from amplitude_dsr.dsr.model import Identifier, Resolution, Subject
 from amplitude_dsr.dsr.resolve import resolve
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.dsr.submission import start_flusher
@@ -28,13 +28,26 @@ log = logging.getLogger("amplitude_dsr.dsr")
 S = RequestStatus
 
 
-@db_step
-def queue_step(rt: Runtime, request_id: str, subjects: list[Subject], org_wide: bool) -> int:
+def _queue_subjects(rt: Runtime, request_id: str, subjects: list[Subject], org_wide: bool) -> int:
     total = 0
     for subject in subjects:
         ids = subject.all_amplitude_ids
         total += repo.queue_items(rt.engine, request_id, subject.project, ids, org_wide=org_wide)
     return total
+
+
+@db_step
+def queue_step(rt: Runtime, request_id: str, subjects: list[Subject], org_wide: bool) -> int:
+    return _queue_subjects(rt, request_id, subjects, org_wide)
+
+
+@db_step
+def direct_queue_step(
+    rt: Runtime, request_id: str, projects: list[str], plan: direct.Plan, subjects: list[Subject]
+) -> int:
+    return direct.queue(rt, request_id, projects, plan, org_wide=False) + _queue_subjects(
+        rt, request_id, subjects, False
+    )
 
 
 def deletion_workflow(rt: Runtime, request_id: str) -> str:
@@ -72,6 +85,8 @@ def _resolve_and_queue(
     identifiers = [Identifier.model_validate(i) for i in raw_identifiers]
     imap = load_identity_map(rt, identifiers, dict(options))
     projects = projects_for(rt, dict(options))
+    if options.get("deletion_path") == direct.DIRECT:
+        return _submit_as_given(rt, request_id, identifiers, projects, imap)
     with rt.resolve_gate:  # counted as resolving while it waits: more IDs are coming
         resolved = resolve(rt, request_id, identifiers, projects, identity_map=imap)
     subjects = resolved.resolution.subjects
@@ -84,19 +99,52 @@ def _resolve_and_queue(
     )  # fmt: skip
     progress_step(rt, request_id, S.RESOLVED, {"result": {"resolution": resolved.resolution.model_dump(mode="json")}})
     if not subjects:
-        unresolved = [d for d in resolved.resolution.unresolved_details() if d.ambiguous]
-        if unresolved:
-            # "Nothing found" would be false: Amplitude answered with somebody else.
-            raise DomainError(
-                f"{len(unresolved)} identifier(s) could not be resolved exactly (User Search answered with a "
-                "different Amplitude user); nothing was submitted to Amplitude. Submit the person's Amplitude ID "
-                "(--amplitude-id) or use an identity map"
-            )
+        _refuse_ambiguous(resolved.resolution)
         return S.NOTHING_FOUND
     queue_step(rt, request_id, subjects, bool(options.get("org_wide")))
     if not progress_step(rt, request_id, S.QUEUED):
         return S.CANCELLED
     steps.audit_step(rt, request_id, "queued", {"amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects)})
     for project in sorted({s.project for s in subjects}):
+        start_flusher(rt, project)
+    return S.QUEUED
+
+
+def _refuse_ambiguous(resolution: Resolution) -> None:
+    unresolved = [d for d in resolution.unresolved_details() if d.ambiguous]
+    if unresolved:
+        # "Nothing found" would be false: Amplitude answered with somebody else.
+        raise DomainError(
+            f"{len(unresolved)} identifier(s) could not be resolved exactly (User Search answered with a "
+            "different Amplitude user); nothing was submitted to Amplitude. Submit the person's Amplitude ID "
+            "(--amplitude-id) or use an identity map"
+        )
+
+
+def _submit_as_given(
+    rt: Runtime, request_id: str, identifiers: list[Identifier], projects: list[str], imap: dict[str, list[str]]
+) -> str:
+    """The direct path (``dsr/direct.py``): user IDs and Amplitude IDs are queued as they are;
+    only device IDs are resolved first."""
+    plan = direct.plan(identifiers, imap)
+    resolution = Resolution(attempts=[], subjects=[])
+    if plan.resolve_first:
+        with rt.resolve_gate:
+            resolution = resolve(rt, request_id, plan.resolve_first, projects, identity_map=imap).resolution
+    subjects = resolution.subjects
+    counts = {"user_ids": len(plan.user_ids), "amplitude_ids": len(plan.amplitude_ids), "subjects": len(subjects)}
+    digest = audit.content_digest(resolution.model_dump(mode="json"))
+    steps.audit_step(rt, request_id, "resolved", {"path": direct.DIRECT, **counts, "resolution_digest": digest})
+    submitted = {"user_ids": plan.user_ids, "amplitude_ids": plan.amplitude_ids, "projects": projects}
+    fields = {"result": {"resolution": resolution.model_dump(mode="json"), "submitted_as_given": submitted}}
+    progress_step(rt, request_id, S.RESOLVED, fields)
+    if not (plan.user_ids or plan.amplitude_ids or subjects):
+        _refuse_ambiguous(resolution)
+        return S.NOTHING_FOUND
+    direct_queue_step(rt, request_id, projects, plan, subjects)
+    if not progress_step(rt, request_id, S.QUEUED):
+        return S.CANCELLED
+    steps.audit_step(rt, request_id, "queued", {"path": direct.DIRECT, **counts})
+    for project in sorted(set(projects) | {s.project for s in subjects}):
         start_flusher(rt, project)
     return S.QUEUED

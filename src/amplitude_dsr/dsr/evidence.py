@@ -14,7 +14,7 @@ from amplitude_dsr.store.tables import deletion_batches, deletion_items
 HISTORY_KINDS = {
     "received", "resolved", "queued", "deletion_receipt", "deletion_reconciled", "deletion_post_uncertain",
     "deletion_post_failed", "job_status", "verified", "recollected", "still_present", "cancelled", "failed",
-    "nothing_scheduled",
+    "nothing_scheduled", "deletion_lookup", "follow_up",
 }  # fmt: skip
 
 

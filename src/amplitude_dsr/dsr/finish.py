@@ -18,7 +18,7 @@ from typing import Any
 from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
-from amplitude_dsr.dsr import steps
+from amplitude_dsr.dsr import direct, steps
 from amplitude_dsr.dsr.access import load_identity_map, load_step, projects_for
 from amplitude_dsr.dsr.dbfaults import db_step
 from amplitude_dsr.dsr.evidence import build_deletion_result
@@ -145,4 +145,13 @@ def _verify(rt: Runtime, request_id: str, req: repo.RequestRow) -> tuple[str, li
     verifications = verify(rt, identifiers, projects_for(rt, req.options), receipted, imap)
     final = logic.request_outcome({v.outcome for v in verifications})
     steps.audit_step(rt, request_id, final, {"checked": len(verifications)})
+    if final != S.VERIFIED and req.options.get("deletion_path") == direct.DIRECT:
+        # Submitted as given, and the person is still found: delete what is found, resolved first.
+        follow = follow_up_step(rt, request_id)
+        steps.audit_step(rt, request_id, "follow_up", {"request_id": follow, "path": direct.RESOLVE_FIRST})
     return final, verifications
+
+
+@db_step
+def follow_up_step(rt: Runtime, request_id: str) -> str:
+    return direct.follow_up(rt, repo.get_request(rt.engine, request_id))

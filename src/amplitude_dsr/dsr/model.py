@@ -89,6 +89,9 @@ class RequestOptions(BaseModel):
     identity_map: str | None = Field(None, description="email -> user IDs: a CSV path or an HTTP lookup URL")
     batch_key: str | None = Field(None, description="what makes two identical requests distinct (a batch file)")
     requester: str | None = Field(None, description="deletion only: who asked, as Amplitude records it")
+    deletion_path: Literal["resolve-first", "direct"] | None = Field(
+        None, description="deletion only: resolve identifiers first, or submit them as they are (docs/deletion.md)"
+    )
 
     def stored(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_unset=True)

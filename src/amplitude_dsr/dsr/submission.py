@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from dbos import DBOS
 
 from amplitude_dsr.dsr import deletion_logic as logic
-from amplitude_dsr.dsr import steps
+from amplitude_dsr.dsr import direct, steps
 from amplitude_dsr.dsr.finish import start_verification
 from amplitude_dsr.dsr.runtime import JOBS_QUEUE, Runtime, start_once
 from amplitude_dsr.dsr.tracking import start_tracker
@@ -29,7 +29,7 @@ from amplitude_dsr.errors import (
     UncertainOutcome,
 )
 from amplitude_dsr.states import DELETION_RESOLVING
-from amplitude_dsr.store import audit, repo
+from amplitude_dsr.store import audit, names, repo
 from amplitude_dsr.store import jobs as jobs_store
 
 log = logging.getLogger("amplitude_dsr.dsr")
@@ -109,6 +109,8 @@ def flush(
     Returns the POSTs sent; the IDs of the batches settled are appended to ``settled``."""
     settled = settled if settled is not None else []
     reconcile_uncertain(rt, project, settled=settled)
+    for name in [project] if project is not None else jobs_store.projects_to_flush(rt.engine):
+        direct.settle_lookups(rt, name, settled)
     sent = 0
     # Claimed earlier but never sent: a crash between claim and POST, or refused by a budget or a
     # 429 before anything happened. mark_posting lets exactly one flusher send each.
@@ -153,10 +155,11 @@ def post_batch(rt: Runtime, batch: repo.Batch, *, settled: list[str] | None = No
 def _post_batch(rt: Runtime, batch: repo.Batch, settled: list[str]) -> bool:
     if not repo.mark_posting(rt.engine, batch.id, rt.poster_tag):
         return False
+    user_ids = names.user_ids_of_batch(rt.engine, batch.id)
     try:
         jobs = rt.client(batch.project).create_deletion(
-            amplitude_ids=batch.amplitude_ids, requester=rt.settings.requester,
-            delete_from_org=batch.org_wide, ignore_invalid_id=True,
+            amplitude_ids=batch.amplitude_ids, user_ids=user_ids, requester=rt.settings.requester,
+            delete_from_org=batch.org_wide, ignore_invalid_id=True, include_mapped_user_ids=bool(user_ids),
         )  # fmt: skip
     except (RateLimited, DeferredError, AuthenticationError):
         # Refused before anything happened (429, our own budget, refused credentials): safe to
@@ -181,11 +184,18 @@ def _post_batch(rt: Runtime, batch: repo.Batch, settled: list[str]) -> bool:
             settled.append(batch.id)
         log.warning("a deletion batch of %d IDs was refused by Amplitude: %s", len(batch.amplitude_ids), exc)
         return True
-    receipt = [j.model_dump(mode="json") for j in jobs]
+    receipt = direct.stored_receipt(jobs, batch.amplitude_ids)
     invalid = [int(i) for j in jobs for i in j.invalid_ids if str(i).isdigit()]
-    if repo.record_receipt(rt.engine, batch.id, receipt, logic.receipt_days(jobs), invalid):
+    mapped, invalid_names = direct.mapping(jobs, user_ids)
+    settled_now = repo.record_receipt(
+        rt.engine, batch.id, receipt, logic.receipt_days(jobs), invalid, mapped=mapped, invalid_names=invalid_names
+    )
+    if settled_now:
         jobs_seen = [{"day": j.day, "status": j.status, "app": j.app} for j in jobs]
-        _audit_batch(rt, batch, "deletion_receipt", {"jobs": jobs_seen, "invalid": len(invalid)})
+        detail = {"jobs": jobs_seen, "invalid": len({str(i) for j in jobs for i in j.invalid_ids})}
+        if user_ids:
+            detail["user_ids"] = {"submitted": len(user_ids), "mapped": len(mapped), "invalid": len(invalid_names)}
+        _audit_batch(rt, batch, "deletion_receipt", detail)
         settled.append(batch.id)
     return True
 
@@ -199,7 +209,8 @@ def reconcile_uncertain(rt: Runtime, project: str | None = None, *, settled: lis
         start, end = logic.reconcile_window(now.date())
         jobs = rt.client(batch.project).list_deletions(start, end)
         found, missing = logic.reconcile(batch.amplitude_ids, jobs, (batch.posted_at or batch.created_at).date())
-        receipt = [j.model_dump(mode="json") for j in jobs if logic.job_status([j], j.day, batch.amplitude_ids)]
+        mine = [j for j in jobs if logic.job_status([j], j.day, batch.amplitude_ids)]
+        receipt = direct.stored_receipt(mine, batch.amplitude_ids)
         done = repo.record_receipt(
             rt.engine, batch.id, receipt, found, [], state="reconciled", requeue_ids=missing, from_state=batch.state
         )

@@ -16,8 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from amplitude_dsr.states import DELETION_FINAL, JOB_STATUS_ORDER, JobStatus, RequestStatus
+from amplitude_dsr.store import names
 from amplitude_dsr.store.repo import status_log, write_tx
-from amplitude_dsr.store.tables import deletion_batches, deletion_items, requests
+from amplitude_dsr.store.tables import deletion_batches, deletion_items, deletion_names, requests
 
 S = RequestStatus
 PENDING_ITEM_STATES = ("queued", "batched")  # not settled by Amplitude yet
@@ -50,7 +51,8 @@ def _live_requests() -> Any:
 
 
 def projects_to_flush(engine: sa.Engine) -> list[str]:
-    """Projects with IDs queued or batched, or a batch to send or to reconcile."""
+    """Projects with IDs (or user IDs) queued or batched, user IDs to look up, or a batch to send or
+    to reconcile."""
     with engine.connect() as conn:
         queued = conn.execute(
             sa.select(deletion_items.c.project).where(deletion_items.c.state.in_(PENDING_ITEM_STATES)).distinct()
@@ -58,7 +60,10 @@ def projects_to_flush(engine: sa.Engine) -> list[str]:
         open_batches = conn.execute(
             sa.select(deletion_batches.c.project).where(deletion_batches.c.state.in_(OPEN_BATCH_STATES)).distinct()
         ).scalars()
-        return sorted(set(queued) | set(open_batches))
+        named = conn.execute(
+            sa.select(deletion_names.c.project).where(deletion_names.c.state.in_(names.PENDING_NAME_STATES)).distinct()
+        ).scalars()
+        return sorted(set(queued) | set(open_batches) | set(named))
 
 
 def projects_of(engine: sa.Engine, request_ids: Sequence[str]) -> list[str]:
@@ -86,6 +91,13 @@ def has_submission_work(engine: sa.Engine, project: str) -> bool:
             .limit(1)
         ).first()
         if item is not None:
+            return True
+        name = conn.execute(
+            sa.select(deletion_names.c.id)
+            .where(deletion_names.c.project == project, deletion_names.c.state.in_(names.PENDING_NAME_STATES))
+            .limit(1)
+        ).first()
+        if name is not None:
             return True
         batch = conn.execute(
             sa.select(deletion_batches.c.id)
@@ -255,9 +267,20 @@ def unsettled_requests(engine: sa.Engine, project: str, *, limit: int = 1000) ->
         .where(deletion_items.c.request_id == requests.c.id, deletion_items.c.project == project)
         .exists()
     )
+    named_in_project = (
+        sa.select(deletion_names.c.id)
+        .where(deletion_names.c.request_id == requests.c.id, deletion_names.c.project == project)
+        .exists()
+    )
     query = (
         sa.select(requests.c.id)
-        .where(requests.c.kind == "deletion", requests.c.status == S.QUEUED, in_project, ~pending)
+        .where(
+            requests.c.kind == "deletion",
+            requests.c.status == S.QUEUED,
+            sa.or_(in_project, named_in_project),
+            ~pending,
+            ~names.pending_exists(requests.c.id),
+        )
         .limit(limit)
     )
     with engine.connect() as conn:
@@ -285,7 +308,13 @@ def ready_requests(engine: sa.Engine, request_ids: Sequence[str] | None = None, 
     has_items = sa.select(deletion_items.c.id).where(deletion_items.c.request_id == requests.c.id).exists()
     query = (
         sa.select(requests.c.id)
-        .where(requests.c.kind == "deletion", requests.c.status.in_(list(WAITING)), has_items, ~blocking)
+        .where(
+            requests.c.kind == "deletion",
+            requests.c.status.in_(list(WAITING)),
+            sa.or_(has_items, names.any_exists(requests.c.id)),
+            ~blocking,
+            ~names.pending_exists(requests.c.id),
+        )
         .order_by(requests.c.created_at)
         .limit(limit)
     )

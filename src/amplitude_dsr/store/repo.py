@@ -14,10 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from amplitude_dsr.errors import RequestNotFound
-from amplitude_dsr.store import retention
+from amplitude_dsr.store import names, retention
 from amplitude_dsr.store.audit import AUDIT_METADATA
 from amplitude_dsr.store.audit import add_missing_columns as audit_columns
-from amplitude_dsr.store.tables import METADATA, deletion_batches, deletion_items, requests
+from amplitude_dsr.store.tables import METADATA, deletion_batches, deletion_items, deletion_names, requests
 
 status_log = logging.getLogger("amplitude_dsr.status")  # one line per state change (the worker shows it)
 MAX_IDS_PER_POST = 100  # User Privacy v1: at most 100 IDs per request (docs/amplitude.md#creating-deletions)
@@ -330,7 +330,8 @@ def _batch(r: sa.Row[Any]) -> Batch:
 
 
 def queued_summary(engine: sa.Engine, project: str | None = None) -> list[tuple[str, bool, int, datetime]]:
-    """Per (project, org_wide): how many items are queued and when the oldest was queued."""
+    """Per (project, org_wide): how many IDs (Amplitude IDs and user IDs) are queued and when the
+    oldest was queued."""
     where: list[sa.ColumnElement[bool]] = [deletion_items.c.state == "queued"]
     if project is not None:
         where.append(deletion_items.c.project == project)
@@ -343,7 +344,14 @@ def queued_summary(engine: sa.Engine, project: str | None = None) -> list[tuple[
             ).where(*where)
             .group_by(deletion_items.c.project, deletion_items.c.org_wide)
         ).all()  # fmt: skip
-    return [(r[0], bool(r[1]), int(r[2]), _aware(r[3]) or utcnow()) for r in rows]
+        named = names.queued_counts(conn, project)
+    summary: dict[tuple[str, bool], tuple[int, datetime]] = {}
+    for r in rows:
+        summary[(r[0], bool(r[1]))] = (int(r[2]), _aware(r[3]) or utcnow())
+    for key, (count, oldest) in named.items():
+        have, since = summary.get(key, (0, _aware(oldest) or utcnow()))
+        summary[key] = (have + count, min(since, _aware(oldest) or utcnow()))
+    return [(p, o, n, t) for (p, o), (n, t) in sorted(summary.items())]
 
 
 def pick_batch(rows: Sequence[tuple[int, int]], min_ids: int = 1) -> tuple[list[int], list[int]]:
@@ -364,7 +372,8 @@ def pick_batch(rows: Sequence[tuple[int, int]], min_ids: int = 1) -> tuple[list[
 
 
 def claim_batch(engine: sa.Engine, project: str, org_wide: bool, *, min_ids: int = 1) -> Batch | None:
-    """Atomically move up to 100 distinct queued IDs of ``project`` into a new batch (``intent``),
+    """Atomically move up to 100 distinct queued IDs of ``project`` (Amplitude IDs first, then
+    user IDs of the direct path, ``store/names.py``) into a new batch (``intent``),
     or nothing when fewer than ``min_ids`` are queued (so two flushers reading the same count
     cannot turn one full batch into a full one and a stray partial one).
 
@@ -382,8 +391,9 @@ def claim_batch(engine: sa.Engine, project: str, org_wide: bool, *, min_ids: int
             .order_by(deletion_items.c.id)
             .with_for_update(skip_locked=True)
         ).all()
-        ids, item_ids = pick_batch([(int(r[0]), int(r[1])) for r in rows], min_ids)
-        if not ids:
+        ids, item_ids = pick_batch([(int(r[0]), int(r[1])) for r in rows])
+        named, name_rows = names.claim(conn, project, org_wide, MAX_IDS_PER_POST - len(ids))
+        if (not ids and not named) or len(ids) + named < min_ids:
             return None
         batch_id = new_id("batch")
         now = utcnow()
@@ -396,6 +406,7 @@ def claim_batch(engine: sa.Engine, project: str, org_wide: bool, *, min_ids: int
         conn.execute(
             deletion_items.update().where(deletion_items.c.id.in_(item_ids)).values(state="batched", batch_id=batch_id)
         )
+        names.attach_to_batch(conn, name_rows, batch_id)
     return Batch(batch_id, project, org_wide, "intent", ids, now, None, None)
 
 
@@ -442,10 +453,13 @@ def record_receipt(
     requeue_ids: Iterable[int] = (),
     from_state: str = "posting",
     error: str | None = None,
+    mapped: dict[str, list[int]] | None = None,
+    invalid_names: Iterable[str] = (),
 ) -> bool:
     """Store Amplitude's receipt; items get their job ``day`` and status. IDs Amplitude called
     invalid are marked ``invalid``; ``requeue_ids`` (absent from every job after reconciliation)
-    go back to the queue.
+    go back to the queue. User IDs of the batch are settled by ``mapped`` (user ID -> the Amplitude
+    IDs the receipt resolved it to) and ``invalid_names`` (:func:`names.settle`).
 
     Only a batch still in ``from_state`` is settled (False otherwise, and nothing changes): two
     reconcilers of one dead POST, or a late poster and a reconciler, settle it exactly once."""
@@ -475,6 +489,7 @@ def record_receipt(
             else:  # listed in invalid_ids, or absent from every job of the receipt
                 values = {"state": "invalid"}
             conn.execute(deletion_items.update().where(deletion_items.c.id == item_id).values(**values))
+        names.settle(conn, batch_id, mapped or {}, id_days, invalid_names, failed=state == "failed")
     return True
 
 
@@ -524,22 +539,26 @@ def cancel_items(engine: sa.Engine, request_id: str, *, only_queued: bool) -> in
             .select_from(deletion_items)
             .where(deletion_items.c.request_id == request_id, deletion_items.c.state == "batched")
         ).scalar_one()
-        if busy:
+        if busy or names.busy(conn, request_id):
             return None
+        dropped = names.cancel(conn, request_id)
         res = conn.execute(
             deletion_items.update()
             .where(deletion_items.c.request_id == request_id, deletion_items.c.state.in_(states))
             .values(state="cancelled")
         )
-    return int(res.rowcount)
+    return int(res.rowcount) + dropped
 
 
 def requests_of_batch(conn: sa.Connection, batch_id: str) -> list[str]:
-    """The requests whose items went into ``batch_id``."""
+    """The requests whose items (or user IDs) went into ``batch_id``."""
     rows = conn.execute(
         sa.select(deletion_items.c.request_id).where(deletion_items.c.batch_id == batch_id).distinct()
     ).all()
-    return sorted(r[0] for r in rows)
+    named = conn.execute(
+        sa.select(deletion_names.c.request_id).where(deletion_names.c.batch_id == batch_id).distinct()
+    ).all()
+    return sorted({r[0] for r in rows} | {r[0] for r in named})
 
 
 def move_job_day(engine: sa.Engine, request_id: str, project: str, old_day: str, *, new_day: str, status: str) -> int:

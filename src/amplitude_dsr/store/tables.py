@@ -3,6 +3,9 @@
 * ``dsr_requests``: one row per privacy request, its state and its final result.
 * ``dsr_deletion_items``: one row per Amplitude ID to delete (per request and project), from
   queued to receipted; submissions pack many items into one POST.
+* ``dsr_deletion_names``: one row per user ID submitted as it is (the direct path,
+  ``docs/deletion.md``), sealed, until Amplitude's receipt names its Amplitude ID: then it becomes
+  a deletion item and the user ID is cleared.
 * ``dsr_deletion_batches``: one row per deletion POST. The row is written (``intent``) before the
   call and marked ``posting`` just before sending; the receipt is stored after it. A batch found in
   ``posting`` after a crash is reconciled by listing jobs, never re-posted.
@@ -54,6 +57,22 @@ deletion_items = sa.Table(
     sa.Column("job_status", sa.String(16)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("request_id", "project", "amplitude_id", name="uq_item_request_project_id"),
+)
+
+deletion_names = sa.Table(
+    "dsr_deletion_names",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(40), nullable=False, index=True),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("user_id", SealedJSON),  # encrypted; cleared once settled (mapped, invalid, cancelled)
+    sa.Column("digest", sa.String(64), nullable=False),  # identifier_digest: one entry per POST
+    sa.Column("org_wide", sa.Boolean, nullable=False, server_default=sa.false()),
+    # queued | batched | lookup | mapped | invalid | failed | cancelled
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("batch_id", sa.String(40), index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("request_id", "project", "digest", name="uq_name_request_project_digest"),
 )
 
 deletion_batches = sa.Table(
