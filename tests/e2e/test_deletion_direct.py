@@ -123,9 +123,10 @@ def test_what_verification_still_finds_is_followed_up_by_a_resolve_first_request
     with rt.engine.connect() as conn:
         [follow] = [e.detail["request_id"] for e in audit.entries(conn, rid) if e.kind == "follow_up"]
     row = repo.get_request(rt.engine, str(follow))
-    assert row.options["deletion_path"] == "resolve-first" and row.identifiers == repo.get_request(
-        rt.engine, rid
-    ).identifiers
+    assert (
+        row.options["deletion_path"] == "resolve-first"
+        and row.identifiers == repo.get_request(rt.engine, rid).identifiers
+    )
     eventually(lambda: receipted(rt, str(follow)), "the follow-up's receipt")
     emulator.admin.advance(days=19)
     assert api.wait(rt, str(follow)) == "verified"

@@ -28,6 +28,9 @@ def _rt() -> Any:
         ("access", {"org_wide": True}, "org_wide applies to deletion requests only"),
         ("deletion", {"full_history": True}, "full_history applies to access requests only"),
         ("deletion", {"projects": ["mobile"]}, "mobile"),
+        ("access", {"deletion_path": "direct"}, "deletion_path applies to deletion requests only"),
+        ("deletion", {"deletion_path": "sideways"}, "invalid request option 'deletion_path'"),
+        ("deletion", {"deletion_path": "direct", "org_wide": True}, "resolves its identifiers first"),
     ],
 )
 def test_bad_options_are_one_usage_error(kind: str, options: dict[str, Any], message: str) -> None:
@@ -38,7 +41,19 @@ def test_bad_options_are_one_usage_error(kind: str, options: dict[str, Any], mes
 
 def test_options_are_stored_as_given_and_a_deletion_names_its_requester() -> None:
     prepared = api._prepare(_rt(), api.Spec("deletion", PERSON, {"org_wide": True}), keyed="dedupe")
-    assert prepared.row.options == {"org_wide": True, "requester": "dpo@example.com"}
+    assert prepared.row.options == {"org_wide": True, "requester": "dpo@example.com", "deletion_path": "resolve-first"}
     typed = api._prepare(_rt(), api.Spec("deletion", PERSON, RequestOptions(org_wide=True)), keyed="dedupe")
     assert typed.row.options == prepared.row.options
     assert typed.row.idempotency_key == prepared.row.idempotency_key
+
+
+def test_a_deletion_takes_the_configured_path_unless_it_names_one() -> None:
+    rt = _rt()
+    rt.settings = rt.settings.model_copy(update={"deletion_path": "direct"})
+    plain = api._prepare(rt, api.Spec("deletion", PERSON, {}), keyed="dedupe")
+    assert plain.row.options["deletion_path"] == "direct"
+    named = api._prepare(rt, api.Spec("deletion", PERSON, {"deletion_path": "resolve-first"}), keyed="dedupe")
+    assert named.row.options["deletion_path"] == "resolve-first"
+    org_wide = api._prepare(rt, api.Spec("deletion", PERSON, {"org_wide": True}), keyed="dedupe")
+    assert org_wide.row.options["deletion_path"] == "resolve-first"  # org-wide always resolves first
+    assert plain.row.idempotency_key == named.row.idempotency_key  # the path does not make it another request

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from amplitude_dsr.store import audit
-from amplitude_dsr.store.tables import requests
+from amplitude_dsr.store.tables import deletion_names, requests
 
 PURGED_COLUMNS = ("purged_at",)  # added to an older dsr_requests table on start
 
@@ -61,13 +61,18 @@ def digested(identifiers: Sequence[dict[str, str]]) -> list[dict[str, str]]:
     return out
 
 
+# Parts of a result that name the person: the resolution, and what the direct path submitted.
+NAMING = ("resolution", "submitted_as_given")
+
+
 def kept_result(result: dict[str, Any] | None) -> dict[str, Any] | None:
     """What a purged request keeps of its result: everything but the full resolution."""
     if result is None:
         return None
-    kept = {k: v for k, v in result.items() if k != "resolution"}
-    if "resolution" in result:
-        kept["resolution_digest"] = audit.content_digest(result["resolution"])
+    kept = {k: v for k, v in result.items() if k not in NAMING}
+    for key in NAMING:
+        if key in result:
+            kept[f"{key}_digest"] = audit.content_digest(result[key])
     return kept
 
 
@@ -86,4 +91,13 @@ def purge(conn: sa.Connection, request_id: str, now: datetime) -> bool:
         .where(requests.c.id == request_id, requests.c.purged_at.is_(None))
         .values(identifiers=digested(row.identifiers), result=kept_result(row.result), purged_at=now, updated_at=now)
     )
+    # User IDs the direct path submitted and Amplitude never settled (a request cancelled or
+    # failed around them) are forgotten too.
+    names = deletion_names.c
+    conn.execute(
+        deletion_names.update()
+        .where(names.request_id == request_id, names.state.in_(["queued", "lookup"]))
+        .values(state="cancelled")
+    )
+    conn.execute(deletion_names.update().where(names.request_id == request_id).values(user_id=None))
     return done.rowcount == 1
