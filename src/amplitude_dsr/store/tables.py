@@ -66,7 +66,7 @@ deletion_names = sa.Table(
     sa.Column("request_id", sa.String(40), nullable=False, index=True),
     sa.Column("project", sa.String(100), nullable=False),
     sa.Column("user_id", SealedJSON),  # encrypted; cleared once settled (mapped, invalid, cancelled)
-    sa.Column("digest", sa.String(64), nullable=False),  # identifier_digest: one entry per POST
+    sa.Column("digest", sa.String(80), nullable=False),  # identifier_digest: one entry per POST
     sa.Column("org_wide", sa.Boolean, nullable=False, server_default=sa.false()),
     # queued | batched | lookup | mapped | invalid | failed | cancelled
     sa.Column("state", sa.String(16), nullable=False, index=True),
