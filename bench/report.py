@@ -540,6 +540,14 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
             )
             + " |"
         )
+    calls = results.get("deletion_calls")
+    if calls:
+        per = {(r["path"], r["kind"]): r["per_person"] for r in calls["rows"]}
+        shown = "; ".join(
+            f"{kind} {per.get(('resolve-first', kind), '-')} -> {per.get(('direct', kind), '-')}"
+            for kind in ("user_id", "email", "amplitude_id", "device_id")
+        )
+        lines.append(f"| user-pool calls per deleted person, resolve-first -> direct | fewer than 3 | {shown} |")
     return "\n".join(lines)
 
 
@@ -631,11 +639,39 @@ Rerun: `.venv/bin/python bench/inflight.py [--sizes 1000,10000,100000] [--db sql
 """
 
 
+def deletion_calls_section(data: dict[str, Any] | None) -> str:
+    title = "## 11. User-pool calls per deleted person: resolve-first and direct"
+    if not data:
+        return f"{title}\n\nNot run yet: `.venv/bin/python bench/deletion_calls.py`.\n"
+    headers = ["path", "identifier", "people", "verified", "searches", "activity pages", "user-pool calls per person",
+               "POSTs", "429s"]  # fmt: skip
+    rows = [
+        [r["path"], r["kind"], r["people"], r["verified"], r["searches"], r["activity_pages"], r["per_person"],
+         r["posts"], r["http_429"]]
+        for r in data["rows"]
+    ]  # fmt: skip
+    return f"""{title}
+
+**How measured.** `bench/deletion_calls.py`: for each path and identifier kind, N fresh users
+(user ID an email, one device each) in a fresh emulator (x2000 limits, clock four days per second),
+one deletion request per person through `api.submit` on an in-process executor (SQLite), each
+waited for to its final status. Calls are counted from the emulator's request log between the first
+submission and the last final status: resolution, the flusher, verification, and any follow-up.
+The user pool (User Search + User Activity) is 360 calls an hour per project; at our 75% that is
+90 people an hour on the resolve-first path and 270 on the direct path, for user IDs, emails and
+Amplitude IDs (`docs/deletion.md#two-paths` says which to choose and why).
+
+Rerun: `.venv/bin/python bench/deletion_calls.py [--n 20]`.
+
+{table(headers, rows)}
+"""
+
+
 def render() -> Path:
     PLOTS.mkdir(parents=True, exist_ok=True)
     names = [
         "budget", "budget_client", "deletion", "access_calls", "dsar_memory", "overhead", "submit_rate",
-        "connections", "fault_tolerance", "takeover", "inflight",
+        "connections", "fault_tolerance", "takeover", "inflight", "deletion_calls",
     ]  # fmt: skip
     results = {n: common.load_result(n) for n in names}
     when = sorted({r["measured_at"] for r in results.values() if r})
@@ -671,6 +707,7 @@ Last run of each bench (UTC): {"; ".join(f"`{n}` {r['measured_at']}" for n, r in
 {faults_section(results["fault_tolerance"])}
 {takeover_section(results["takeover"])}
 {inflight_section(results["inflight"])}
+{deletion_calls_section(results["deletion_calls"])}
 {NOT_MEASURED}"""
     OUT.write_text(text)
     return OUT
