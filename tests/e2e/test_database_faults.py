@@ -98,7 +98,7 @@ def test_a_locked_database_during_access_does_not_fail_it(
 ) -> None:
     user = catalog["web"]["ordinary"][5]
     rt = make_runtime()
-    raised = flaky(monkeypatch, "update_request", 9)
+    raised = flaky(monkeypatch, "advance_in", 9)  # every status change of an access request
     rid, _ = api.submit(
         rt, "access", [Identifier.parse("user_id", user["user_id"])], options={"out_dir": str(tmp_path)}
     )

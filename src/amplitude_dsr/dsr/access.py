@@ -7,7 +7,7 @@ Durable: every Amplitude call is a checkpointed step; DSAR polling sleeps durabl
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,11 @@ from amplitude_dsr.dsr.dbfaults import db_step
 from amplitude_dsr.dsr.failures import failure_reason
 from amplitude_dsr.dsr.identity_map import build as build_identity_map
 from amplitude_dsr.dsr.model import AccessResult, DsarInfo, Identifier, IdentifierKind, Subject, SubjectData
+from amplitude_dsr.dsr.progress import record_step, start_step
 from amplitude_dsr.dsr.report import write_access_package
 from amplitude_dsr.dsr.resolve import Resolved, resolve
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.errors import AuthenticationError, FatalError, NotFound, OutputUnwritable, ShuttingDown
-from amplitude_dsr.states import ACCESS_FINAL, DELETION_FINAL
 from amplitude_dsr.store import repo
 
 DSAR_EARLIEST = date(2012, 1, 1)  # Amplitude holds no data before its launch
@@ -35,14 +35,6 @@ DSAR_FAILED = "failed"
 @db_step
 def load_step(rt: Runtime, request_id: str) -> repo.RequestRow:
     return repo.get_request(rt.engine, request_id)
-
-
-@db_step
-def set_status_step(rt: Runtime, request_id: str, status: str, fields: dict[str, Any] | None = None) -> None:
-    extra = dict(fields or {})
-    if status in ACCESS_FINAL | DELETION_FINAL:
-        extra.setdefault("completed_at", datetime.now(UTC))
-    repo.update_request(rt.engine, request_id, status=status, **extra)
 
 
 @DBOS.step()
@@ -67,20 +59,25 @@ def projects_for(rt: Runtime, options: dict[str, Any]) -> list[str]:
 
 def load_identity_map(rt: Runtime, identifiers: list[Identifier], options: dict[str, Any]) -> dict[str, list[str]]:
     emails = [i.value for i in identifiers if i.kind is IdentifierKind.EMAIL]
+    if not options.get("identity_map") or not emails:
+        return {}  # nothing to look up: no step, no checkpoint
     return steps.call(rt, identity_map_step, options.get("identity_map"), emails)
 
 
 def access_workflow(rt: Runtime, request_id: str) -> str:
     """Run one access request to its report; returns the final status (the body of
     ``Workflows.access``)."""
-    req = load_step(rt, request_id)
+    req: repo.RequestRow | None = None
     rounds = 0
     while True:
         try:
+            again = req is not None  # a round after a database fault: from resolving once more
+            if req is None:
+                req = start_step(rt, request_id, "resolving")
             # Transient Amplitude faults (outages, 5xx, unreadable bodies) are retried durably until
             # the request's deadline; only a cause retrying cannot fix ends it failed.
             with steps.retry_policy(steps.RetryPolicy(horizon=req.deadline)):
-                return _answer(rt, request_id, req)
+                return _answer(rt, request_id, req, again=again)
         except ShuttingDown:
             raise
         except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
@@ -89,14 +86,16 @@ def access_workflow(rt: Runtime, request_id: str) -> str:
                 continue
             reason = failure_reason("access", request_id, exc)
             remove_work_step(rt, request_id)
-            steps.audit_step(rt, request_id, "failed", {"reason": reason})
-            set_status_step(rt, request_id, "failed", {"error": reason})
+            record_step(rt, request_id, "failed", kind="failed", detail={"reason": reason}, fields={"error": reason},
+                        unless=())  # fmt: skip
             return "failed"
 
 
-def _answer(rt: Runtime, request_id: str, req: repo.RequestRow) -> str:
-    """Resolve, collect and write the package; the request's status on the way."""
-    set_status_step(rt, request_id, "resolving")
+def _answer(rt: Runtime, request_id: str, req: repo.RequestRow, *, again: bool) -> str:
+    """Resolve, collect and write the package; the request's status on the way (``again``: a
+    round after a database fault, which starts from ``resolving`` once more)."""
+    if again:
+        record_step(rt, request_id, "resolving", unless=())
     identifiers = [Identifier.model_validate(i) for i in req.identifiers]
     imap = load_identity_map(rt, identifiers, req.options)
     full = bool(req.options.get("full_history"))
@@ -104,8 +103,8 @@ def _answer(rt: Runtime, request_id: str, req: repo.RequestRow) -> str:
         rt, request_id, identifiers, projects_for(rt, req.options), identity_map=imap,
         keep_events=True, full_history=full,
     )  # fmt: skip
-    steps.audit_step(rt, request_id, "resolved", {"subjects": len(resolved.resolution.subjects)})
-    set_status_step(rt, request_id, "collecting")
+    record_step(rt, request_id, "collecting", kind="resolved", detail={"subjects": len(resolved.resolution.subjects)},
+                unless=())  # fmt: skip
     notes: list[str] = []
     subjects = _collect(rt, request_id, resolved, full, notes)
     if not subjects:
@@ -123,9 +122,11 @@ def _answer(rt: Runtime, request_id: str, req: repo.RequestRow) -> str:
         "data_held": bool(subjects),
         "completeness": assess(result).model_dump(mode="json"),
     }
-    steps.audit_step(rt, request_id, "completed", {"subjects": len(subjects), "out_dir": out})
     remove_work_step(rt, request_id)
-    set_status_step(rt, request_id, "completed", {"out_dir": out, "result": summary})
+    record_step(
+        rt, request_id, "completed", kind="completed", detail={"subjects": len(subjects), "out_dir": out},
+        fields={"out_dir": out, "result": summary}, unless=(),
+    )  # fmt: skip
     return "completed"
 
 

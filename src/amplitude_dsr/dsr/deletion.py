@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 
 from amplitude_dsr.dsr import direct, steps
-from amplitude_dsr.dsr.access import load_identity_map, load_step, projects_for
+from amplitude_dsr.dsr.access import load_identity_map, projects_for
 from amplitude_dsr.dsr.dbfaults import db_step
 from amplitude_dsr.dsr.finish import conclude, fail, progress_step
 from amplitude_dsr.dsr.model import Identifier, Resolution, Subject
+from amplitude_dsr.dsr.progress import record_step, start_step
 from amplitude_dsr.dsr.resolve import resolve
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.dsr.submission import start_flusher
@@ -54,16 +55,18 @@ def deletion_workflow(rt: Runtime, request_id: str) -> str:
     """Resolve and queue one deletion request. Returns ``queued`` once its IDs wait for their
     project's flusher, or the final status when it ends here (nothing found, failed, cancelled).
     The body of ``Workflows.deletion``."""
-    req = load_step(rt, request_id)
-    # Nothing Amplitude may already hold is given up on a fault that waiting fixes: transient
-    # faults are retried until the deadline, refused credentials pause the project
-    # (docs/operations.md, "Transient faults").
-    policy = steps.RetryPolicy(horizon=req.deadline, pause_on_auth=True)
+    req: repo.RequestRow | None = None
     rounds = 0
     while True:
         try:
-            with steps.retry_policy(policy):
-                status = _resolve_and_queue(rt, request_id, req.identifiers, req.options)
+            again = req is not None  # a round after a database fault: from resolving once more
+            if req is None:
+                req = start_step(rt, request_id, S.RESOLVING)
+            # Nothing Amplitude may already hold is given up on a fault that waiting fixes: transient
+            # faults are retried until the deadline, refused credentials pause the project
+            # (docs/operations.md, "Transient faults").
+            with steps.retry_policy(steps.RetryPolicy(horizon=req.deadline, pause_on_auth=True)):
+                status = _resolve_and_queue(rt, request_id, req.identifiers, req.options, again=again)
             break
         except ShuttingDown:
             raise
@@ -75,13 +78,14 @@ def deletion_workflow(rt: Runtime, request_id: str) -> str:
             break
     if status == S.QUEUED:
         return status
-    return conclude(rt, request_id, status, [], req.options.get("out_dir"))
+    return conclude(rt, request_id, status, [], req.options.get("out_dir") if req is not None else None)
 
 
 def _resolve_and_queue(
-    rt: Runtime, request_id: str, raw_identifiers: list[dict[str, str]], options: dict[str, object]
+    rt: Runtime, request_id: str, raw_identifiers: list[dict[str, str]], options: dict[str, object], *, again: bool
 ) -> str:
-    progress_step(rt, request_id, S.RESOLVING)
+    if again:  # a round after a database fault starts from resolving once more
+        progress_step(rt, request_id, S.RESOLVING)
     identifiers = [Identifier.model_validate(i) for i in raw_identifiers]
     imap = load_identity_map(rt, identifiers, dict(options))
     projects = projects_for(rt, dict(options))
@@ -92,19 +96,19 @@ def _resolve_and_queue(
     subjects = resolved.resolution.subjects
     # The audit trail is permanent and hash-chained: it holds the resolution's digest, not the
     # resolution (which names identifiers and lives in the request's result until retention ends).
-    steps.audit_step(
-        rt, request_id, "resolved",
-        {"subjects": len(subjects), "amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects),
-         "resolution_digest": audit.content_digest(resolved.resolution.model_dump(mode="json"))},
+    record_step(
+        rt, request_id, S.RESOLVED, kind="resolved",
+        detail={"subjects": len(subjects), "amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects),
+                "resolution_digest": audit.content_digest(resolved.resolution.model_dump(mode="json"))},
+        fields={"result": {"resolution": resolved.resolution.model_dump(mode="json")}},
     )  # fmt: skip
-    progress_step(rt, request_id, S.RESOLVED, {"result": {"resolution": resolved.resolution.model_dump(mode="json")}})
     if not subjects:
         _refuse_ambiguous(resolved.resolution)
         return S.NOTHING_FOUND
     queue_step(rt, request_id, subjects, bool(options.get("org_wide")))
-    if not progress_step(rt, request_id, S.QUEUED):
+    queued = {"amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects)}
+    if not record_step(rt, request_id, S.QUEUED, kind="queued", detail=queued):
         return S.CANCELLED
-    steps.audit_step(rt, request_id, "queued", {"amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects)})
     for project in sorted({s.project for s in subjects}):
         start_flusher(rt, project)
     return S.QUEUED
@@ -134,17 +138,16 @@ def _submit_as_given(
     subjects = resolution.subjects
     counts = {"user_ids": len(plan.user_ids), "amplitude_ids": len(plan.amplitude_ids), "subjects": len(subjects)}
     digest = audit.content_digest(resolution.model_dump(mode="json"))
-    steps.audit_step(rt, request_id, "resolved", {"path": direct.DIRECT, **counts, "resolution_digest": digest})
     submitted = {"user_ids": plan.user_ids, "amplitude_ids": plan.amplitude_ids, "projects": projects}
     fields = {"result": {"resolution": resolution.model_dump(mode="json"), "submitted_as_given": submitted}}
-    progress_step(rt, request_id, S.RESOLVED, fields)
+    detail = {"path": direct.DIRECT, **counts, "resolution_digest": digest}
+    record_step(rt, request_id, S.RESOLVED, kind="resolved", detail=detail, fields=fields)
     if not (plan.user_ids or plan.amplitude_ids or subjects):
         _refuse_ambiguous(resolution)
         return S.NOTHING_FOUND
     direct_queue_step(rt, request_id, projects, plan, subjects)
-    if not progress_step(rt, request_id, S.QUEUED):
+    if not record_step(rt, request_id, S.QUEUED, kind="queued", detail={"path": direct.DIRECT, **counts}):
         return S.CANCELLED
-    steps.audit_step(rt, request_id, "queued", {"path": direct.DIRECT, **counts})
     for project in sorted(set(projects) | {s.project for s in subjects}):
         start_flusher(rt, project)
     return S.QUEUED

@@ -61,8 +61,18 @@ def progress_step(rt: Runtime, request_id: str, status: str, fields: dict[str, A
 
 
 @db_step
-def items_step(rt: Runtime, request_id: str) -> list[repo.Item]:
-    return repo.items_for(rt.engine, request_id)
+def begin_verification_step(rt: Runtime, request_id: str) -> tuple[str, list[repo.Item]]:
+    """The request's items, and ``verifying`` (it moved there: something was receipted),
+    ``nothing`` (nothing was receipted: no move) or ``cancelled``; one transaction, one checkpoint."""
+    with rt.engine.begin() as conn:
+        if repo.status_in(conn, request_id) == S.CANCELLED:
+            return S.CANCELLED, []
+        items = repo.items_in(conn, request_id)
+        if not any(i.state == "receipted" for i in items):
+            return "nothing", items
+        change = repo.advance_in(conn, request_id, S.VERIFYING)
+    repo.log_change(change)
+    return (S.VERIFYING if change.done else S.CANCELLED), items
 
 
 @db_step
@@ -81,7 +91,23 @@ def certificate_step(rt: Runtime, request_id: str, status: str, verifications: l
 
 
 def conclude(rt: Runtime, request_id: str, status: str, verifications: list[Verification], out_dir: str | None) -> str:
-    """Write the certificate and record the final status (unless the request was cancelled)."""
+    """Write the certificate and record the final status (unless the request was cancelled). A
+    fault of our own database that outlives the steps' retries is waited out: what the request
+    ends with is decided already, only its recording waits."""
+    rounds = 0
+    while True:
+        try:
+            return _conclude(rt, request_id, status, verifications, out_dir)
+        except ShuttingDown:
+            raise
+        except Exception as exc:
+            if steps.wait_out_database_fault(rt, request_id, exc, rounds):
+                rounds += 1
+                continue
+            raise
+
+
+def _conclude(rt: Runtime, request_id: str, status: str, verifications: list[Verification], out_dir: str | None) -> str:
     if status == S.CANCELLED or status_step(rt, request_id) == S.CANCELLED:
         return S.CANCELLED
     path = certificate_step(rt, request_id, status, verifications, out_dir or str(rt.data_dir / "output"))
@@ -128,9 +154,9 @@ def verify_workflow(rt: Runtime, request_id: str) -> str:
 
 
 def _verify(rt: Runtime, request_id: str, req: repo.RequestRow) -> tuple[str, list[Verification]]:
-    if status_step(rt, request_id) == S.CANCELLED:
+    phase, items = begin_verification_step(rt, request_id)
+    if phase == S.CANCELLED:
         return S.CANCELLED, []
-    items = items_step(rt, request_id)
     receipted = [i for i in items if i.state == "receipted"]
     if not receipted:
         steps.audit_step(rt, request_id, "nothing_scheduled", {"items": len(items)})
@@ -138,8 +164,6 @@ def _verify(rt: Runtime, request_id: str, req: repo.RequestRow) -> tuple[str, li
         if refusal is not None:
             raise DomainError(f"Amplitude refused the deletion: {refusal}")
         return S.NOTHING_FOUND, []
-    if not progress_step(rt, request_id, S.VERIFYING):
-        return S.CANCELLED, []
     identifiers = [Identifier.model_validate(i) for i in req.identifiers]
     imap = load_identity_map(rt, identifiers, req.options)
     verifications = verify(rt, identifiers, projects_for(rt, req.options), receipted, imap)

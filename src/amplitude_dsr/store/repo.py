@@ -243,15 +243,45 @@ def advance_request(
     """Set ``status`` (and ``fields``) unless the request is already in one of ``unless``: a
     workflow's progress never overwrites a cancel that happened beside it. False if it was."""
     with engine.begin() as conn:
-        before = _status_of(conn, request_id)
-        res = conn.execute(
-            requests.update()
-            .where(requests.c.id == request_id, requests.c.status.not_in(list(unless)))
-            .values(status=status, updated_at=utcnow(), **fields)
-        )
-    if res.rowcount == 1:
-        _log_change(request_id, before, status)
-    return res.rowcount == 1
+        change = advance_in(conn, request_id, status, unless=unless, **fields)
+    return log_change(change)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A status change made in a caller's transaction, logged once it committed."""
+
+    request_id: str
+    before: tuple[str, str] | None
+    status: str | None
+    done: bool
+
+
+def advance_in(
+    conn: sa.Connection, request_id: str, status: str, *, unless: Sequence[str] = ("cancelled",), **fields: Any
+) -> Change:
+    """:func:`advance_request` inside the caller's transaction (log it with :func:`log_change`
+    after the commit)."""
+    before = _status_of(conn, request_id)
+    res = conn.execute(
+        requests.update()
+        .where(requests.c.id == request_id, requests.c.status.not_in(list(unless)))
+        .values(status=status, updated_at=utcnow(), **fields)
+    )
+    return Change(request_id, before, status, res.rowcount == 1)
+
+
+def log_change(change: Change) -> bool:
+    """Log a committed :class:`Change`; returns whether it happened."""
+    if change.done:
+        _log_change(change.request_id, change.before, change.status)
+    return change.done
+
+
+def status_in(conn: sa.Connection, request_id: str) -> str | None:
+    """The request's status, read in the caller's transaction (None: no such request)."""
+    found = _status_of(conn, request_id)
+    return found[1] if found else None
 
 
 def _status_of(conn: sa.Connection, request_id: str) -> tuple[str, str] | None:
@@ -519,9 +549,13 @@ class Item:
 
 def items_for(engine: sa.Engine, request_id: str) -> list[Item]:
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(deletion_items).where(deletion_items.c.request_id == request_id).order_by(deletion_items.c.id)
-        ).all()
+        return items_in(conn, request_id)
+
+
+def items_in(conn: sa.Connection, request_id: str) -> list[Item]:
+    rows = conn.execute(
+        sa.select(deletion_items).where(deletion_items.c.request_id == request_id).order_by(deletion_items.c.id)
+    ).all()
     return [
         Item(r.project, int(r.amplitude_id), r.state, r.batch_id, r.job_day, r.job_status, bool(r.org_wide))
         for r in rows
