@@ -1,0 +1,168 @@
+"""The console over plain HTTP (no browser): sign-in and roles, CSRF, sessions that end, keyset
+paging through every row exactly once, filters, and the identifier search by digest. Against the
+real ``amplitude-dsr serve`` and its database."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from amplitude_dsr.config import normalize_database_url
+from amplitude_dsr.store.tables import requests
+
+from .conftest import ServiceProcess, cli, erasure, request_body
+
+REQUESTS = "/opendsr/v2/requests"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = CSRF.search(page.text)
+    assert found is not None, page.text[:500]
+    return found.group(1)
+
+
+def sign_in(svc: ServiceProcess, token: str) -> httpx.Client:
+    """A client holding a session of ``token`` (the form's way: GET the form, POST it)."""
+    client = httpx.Client(base_url=svc.url)
+    form = client.get("/ui/login")
+    done = client.post("/ui/login", data={"token": token, "csrf": csrf_of(form)})
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == "/ui/requests"
+    return client
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    e = sa.create_engine(normalize_database_url(db_url))
+    yield e
+    e.dispose()
+
+
+def insert_requests(
+    engine: sa.Engine, count: int, *, start: datetime, prefix: str = "dsr_bulk", **values: Any
+) -> list[str]:
+    """``count`` deletion requests written straight into the table, one second apart."""
+    rows = [
+        {
+            "id": f"{prefix}_{i:05d}", "kind": "deletion", "status": "staging", "regulation": "gdpr",
+            "created_at": start + timedelta(seconds=i), "updated_at": start, "deadline": start + timedelta(days=30),
+            "identifiers": [], "options": {}, **values,
+        }
+        for i in range(count)
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(requests.insert(), rows)
+    return [r["id"] for r in rows]
+
+
+def test_sign_in_roles_csrf_and_sessions(start_service: Any, make_token: Any, service_env: dict[str, str]) -> None:
+    admin, reader, submitter = make_token("dpo", "admin"), make_token("auditor", "read"), make_token("form", "submit")
+    svc = start_service("--no-worker")
+    anonymous = httpx.Client(base_url=svc.url)
+    assert anonymous.get("/ui/requests").headers["location"] == "/ui/login"
+    form = anonymous.get("/ui/login")
+    assert form.headers["set-cookie"].lower().count("httponly") == 1
+    assert "samesite=strict" in form.headers["set-cookie"].lower()
+    # No form cookie, or a wrong CSRF token: refused before the token is even looked at.
+    assert httpx.post(f"{svc.url}/ui/login", data={"token": admin, "csrf": csrf_of(form)}).status_code == 403
+    assert anonymous.post("/ui/login", data={"token": admin, "csrf": "forged"}).status_code == 403
+    wrong = anonymous.post("/ui/login", data={"token": admin[:-2] + "xx", "csrf": csrf_of(form)})
+    assert wrong.status_code == 401
+    assert "not valid" in wrong.text
+    assert anonymous.post("/ui/login", data={"token": submitter, "csrf": csrf_of(wrong)}).status_code == 403
+
+    sid = str(uuid.uuid4())
+    auth = {"Authorization": f"Bearer {admin}"}
+    posted = httpx.post(f"{svc.url}{REQUESTS}", json=erasure(sid, ("device_id", "d-console")), headers=auth)
+    assert posted.status_code == 201
+    reading = sign_in(svc, reader)
+    cookie = reading.cookies.get("adsr_console")
+    assert cookie is not None and reader.split("_")[2] not in cookie  # the secret is not in the cookie
+    page = reading.get("/ui/requests")
+    assert page.status_code == 200 and "read-only" in page.text
+    [request_id] = re.findall(r'data-request="([^"]+)"', page.text)
+    detail = reading.get(f"/ui/requests/{request_id}")
+    assert detail.status_code == 200
+    assert "Cancel this deletion" not in detail.text  # no action for a read-only token
+    token = csrf_of(detail)
+    refused = reading.post(f"/ui/requests/{request_id}/cancel", data={"csrf": token, "reason": "try"})
+    assert refused.status_code == 403 and "admin" in refused.text
+    acting = sign_in(svc, admin)
+    assert "Cancel this deletion" in acting.get(f"/ui/requests/{request_id}").text
+    forged = acting.post(f"/ui/requests/{request_id}/cancel", data={"reason": "no csrf"})
+    assert forged.status_code == 403
+    other = acting.post(f"/ui/requests/{request_id}/cancel", data={"csrf": token, "reason": "another session's"})
+    assert other.status_code == 403  # a CSRF token belongs to its session
+    assert acting.get(f"/ui/requests/{request_id}").text.count("console_action") == 0  # nothing was audited
+
+    # A tampered cookie is no session; revoking the token ends its sessions at once.
+    tampered = httpx.Client(base_url=svc.url, cookies={"adsr_console": cookie[:-3] + "AAA"})
+    assert tampered.get("/ui/requests").status_code == 303
+    token_id = reader.split("_")[1]
+    assert cli(service_env, "tokens", "revoke", token_id).returncode == 0
+    assert reading.get("/ui/requests").headers["location"] == "/ui/login"
+    # Signing out needs the CSRF token too, then clears the cookie.
+    assert acting.post("/ui/logout", data={}).status_code == 403
+    out = acting.post("/ui/logout", data={"csrf": csrf_of(acting.get("/ui/requests"))})
+    assert out.status_code == 303 and out.headers["location"] == "/ui/login"
+    assert acting.get("/ui/requests").status_code == 303
+
+
+def test_paging_filters_and_search_by_identifier_digest(
+    start_service: Any, make_token: Any, engine: sa.Engine, tmp_path: Any
+) -> None:
+    admin = make_token("dpo", "admin")
+    svc = start_service("--no-worker")
+    start = datetime.now(UTC) - timedelta(days=1)
+    bulk = insert_requests(engine, 120, start=start)
+    [late_id] = insert_requests(engine, 1, start=start - timedelta(days=60), prefix="dsr_late", status="queued")
+    email = "Console.Person@example.com"
+    sid = str(uuid.uuid4())
+    body = request_body("access", sid, ("email", email))
+    posted = httpx.post(f"{svc.url}{REQUESTS}", json=body, headers={"Authorization": f"Bearer {admin}"})
+    assert posted.status_code == 201
+    client = sign_in(svc, admin)
+
+    # Every row exactly once, newest first, following the pages' own links.
+    seen: list[str] = []
+    url: str | None = "/ui/requests"
+    pages = 0
+    while url is not None:
+        page = client.get(url)
+        assert page.status_code == 200
+        seen += re.findall(r'data-request="([^"]+)"', page.text)
+        found = re.search(r'rel="next" href="([^"]+)"', page.text)
+        url = found.group(1).replace("&amp;", "&") if found else None
+        pages += 1
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 122
+    assert seen[1:121] == list(reversed(bulk)) and seen[-1] == late_id  # newest first, the OpenDSR one on top
+
+    overdue = client.get("/ui/requests", params={"overdue": "1"})
+    assert re.findall(r'data-request="([^"]+)"', overdue.text) == [late_id]
+    assert re.search(r'class="overdue" data-request="dsr_late_00000"', overdue.text)
+    assert "OVERDUE by" in overdue.text  # the flag is text, not colour alone
+    access = client.get("/ui/requests", params={"kind": "access"})
+    [access_id] = re.findall(r'data-request="([^"]+)"', access.text)
+    assert ">OpenDSR<" in access.text
+
+    # The identifier goes in a POST body: found by its digest, never in a URL or the log.
+    token = csrf_of(access)
+    found = client.post("/ui/requests/search", data={"csrf": token, "q": email})
+    assert found.status_code == 200
+    assert re.findall(r'data-request="([^"]+)"', found.text) == [access_id]
+    assert email not in str(found.url)
+    nothing = client.post("/ui/requests/search", data={"csrf": token, "q": "nobody@example.com"})
+    assert re.findall(r'data-request="([^"]+)"', nothing.text) == []
+    by_platform_id = client.post("/ui/requests/search", data={"csrf": token, "q": sid})
+    assert by_platform_id.status_code == 303 and by_platform_id.headers["location"] == f"/ui/requests/{access_id}"
+    assert client.post("/ui/requests/search", data={"q": email}).status_code == 403  # no CSRF token
+    assert email.lower() not in svc.log.read_text().lower()
