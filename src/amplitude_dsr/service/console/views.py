@@ -32,10 +32,10 @@ def due(kind: str, status: str, deadline: datetime, now: datetime) -> Due:
     is overdue, one due within :data:`CLOSE_DAYS` days is due soon; a final one is neither."""
     if is_final(kind, status):
         return Due(None, "", "answered")
-    days = math.floor((deadline - now).total_seconds() / 86400)
     if deadline < now:
-        late = max(1, -days)
+        late = max(1, math.floor((now - deadline).total_seconds() / 86400))
         return Due(-late, "overdue", f"OVERDUE by {late} day{'s' if late != 1 else ''}")
+    days = math.floor((deadline - now).total_seconds() / 86400)
     if days <= CLOSE_DAYS:
         return Due(days, "soon", f"due soon: {days} day{'s' if days != 1 else ''} left")
     return Due(days, "", f"{days} days left")
