@@ -135,15 +135,19 @@ def test_a_privacy_teams_day(
     screenshot(page, "request-cancel-refused")
     refused = [d for k, d in audit_kinds(db_url, verify_id) if k == "console_action_refused"]
     assert refused == [{"action": "cancel", "by": "dpo", "refusal": refusal}]
+    assert "?refused=" in page.url and "cannot" not in page.url  # the URL holds the entry's number only
     assert not api_calls(emulator, f"{DELETIONS}/{second['amplitude_id']}/{soon}", "DELETE")
 
     # Let Amplitude's clock run: the job finishes, the request is verified, its certificate ready.
     emulator.admin.set_speed(FAST_CLOCK)
     eventually(lambda: status_detail(svc, admin, to_verify)["state"] == "verified", "the deletion to be verified")
-    page.reload()
+    page.reload()  # the refusal redirected to a GET: reloading sends nothing again
     expect(page.locator("#status")).to_have_text("verified")
+    expect(page.locator("#message")).to_contain_text("cannot cancel")
     expect(page.locator("#verification")).to_contain_text("verified")
     expect(page.get_by_role("button", name="Cancel this deletion")).to_have_count(0)
+    assert [k for k, _ in audit_kinds(db_url, verify_id)].count("console_action") == 1
+    page.goto(f"{svc.url}/ui/requests/{verify_id}")
     screenshot(page, "request-verified")
     with page.expect_download(timeout=TIMEOUT_MS) as info:
         page.get_by_role("link", name="certificate.json").click()

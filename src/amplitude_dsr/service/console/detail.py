@@ -25,6 +25,7 @@ from amplitude_dsr.store import audit, console_repo, repo, service_repo
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 MAX_REASON = 500
+REFUSED = "console_action_refused"  # the audit entry of an action the rules refused
 MEDIA = {".json": "application/json", ".html": "text/html", ".csv": "text/csv", ".zip": "application/zip"}
 
 
@@ -85,9 +86,15 @@ def _channel(engine: Any, subject_id: str | None) -> str | None:
     return mapped.channel if mapped else None
 
 
-def show(request: Request, who: Viewer, request_id: str, message: str = "", status: int = 200) -> Response:
+def show(
+    request: Request, who: Viewer, request_id: str, *, message: str = "", status: int = 200, refused: int | None = None
+) -> Response:
     try:
         context = page_context(service_of(request), request_id)
+        if refused is not None:  # the reason, from the audit trail (the URL holds only the entry's number)
+            entry = next((e for e, _ in context["timeline"] if e.id == refused), None)
+            if entry is not None and entry.kind == REFUSED:
+                message = str(entry.detail.get("refusal", ""))
     except RequestNotFound:
         gone = {"title": "Not found", "message": "No such request."}
         return render(request, "message.html", gone, who=who, status=404)
@@ -95,9 +102,11 @@ def show(request: Request, who: Viewer, request_id: str, message: str = "", stat
 
 
 @router.get("/requests/{request_id}")
-def request_page(request: Request, request_id: str, who: Viewer = Depends(viewer)) -> Response:
-    """One request's page."""
-    return show(request, who, request_id)
+def request_page(
+    request: Request, request_id: str, who: Viewer = Depends(viewer), refused: int | None = None
+) -> Response:
+    """One request's page (``refused``: the audit entry of a refused action, to show its reason)."""
+    return show(request, who, request_id, refused=refused)
 
 
 @router.get("/requests/{request_id}/files/{name}")
@@ -126,20 +135,20 @@ async def cancel(request: Request, request_id: str) -> Response:
     require_admin(who)
     reason = " ".join(fields.get("reason", "").split())[:MAX_REASON]
     if not reason:
-        return await run_in_threadpool(show, request, who, request_id, "Give a reason for the cancellation.", 400)
-    refusal = await run_in_threadpool(_cancel, service_of(request), request_id, who.name, reason)
-    if refusal is not None:
-        return await run_in_threadpool(show, request, who, request_id, refusal, 409)
-    return redirect(f"/ui/requests/{request_id}")
+        ask = "Give a reason for the cancellation."
+        return await run_in_threadpool(lambda: show(request, who, request_id, message=ask, status=400))
+    refused = await run_in_threadpool(_cancel, service_of(request), request_id, who.name, reason)
+    # Post/redirect/get: reloading the page does not send the action again.
+    return redirect(f"/ui/requests/{request_id}" + (f"?refused={refused}" if refused is not None else ""))
 
 
-def _cancel(service: Service, request_id: str, by: str, reason: str) -> str | None:
-    """Audit the request, cancel, audit a refusal; returns the refusal's message or ``None``."""
+def _cancel(service: Service, request_id: str, by: str, reason: str) -> int | None:
+    """Audit the request, cancel, audit a refusal; returns the refusal's audit entry or ``None``."""
     engine = service.rt.engine
     try:
         repo.get_request(engine, request_id)
     except RequestNotFound:
-        return "No such request."
+        return None
     with engine.begin() as conn:
         audit.append(conn, request_id, "console_action", {"action": "cancel", "by": by, "reason": reason})
     try:
@@ -147,6 +156,6 @@ def _cancel(service: Service, request_id: str, by: str, reason: str) -> str | No
     except (DomainError, AmplitudeError) as exc:
         refusal = str(exc) if isinstance(exc, DomainError) else "Amplitude did not answer the cancellation; try again"
         with engine.begin() as conn:
-            audit.append(conn, request_id, "console_action_refused", {"action": "cancel", "by": by, "refusal": refusal})
-        return refusal
+            entry = audit.append(conn, request_id, REFUSED, {"action": "cancel", "by": by, "refusal": refusal})
+        return entry.id
     return None
