@@ -113,7 +113,7 @@ def test_a_privacy_teams_day(
     [job] = status_detail(svc, admin, to_cancel)["jobs"]
     expect(page.locator("#jobs ~ table, #jobs + table").first).to_contain_text(job["day"])
     screenshot(page, "request-staging")
-    page.get_by_label("Reason").fill("the data subject withdrew the request")
+    page.get_by_label("Reason for the cancellation").fill("the data subject withdrew the request")
     page.get_by_role("button", name="Cancel this deletion").click()
     expect(page.locator("#status")).to_have_text("cancelled")
     expect(page.locator(".timeline")).to_contain_text("console_action")
@@ -123,12 +123,25 @@ def test_a_privacy_teams_day(
     assert actions == [{"action": "cancel", "by": "dpo", "reason": "the data subject withdrew the request"}]
     assert [k for k, _ in audit_kinds(db_url, cancel_id)][-1] == "cancelled"
 
+    # Extending a deadline: allowed before it passes (and shown), refused once it has passed.
+    page.goto(f"{svc.url}/ui/requests/{verify_id}")
+    page.get_by_label("Days to add").fill("10")
+    page.get_by_label("Reason for the extension").fill("the data subject was told on day 1")
+    page.get_by_role("button", name="Extend the deadline").click()
+    expect(page.locator("dd.soon, dd:has(time)").filter(has_text="extended by 10 days")).to_have_count(1)
+    page.goto(f"{svc.url}/ui/requests/{late}")
+    page.get_by_label("Days to add").fill("10")
+    page.get_by_label("Reason for the extension").fill("too late")
+    page.get_by_role("button", name="Extend the deadline").click()
+    expect(page.locator("#message")).to_contain_text("the deadline has passed")
+    expect(page.locator(".overdue")).to_contain_text("OVERDUE by 5 days")
+
     # The second one's job moves to two days from now: too close, the cancel is refused.
     [job] = status_detail(svc, admin, to_verify)["jobs"]
     soon = (datetime.now(UTC).date() + timedelta(days=2)).isoformat()
     emulator.admin.move_job("web", job["day"], soon)
     page.goto(f"{svc.url}/ui/requests/{verify_id}")
-    page.get_by_label("Reason").fill("duplicate of another request")
+    page.get_by_label("Reason for the cancellation").fill("duplicate of another request")
     page.get_by_role("button", name="Cancel this deletion").click()
     expect(page.locator("#message")).to_contain_text("cannot cancel")
     refusal = page.locator("#message").inner_text()
@@ -146,7 +159,8 @@ def test_a_privacy_teams_day(
     expect(page.locator("#message")).to_contain_text("cannot cancel")
     expect(page.locator("#verification")).to_contain_text("verified")
     expect(page.get_by_role("button", name="Cancel this deletion")).to_have_count(0)
-    assert [k for k, _ in audit_kinds(db_url, verify_id)].count("console_action") == 1
+    actions = [d["action"] for k, d in audit_kinds(db_url, verify_id) if k == "console_action"]
+    assert actions == ["extend_deadline", "cancel"]  # the reload sent nothing again
     page.goto(f"{svc.url}/ui/requests/{verify_id}")
     screenshot(page, "request-verified")
     with page.expect_download(timeout=TIMEOUT_MS) as info:

@@ -4,6 +4,7 @@ real ``amplitude-dsr serve`` and its database."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -166,3 +167,61 @@ def test_paging_filters_and_search_by_identifier_digest(
     assert by_platform_id.status_code == 303 and by_platform_id.headers["location"] == f"/ui/requests/{access_id}"
     assert client.post("/ui/requests/search", data={"q": email}).status_code == 403  # no CSRF token
     assert email.lower() not in svc.log.read_text().lower()
+
+
+def test_extending_a_deadline_is_audited_and_bounded(
+    start_service: Any, make_token: Any, engine: sa.Engine, db_url: str
+) -> None:
+    admin, reader = make_token("dpo", "admin"), make_token("auditor", "read")
+    svc = start_service("--no-worker")
+    received = datetime.now(UTC) - timedelta(days=3)
+    [request_id] = insert_requests(engine, 1, start=received, prefix="dsr_extend", status="resolving")
+    original = received + timedelta(days=30)
+    client = sign_in(svc, admin)
+    page = client.get(f"/ui/requests/{request_id}")
+    assert "Extend the deadline" in page.text
+    token = csrf_of(page)
+
+    def deadline() -> datetime:
+        with engine.connect() as conn:
+            value = conn.execute(sa.select(requests.c.deadline).where(requests.c.id == request_id)).scalar_one()
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    def extend(**data: str) -> httpx.Response:
+        return client.post(f"/ui/requests/{request_id}/extend", data={"csrf": token, **data})
+
+    why = "complex request, subject told on day 3"
+    done = extend(days="40", reason=why)
+    assert done.status_code == 303 and done.headers["location"] == f"/ui/requests/{request_id}"
+    assert abs((deadline() - (original + timedelta(days=40))).total_seconds()) < 1
+    shown = client.get(f"/ui/requests/{request_id}")
+    assert "(extended by 40 days)" in shown.text
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT kind, detail FROM dsr_audit WHERE request_id = :r ORDER BY id"), {"r": request_id}
+        ).all()
+    kinds = [k for k, _ in rows]
+    assert kinds == ["console_action", "deadline_extended"]
+    extended = json.loads(rows[1][1])
+    assert (extended["by"], extended["days"], extended["reason"]) == (
+        "dpo",
+        40,
+        "complex request, subject told on day 3",
+    )
+
+    # GDPR allows 60 days in all: 21 more is refused with the reason, and nothing moves.
+    refused = extend(days="21", reason="more time")
+    assert refused.status_code == 303 and "?refused=" in refused.headers["location"]
+    page = client.get(refused.headers["location"])
+    assert "GDPR allows at most 60 days beyond the original deadline in all; 20 days left" in page.text
+    assert abs((deadline() - (original + timedelta(days=40))).total_seconds()) < 1
+    assert extend(days="zero", reason="x").status_code == 400
+    assert extend(days="5", reason=" ").status_code == 400
+    assert client.post(f"/ui/requests/{request_id}/extend", data={"days": "5", "reason": "x"}).status_code == 403
+    reading = sign_in(svc, reader)
+    as_reader = reading.post(
+        f"/ui/requests/{request_id}/extend",
+        data={"csrf": csrf_of(reading.get("/ui/requests")), "days": "5", "reason": "x"},
+    )
+    assert as_reader.status_code == 403
+    assert abs((deadline() - (original + timedelta(days=40))).total_seconds()) < 1

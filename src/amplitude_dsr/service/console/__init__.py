@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from amplitude_dsr.service.console import detail, listing, ops, signin
+from amplitude_dsr.service.console import actions, detail, listing, ops, signin
 from amplitude_dsr.service.console.session import Sessions, load_or_create_key
 from amplitude_dsr.service.console.web import HERE, Console, Forbidden, SignInRequired, redirect, render
 from amplitude_dsr.service.context import Service
@@ -25,7 +25,7 @@ def mount(app: FastAPI, service: Service) -> None:
     """Serve the console under ``/ui`` on ``app`` (its key is made on first start)."""
     console_repo.ensure_indexes(service.rt.engine)
     app.state.console = Console(Sessions(load_or_create_key(service.rt.data_dir / KEY_DIR)))
-    for part in (signin, listing, detail, ops):
+    for part in (signin, listing, detail, actions, ops):
         app.include_router(part.router)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="console-static")
 

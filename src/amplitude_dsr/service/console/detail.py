@@ -1,5 +1,5 @@
 """``/ui/requests/{id}``: one request's page (timeline, projects, jobs, verification, evidence,
-downloads, callbacks), its files, and the cancel action (admin; audited with who and why)."""
+downloads, callbacks) and its files. Its actions are in ``actions.py``."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from amplitude_dsr.dsr import api
-from amplitude_dsr.errors import AmplitudeError, DomainError, RequestNotFound
+from amplitude_dsr.dsr import api, deadlines
+from amplitude_dsr.errors import RequestNotFound
 from amplitude_dsr.service.console import views
 from amplitude_dsr.service.console.session import Viewer
-from amplitude_dsr.service.console.web import HEADERS, check_csrf, form, redirect, render, require_admin, viewer
+from amplitude_dsr.service.console.web import HEADERS, render, viewer
 from amplitude_dsr.service.context import Service, service_of
 from amplitude_dsr.service.links import results_dir
 from amplitude_dsr.service.status import evidence_sha256
@@ -24,7 +23,6 @@ from amplitude_dsr.states import is_final
 from amplitude_dsr.store import audit, console_repo, repo, service_repo
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-MAX_REASON = 500
 REFUSED = "console_action_refused"  # the audit entry of an action the rules refused
 MEDIA = {".json": "application/json", ".html": "text/html", ".csv": "text/csv", ".zip": "application/zip"}
 
@@ -76,6 +74,8 @@ def page_context(service: Service, request_id: str) -> dict[str, Any]:
         "evidence": evidence_sha256(row.out_dir) if final else None,
         "files": sorted(p.name for p in folder.iterdir() if p.is_file()) if folder else [],
         "deliveries": deliveries, "cancellable": row.kind == "deletion" and not final,
+        "extended_days": deadlines.extended_days(row.regulation, row.created_at, row.deadline),
+        "max_extension": deadlines.MAX_EXTENSION_DAYS.get(row.regulation, 60),
     }  # fmt: skip
 
 
@@ -123,39 +123,3 @@ def request_file(request: Request, request_id: str, name: str, who: Viewer = Dep
         return render(request, "message.html", {"title": "Not found", "message": "No such file."}, who=who, status=404)
     media = MEDIA.get(path.suffix, "application/octet-stream")
     return FileResponse(path, media_type=media, filename=f"{request_id}-{name}", headers=HEADERS)
-
-
-@router.post("/requests/{request_id}/cancel")
-async def cancel(request: Request, request_id: str) -> Response:
-    """Cancel a deletion under today's rules (``dsr.api.cancel``). The attempt is audited with
-    the token's name and the reason given; a refusal is audited and shown with its reason."""
-    who = await run_in_threadpool(viewer, request)
-    fields = await form(request)
-    check_csrf(request, who, fields)
-    require_admin(who)
-    reason = " ".join(fields.get("reason", "").split())[:MAX_REASON]
-    if not reason:
-        ask = "Give a reason for the cancellation."
-        return await run_in_threadpool(lambda: show(request, who, request_id, message=ask, status=400))
-    refused = await run_in_threadpool(_cancel, service_of(request), request_id, who.name, reason)
-    # Post/redirect/get: reloading the page does not send the action again.
-    return redirect(f"/ui/requests/{request_id}" + (f"?refused={refused}" if refused is not None else ""))
-
-
-def _cancel(service: Service, request_id: str, by: str, reason: str) -> int | None:
-    """Audit the request, cancel, audit a refusal; returns the refusal's audit entry or ``None``."""
-    engine = service.rt.engine
-    try:
-        repo.get_request(engine, request_id)
-    except RequestNotFound:
-        return None
-    with engine.begin() as conn:
-        audit.append(conn, request_id, "console_action", {"action": "cancel", "by": by, "reason": reason})
-    try:
-        api.cancel(service.rt, request_id)
-    except (DomainError, AmplitudeError) as exc:
-        refusal = str(exc) if isinstance(exc, DomainError) else "Amplitude did not answer the cancellation; try again"
-        with engine.begin() as conn:
-            entry = audit.append(conn, request_id, REFUSED, {"action": "cancel", "by": by, "refusal": refusal})
-        return entry.id
-    return None
