@@ -172,7 +172,7 @@ def test_a_privacy_teams_day(
     evidence = page.locator("#evidence ~ dl code.hash").first.inner_text()
     assert evidence == status_detail(svc, admin, to_verify)["evidence_sha256"]
 
-    for name in ("budgets", "workers", "audit"):
+    for name in ("workers", "audit"):
         page.goto(f"{svc.url}/ui/{name}")
         expect(page.get_by_role("heading", level=1)).to_be_visible()
         screenshot(page, name)
@@ -214,3 +214,37 @@ def test_read_only_sees_no_action_and_a_forged_post_is_refused(
     assert "admin" in as_reader.text()
     kinds = [k for k, _ in audit_kinds(db_url, request_id)]
     assert kinds == ["received"]
+
+
+def test_a_429_storm_pauses_the_pool_on_the_budgets_page(
+    start_service: Any, make_token: Any, catalog: dict[str, Any], emulator: Any, new_page: Any
+) -> None:
+    user = catalog["web"]["ordinary"][7]
+    admin = make_token("dpo", "admin")
+    svc = start_service()
+    emulator.admin.inject_fault("429", path="/api/2/usersearch", count=None, retry_after=3600)
+    sid = str(uuid.uuid4())
+    body = {
+        "subject_request_id": sid, "subject_request_type": "access", "regulation": "gdpr",
+        "submitted_time": "2026-12-01T10:00:00Z",
+        "subject_identities": [{"identity_type": "email", "identity_value": user["user_id"], "identity_format": "raw"}],
+    }  # fmt: skip
+    response = httpx.post(f"{svc.url}{REQUESTS}", json=body, headers={"Authorization": f"Bearer {admin}"})
+    assert response.status_code == 201
+    eventually(lambda: [c for c in api_calls(emulator, "/usersearch") if c["status"] == 429], "a 429 from Amplitude")
+
+    page = new_page(viewport={"width": 1280, "height": 800})
+    sign_in(page, svc.url, admin)
+
+    def paused_row() -> bool:
+        # The storm renews the pause at every retry; a reload may fall between two of them.
+        page.goto(f"{svc.url}/ui/budgets")
+        return page.locator("tr.overdue", has_text="PAUSED after a 429").count() >= 1
+
+    eventually(paused_row, "the budgets page to show the paused pool")
+    row = page.locator("tr.overdue", has_text="PAUSED after a 429").first
+    expect(row).to_contain_text("user")
+    expect(row).to_contain_text("project default")  # the project whose keys the scope is
+    expect(page.get_by_text("are not recorded in the database")).to_be_visible()
+    screenshot(page, "budgets")
+    emulator.admin.clear_faults()

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from amplitude_dsr.amplitude.adaptive import MIN_RECOVERY_WINDOW, current_factor
+from amplitude_dsr.amplitude.hosts import scope_key
 from amplitude_dsr.amplitude.limits import bucket_capacity, bucket_rate, min_call_cost, pool_spec
 from amplitude_dsr.dsr.connections import advisory_key
 from amplitude_dsr.dsr.runtime import Runtime
@@ -35,6 +36,7 @@ class Pool:
 
     pool: str
     scope: str
+    owner: str  # the configured project (or the organisation) whose keys the scope is
     room: float | None  # tokens available now (None: the pool has no rate limit)
     capacity: float
     rate_per_hour: float | None  # our refill rate now (configured rate x adaptive factor)
@@ -49,9 +51,18 @@ def room_now(tokens: float, updated_at: float, rate: float | None, capacity: flo
     return min(capacity, tokens + max(0.0, now - updated_at) * rate)
 
 
+def owners(rt: Runtime) -> dict[str, str]:
+    """Budget scope (a short digest of an API key) -> the project or organisation it belongs to."""
+    names = {scope_key(p): f"project {p.name}" for p in rt.settings.projects}
+    if rt.settings.org is not None:
+        names[scope_key(rt.settings.org)] = "organisation (DSAR)"
+    return names
+
+
 def pools(rt: Runtime, now: float) -> list[Pool]:
     """Every bucket of the database (one query)."""
     budget = rt.budget
+    names = owners(rt)
     with rt.engine.connect() as conn:
         rows = conn.execute(sa.select(budget.bucket).order_by(budget.bucket.c.scope, budget.bucket.c.pool)).all()
     found = []
@@ -70,10 +81,16 @@ def pools(rt: Runtime, now: float) -> list[Pool]:
         room = 0.0 if paused and rate is not None else room_now(r.tokens, r.updated_at, rate, capacity, now)
         found.append(
             Pool(
-                r.pool, r.scope, room, capacity, None if rate is None else rate * 3600, factor,
-                datetime.fromtimestamp(r.paused_until, UTC) if paused else None,
+                pool=r.pool,
+                scope=r.scope,
+                owner=names.get(r.scope, "keys not configured in this process"),
+                room=room,
+                capacity=capacity,
+                rate_per_hour=None if rate is None else rate * 3600,
+                factor=factor,
+                paused_until=datetime.fromtimestamp(r.paused_until, UTC) if paused else None,
             )
-        )  # fmt: skip
+        )
     return found
 
 
