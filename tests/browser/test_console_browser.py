@@ -177,6 +177,11 @@ def test_a_privacy_teams_day(
         expect(page.get_by_role("heading", level=1)).to_be_visible()
         screenshot(page, name)
     expect(page.locator("#chain")).to_contain_text("checks out")
+    page.goto(f"{svc.url}/ui/workers")
+    stuck = page.locator(f'tr[data-request="{late}"]')
+    expect(stuck).to_contain_text("STUCK in collecting")  # no workflow moves it: listed, with what to do
+    expect(stuck).to_contain_text("worker")
+    expect(page.locator(f'tr[data-request="{cancel_id}"]')).to_have_count(0)  # final: not stuck
 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/ui/login$"))

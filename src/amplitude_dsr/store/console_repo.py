@@ -196,3 +196,23 @@ def executors(engine: sa.Engine) -> list[ExecutorSeen]:
         ExecutorSeen(str(e or ""), int(n), datetime.fromtimestamp(int(u) / 1000, UTC) if u is not None else None)
         for e, n, u in rows
     ]
+
+
+def stuck(engine: sa.Engine, older_than: dict[str, datetime], *, limit: int = 50) -> list[Listed]:
+    """Requests still in one of ``older_than``'s states since before its time (the oldest
+    first), in one query; each row's ``created_at`` holds when the request last changed."""
+    if not older_than:
+        return []
+    r, s = requests.c, service_requests.c
+    query = (
+        sa.select(
+            r.id, r.kind, r.status, r.regulation, r.updated_at.label("created_at"), r.deadline, r.completed_at,
+            s.channel, s.subject_request_id,
+        )
+        .select_from(requests.outerjoin(service_requests, s.request_id == r.id))
+        .where(sa.or_(*[sa.and_(r.status == state, r.updated_at < since) for state, since in older_than.items()]))
+        .order_by(r.updated_at)
+        .limit(limit)
+    )  # fmt: skip
+    with engine.connect() as conn:
+        return [_listed(row) for row in conn.execute(query)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +28,20 @@ from amplitude_dsr.service.context import service_of
 from amplitude_dsr.store import audit, console_repo, pauses
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+# How long a request may stay in a state before the workers page lists it as stuck: states a
+# running executor leaves in seconds or minutes (a DSAR export may keep `collecting` for hours).
+STUCK_AFTER = {
+    "received": timedelta(minutes=15), "resolving": timedelta(hours=1), "resolved": timedelta(hours=1),
+    "queued": timedelta(hours=1), "collecting": timedelta(hours=24), "verifying": timedelta(hours=1),
+}  # fmt: skip
+UNSTICK = {
+    "received": "No executor has started it: check that a worker (or `serve` without --no-worker) runs.",
+}
+UNSTICK_DEFAULT = (
+    "Its workflow stopped moving: a running worker resumes workflows that stopped after a database fault "
+    "(its stall watch) and takes over those of a dead executor, from their last checkpoint; with no "
+    "worker running, start `amplitude-dsr worker`. A deletion can also be cancelled from its page."
+)
 
 
 @dataclass(frozen=True)
@@ -121,14 +135,25 @@ def lock_holders(rt: Runtime, executor_ids: list[str]) -> dict[str, str]:
     }
 
 
+def span(value: timedelta) -> str:
+    """``15 minutes``, ``1 hour``, ``24 hours``."""
+    minutes = int(value.total_seconds() // 60)
+    count, unit = (minutes // 60, "hour") if minutes % 60 == 0 else (minutes, "minute")
+    return f"{count} {unit}{'s' if count != 1 else ''}"
+
+
 @router.get("/workers")
 def workers(request: Request, who: Viewer = Depends(viewer)) -> Response:
-    """Executors running workflows, their latest recorded progress, and queue depths."""
+    """Executors running workflows, their latest recorded progress, queue depths, and requests
+    stuck in one state longer than expected."""
     rt = service_of(request).rt
     seen = console_repo.executors(rt.engine)
     locks = lock_holders(rt, [e.executor_id for e in seen])
+    now = datetime.now(UTC)
+    stalled = console_repo.stuck(rt.engine, {state: now - after for state, after in STUCK_AFTER.items()})
     context: dict[str, Any] = {
         "executors": [(e, locks.get(e.executor_id, "")) for e in seen],
+        "stuck": [(r, span(STUCK_AFTER[r.status]), UNSTICK.get(r.status, UNSTICK_DEFAULT)) for r in stalled],
         "queues": console_repo.queue_depths(rt.engine),
         "this_process": {"executor_id": rt.executor_id, "executor": rt.executor},
     }
