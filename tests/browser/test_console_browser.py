@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 from amplitude_dsr.config import normalize_database_url
 from amplitude_dsr.store.tables import requests
 from tests.e2e.conftest import FAST_CLOCK
-from tests.service.conftest import ServiceProcess, erasure, eventually
+from tests.service.conftest import ServiceProcess, erasure, eventually, request_body
 
 from .conftest import TIMEOUT_MS, api_calls, screenshot
 
@@ -253,3 +253,60 @@ def test_a_429_storm_pauses_the_pool_on_the_budgets_page(
     expect(page.get_by_text("are not recorded in the database")).to_be_visible()
     screenshot(page, "budgets")
     emulator.admin.clear_faults()
+
+
+def test_a_held_erasure_waits_for_approval_then_reaches_verified(
+    start_service: Any, make_token: Any, catalog: dict[str, Any], emulator: Any, db_url: str, new_page: Any
+) -> None:
+    user = catalog["web"]["ordinary"][8]
+    admin, reader = make_token("dpo", "admin"), make_token("auditor", "read")
+    svc = start_service("--hold-erasures")
+    sid = submit_erasure(svc, admin, user["user_id"])
+    request_id = status_detail(svc, admin, sid)["request_id"]
+    response = httpx.get(f"{svc.url}{REQUESTS}/{sid}", headers={"Authorization": f"Bearer {admin}"})
+    assert response.json()["request_status"] == "pending"
+
+    reading = new_page()
+    sign_in(reading, svc.url, reader)
+    reading.goto(f"{svc.url}/ui/requests/{request_id}")
+    expect(reading.locator("#status")).to_have_text("held")
+    expect(reading.get_by_role("button", name="Approve the erasure")).to_have_count(0)  # read-only
+
+    page = new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, svc.url, admin)
+    page.goto(f"{svc.url}/ui/requests?state=held")
+    expect(page.locator(f'tr[data-request="{request_id}"]')).to_contain_text("held")
+    page.goto(f"{svc.url}/ui/requests/{request_id}")
+    expect(page.locator(".timeline")).to_contain_text("held")
+    screenshot(page, "request-held")
+    # Held: nothing resolved, nothing sent to Amplitude, while the executor runs other requests (an
+    # access request, not held, completes meanwhile).
+    other = catalog["web"]["ordinary"][9]
+    access_sid = str(uuid.uuid4())
+    body = request_body("access", access_sid, ("email", other["user_id"]))
+    assert (
+        httpx.post(f"{svc.url}{REQUESTS}", json=body, headers={"Authorization": f"Bearer {admin}"}).status_code == 201
+    )
+    eventually(lambda: status_detail(svc, admin, access_sid)["state"] == "completed", "the access request to complete")
+    assert status_detail(svc, admin, sid)["state"] == "held"
+    assert [c["query"]["user"] for c in api_calls(emulator, "/usersearch")] == [other["user_id"]]
+    assert not api_calls(emulator, DELETIONS, "POST")
+    page.get_by_label("Reason for the approval").fill("verified the requester's identity")
+    page.get_by_role("button", name="Approve the erasure").click()
+    eventually(lambda: status_detail(svc, admin, sid)["state"] == "verified", "the approved erasure to be verified")
+    page.reload()
+    expect(page.locator("#status")).to_have_text("verified")
+    [post] = api_calls(emulator, DELETIONS, "POST")
+    assert post["body"]["amplitude_ids"] == [user["amplitude_id"]]
+    kinds = audit_kinds(db_url, request_id)
+    assert [k for k, _ in kinds][:4] == ["received", "held", "console_action", "approved"]
+    assert dict(kinds)["approved"] == {"by": "dpo", "reason": "verified the requester's identity"}
+    # Approving again is refused with the reason, and changes nothing.
+    page.goto(f"{svc.url}/ui/requests/{request_id}")
+    csrf = page.locator('input[name="csrf"]').first.get_attribute("value")
+    again = page.request.post(
+        f"{svc.url}/ui/requests/{request_id}/approve", form={"reason": "twice", "csrf": csrf}, max_redirects=0
+    )
+    assert again.status == 303 and "?refused=" in again.headers["location"]
+    assert [k for k, _ in audit_kinds(db_url, request_id)][-1] == "console_action_refused"
+    assert len(api_calls(emulator, DELETIONS, "POST")) == 1

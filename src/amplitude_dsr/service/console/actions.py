@@ -1,4 +1,5 @@
-"""The console's actions on a request (admin only): cancel a deletion, extend a deadline.
+"""The console's actions on a request (admin only): approve a held deletion, cancel a deletion,
+extend a deadline.
 
 Each one is a POST form with the CSRF token and a reason. Before acting, a ``console_action``
 audit entry records the action, who (the token's name) and why; a refusal by the rules is
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from amplitude_dsr.dsr import api, deadlines
+from amplitude_dsr.dsr import api, deadlines, hold
 from amplitude_dsr.errors import AmplitudeError, DomainError, RequestNotFound
 from amplitude_dsr.service.console.detail import REFUSED, show
 from amplitude_dsr.service.console.web import check_csrf, form, redirect, require_admin, viewer
@@ -91,3 +92,13 @@ async def extend(request: Request, request_id: str) -> Response:
         return lambda: deadlines.extend(service.rt.engine, request_id, days, by=by, reason=reason)
 
     return await _action(request, request_id, "extend_deadline", make)
+
+
+@router.post("/requests/{request_id}/approve")
+async def approve(request: Request, request_id: str) -> Response:
+    """Approve a held deletion (``serve --hold-erasures``): it starts (``dsr.hold.approve``)."""
+
+    def make(service: Service, _fields: dict[str, str], by: str, reason: str) -> Callable[[], Any]:
+        return lambda: hold.approve(service.rt, request_id, by=by, reason=reason)
+
+    return await _action(request, request_id, "approve", make)
