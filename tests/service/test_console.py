@@ -225,3 +225,41 @@ def test_extending_a_deadline_is_audited_and_bounded(
     )
     assert as_reader.status_code == 403
     assert abs((deadline() - (original + timedelta(days=40))).total_seconds()) < 1
+
+
+def test_a_held_erasure_can_be_cancelled_and_its_workflow_never_runs(
+    start_service: Any, make_token: Any, engine: sa.Engine, db_url: str
+) -> None:
+    admin = make_token("dpo", "admin")
+    svc = start_service("--hold-erasures", "--no-worker")
+    sid = str(uuid.uuid4())
+    auth = {"Authorization": f"Bearer {admin}"}
+    assert (
+        httpx.post(f"{svc.url}{REQUESTS}", json=erasure(sid, ("device_id", "d-held")), headers=auth).status_code == 201
+    )
+    with engine.connect() as conn:
+        request_id, status = conn.execute(sa.select(requests.c.id, requests.c.status)).one()
+    assert status == "held"
+    table = "dbos.workflow_status" if engine.dialect.name == "postgresql" else "workflow_status"
+
+    def workflow() -> tuple[Any, ...]:
+        query = sa.text(f"SELECT status, queue_name, started_at_epoch_ms FROM {table} WHERE workflow_uuid = :w")
+        with engine.connect() as conn:
+            return tuple(conn.execute(query, {"w": request_id}).one())
+
+    assert workflow() == ("ENQUEUED", "amplitude-dsr-held", None)
+    client = sign_in(svc, admin)
+    page = client.get(f"/ui/requests/{request_id}")
+    assert "Approve the erasure" in page.text and "Cancel this deletion" in page.text
+    done = client.post(f"/ui/requests/{request_id}/cancel", data={"csrf": csrf_of(page), "reason": "withdrawn"})
+    assert done.status_code == 303 and "refused" not in done.headers["location"]
+    with engine.connect() as conn:
+        status = conn.execute(sa.select(requests.c.status).where(requests.c.id == request_id)).scalar_one()
+    assert status == "cancelled"
+    assert workflow()[0] == "CANCELLED" and workflow()[2] is None  # cancelled without ever starting
+    refused = client.post(f"/ui/requests/{request_id}/approve", data={"csrf": csrf_of(page), "reason": "late"})
+    assert "?refused=" in refused.headers["location"]
+    assert (
+        "cannot approve: the request is not held (it is &#39;cancelled&#39;)"
+        in client.get(refused.headers["location"]).text
+    )
