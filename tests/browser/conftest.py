@@ -23,8 +23,11 @@ SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 TIMEOUT_MS = 60_000  # generous: the machine may be busy; nothing here measures speed
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
+    """Chromium for one test. Not shared across tests: while Playwright's sync API is started it
+    keeps an asyncio loop running in this thread, and DBOS, launched in process by later tests,
+    refuses to register its queues under a running loop."""
     path = shutil.which("chromium")
     if path is None:
         if os.environ.get("CI"):
