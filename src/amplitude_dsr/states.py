@@ -11,9 +11,11 @@ from enum import StrEnum
 class RequestStatus(StrEnum):
     """Where a request is. Access: received → resolving → collecting → completed | failed.
     Deletion: received → resolving → resolved → queued → staging → submitted → done → verifying →
-    verified | recollected | still_present | nothing_found | cancelled | failed."""
+    verified | recollected | still_present | nothing_found | cancelled | failed; with approval
+    before erasure, held → received (approved) first."""
 
     RECEIVED = "received"
+    HELD = "held"  # a deletion waiting for a person's approval (``serve --hold-erasures``, dsr/hold.py)
     RESOLVING = "resolving"
     RESOLVED = "resolved"
     COLLECTING = "collecting"

@@ -21,11 +21,12 @@ from amplitude_dsr.store.db import make_engine
 from amplitude_dsr.store.service_tables import create_service_tables
 
 ACCESS = {
-    "received": "pending", "resolving": "in_progress", "collecting": "in_progress",
+    "received": "pending", "held": "pending", "resolving": "in_progress", "collecting": "in_progress",
     "completed": "completed", "failed": "completed",
 }  # fmt: skip
 DELETION = {
-    "received": "pending", "resolving": "in_progress", "resolved": "in_progress", "queued": "in_progress",
+    "received": "pending", "held": "pending", "resolving": "in_progress", "resolved": "in_progress",
+    "queued": "in_progress",
     "staging": "in_progress", "submitted": "in_progress", "done": "in_progress", "verifying": "in_progress",
     "verified": "completed", "recollected": "completed", "still_present": "completed",
     "nothing_found": "completed", "failed": "completed", "cancelled": "cancelled",

@@ -67,6 +67,12 @@ def serve(
         max=7 * 86400,
         help="How long a results link (results_url) works.",
     ),
+    hold_erasures: bool = typer.Option(
+        False,
+        "--hold-erasures",
+        envvar="AMPLITUDE_DSR_HOLD_ERASURES",
+        help="New erasures wait (status held) until an admin approves them in the console (/ui).",
+    ),
     executor_id: str = typer.Option(
         DEFAULT_EXECUTOR_ID,
         "--executor-id",
@@ -77,7 +83,9 @@ def serve(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Serve the OpenDSR 2.0 API, with an embedded worker unless --no-worker."""
-    stopped = _serve(host, port, no_worker, public_url, executor_id, callback_retry_base, results_link_ttl)
+    stopped = _serve(
+        host, port, no_worker, public_url, executor_id, callback_retry_base, results_link_ttl, hold_erasures
+    )
     if json_out:
         common.emit_json(stopped)
 
@@ -91,6 +99,7 @@ def _serve(
     executor_id: str,
     callback_retry_base: float,
     results_link_ttl: int,
+    hold_erasures: bool = False,
 ) -> dict[str, object]:
     """Serve until a signal (or a lost executor lock); returns what ``--json`` prints then."""
     if public_url is not None and not public_url.startswith(("http://", "https://")):
@@ -109,6 +118,7 @@ def _serve(
             public_url=url,
             callback_base_delay=callback_retry_base,
             datagrail_secret=os.environ.get(DATAGRAIL_SECRET_ENV) or None,
+            hold_erasures=hold_erasures,
         )
         keys = rt.data_dir / SERVICE_DIR
         service = Service(

@@ -80,13 +80,17 @@ def submit(
     regulation: str = "gdpr",
     dedupe: bool = False,
     resume: bool = False,
+    hold: bool = False,
 ) -> tuple[str, bool]:
-    """Store and enqueue a request; returns (request ID, created). ``dedupe`` returns the earlier
+    """Store and enqueue a request; returns (request ID, created). ``hold``: a new deletion waits
+    for approval (``dsr/hold.py``). ``dedupe`` returns the earlier
     identical request instead of creating a new one. ``resume`` returns it only while it is not
     final (same identifiers, options and regulation: a re-run of an interrupted command picks it
     up); once it is final, the same command creates a new request."""
     spec = Spec(kind, identifiers, options if options is not None else RequestOptions(), regulation)
     prepared = _prepare(rt, spec, keyed="dedupe" if dedupe else "resume" if resume else None)
+    if hold and kind == "deletion":
+        prepared = intake.Prepared(prepared.row, prepared.digests, held=True)
     [(rid, created)] = intake.store(rt, [prepared])
     if resume and not created and is_final(row := repo.get_request(rt.engine, rid)):
         # Retire the finished request's key (kept unique, 64 characters) and start a new one.

@@ -17,8 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from amplitude_dsr.dsr.hold import HOLD_QUEUE
 from amplitude_dsr.dsr.runtime import ACTIVE_WORKFLOW, DELETION_QUEUE, QUEUE, Runtime, enqueue
+from amplitude_dsr.states import RequestStatus
 from amplitude_dsr.store import audit, repo
+from amplitude_dsr.store.tables import requests
 
 CHUNK_SIZE = 500  # requests per transaction
 
@@ -29,6 +32,7 @@ class Prepared:
 
     row: repo.NewRequest
     digests: list[str]  # identifier_digest of each identifier (the audit entry never holds them in clear)
+    held: bool = False  # stored ``held``, its workflow on the hold queue until approved (dsr/hold.py)
 
 
 def workflow_of(kind: str) -> tuple[str, str]:
@@ -58,12 +62,20 @@ def store_chunk(rt: Runtime, chunk: Sequence[Prepared]) -> list[tuple[str, bool]
         new = [(rid, p) for (rid, created), p in zip(results, chunk, strict=True) if created]
         for rid, p in new:
             name, shared = workflow_of(p.row.kind)
-            client.enqueue_in_transaction(conn, rt.enqueue_options(name, foreground or shared, rid), rid)
+            queue = HOLD_QUEUE if p.held else foreground or shared
+            client.enqueue_in_transaction(conn, rt.enqueue_options(name, queue, rid), rid)
+        held = [rid for rid, p in new if p.held]
+        if held:
+            conn.execute(requests.update().where(requests.c.id.in_(held)).values(status=RequestStatus.HELD))
         for rid, p in new:
             detail = {"kind": p.row.kind, "identifiers": p.digests, "regulation": p.row.regulation}
             audit.append(conn, rid, "received", detail)
+            if p.held:
+                audit.append(conn, rid, "held", {"until": "approved before erasure"})
     if foreground is not None:
         for rid, p in new:
+            if p.held:
+                continue
             # Remember it as this command's own, so closing the command hands it back unfinished.
             rt._own[rid] = workflow_of(p.row.kind)[1]
     known = {rid: p.row.kind for (rid, created), p in zip(results, chunk, strict=True) if not created}

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from amplitude_dsr import __version__
-from amplitude_dsr.service import datagrail, errors, metrics, models, opendsr, results
+from amplitude_dsr.service import console, datagrail, errors, metrics, models, opendsr, results
 from amplitude_dsr.service.context import Service, service_of
 from amplitude_dsr.store.service_tables import create_service_tables
 
@@ -53,6 +53,7 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(datagrail.router)
     app.include_router(results.router)
     app.include_router(metrics.router)
+    console.mount(app, service)  # the web console under /ui (docs/console.md)
 
     @app.get("/healthz", response_model=models.Health, tags=["Operations"])
     def healthz() -> models.Health:

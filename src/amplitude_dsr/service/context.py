@@ -40,6 +40,8 @@ class ServiceConfig:
     delivery_interval: float = DELIVERY_INTERVAL
     # the DataGrail webhook's shared secret; None: the endpoint answers 404
     datagrail_secret: str | None = field(default=None, repr=False)
+    # new erasures wait in `held` until an admin approves them in the console (dsr/hold.py)
+    hold_erasures: bool = False
 
     @property
     def domain(self) -> str:

@@ -179,8 +179,9 @@ def _submit(service: Service, note: Notification) -> dict[str, Any]:
         options: dict[str, Any] = {"batch_key": f"{CHANNEL}:{note.webhook_request_id}"}
         try:
             request_id, _ = api.submit(
-                service.rt, kind, identifiers, options=options, regulation=note.regulation, dedupe=True
-            )
+                service.rt, kind, identifiers, options=options, regulation=note.regulation, dedupe=True,
+                hold=service.config.hold_erasures,
+            )  # fmt: skip
         except UsageError as exc:
             raise ApiError(400, str(exc), type(exc).__name__) from None
         known = service_repo.map_request(

@@ -101,8 +101,9 @@ def _submit(service: Service, body: models.SubjectRequest, raw: bytes, caller: C
         kind, identifiers, options = _translate(service, body)
         try:
             request_id, _ = api.submit(
-                service.rt, kind, identifiers, options=options, regulation=body.regulation, dedupe=True
-            )
+                service.rt, kind, identifiers, options=options, regulation=body.regulation, dedupe=True,
+                hold=service.config.hold_erasures,
+            )  # fmt: skip
         except UsageError as exc:  # an unknown project, say
             raise ApiError(400, str(exc), type(exc).__name__) from None
         new = service_repo.MappedRequest(

@@ -5,7 +5,7 @@ OpenDSR knows four statuses; ours are finer (``states.py``). The mapping:
 =====================  ===========================================================
 OpenDSR                ours
 =====================  ===========================================================
-``pending``            ``received`` (stored, not started)
+``pending``            ``received`` (stored, not started), ``held`` (waiting for approval)
 ``in_progress``        everything between (resolving, collecting, queued, staging,
                        submitted, done, verifying, ...)
 ``completed``          final and not cancelled: ``completed`` (access),
@@ -40,7 +40,7 @@ DONE_AFTER_JOB_DAY = timedelta(days=7)
 
 def opendsr_status(kind: str, status: str) -> str:
     """``pending``, ``in_progress``, ``completed`` or ``cancelled`` for one of our statuses."""
-    if status == S.RECEIVED:
+    if status in (S.RECEIVED, S.HELD):
         return "pending"
     if status == S.CANCELLED:
         return "cancelled"
