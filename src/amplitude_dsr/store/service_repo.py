@@ -308,3 +308,14 @@ def delivery_counts(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as conn:
         row = conn.execute(query).one()
     return dict(zip(("delivered", "pending", "failing", "given_up"), (int(v or 0) for v in row), strict=True))
+
+
+def failed_attempts(engine: sa.Engine) -> int:
+    """Callback POSTs that failed, over every delivery still recorded (each delivery's attempts,
+    less its one successful attempt when it was delivered)."""
+    d = deliveries.c
+    query = sa.select(
+        sa.func.coalesce(sa.func.sum(d.attempts), 0) - sa.func.count().filter(d.delivered_at.is_not(None))
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
