@@ -45,11 +45,10 @@ log = logging.getLogger(__name__)
 
 def idempotency_key(kind: str, identifiers: Sequence[Identifier], options: dict[str, Any]) -> str:
     """A stable key for "the same request again" (batch re-runs do not duplicate requests)."""
-    material = {
-        "kind": kind,
-        "ids": sorted([i.kind.value, i.value] for i in identifiers),
-        "opts": {k: options.get(k) for k in ("projects", "org_wide", "full_history", "batch_key")},
-    }
+    opts = {k: options.get(k) for k in ("projects", "org_wide", "full_history", "batch_key")}
+    # Only when set, so the key of a request without a DSAR range is what it always was.
+    opts |= {k: str(options[k]) for k in ("dsar_start", "dsar_end") if options.get(k) is not None}
+    material = {"kind": kind, "ids": sorted([i.kind.value, i.value] for i in identifiers), "opts": opts}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -123,6 +122,7 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
         raise UsageError("org_wide applies to deletion requests only")
     if kind == "deletion" and options.full_history:
         raise UsageError("full_history applies to access requests only")
+    check_dsar_range(rt, kind, options, datetime.now(UTC).date())
     for name in options.projects:
         rt.settings.project(name)
     opts = options.stored()
@@ -140,6 +140,19 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
     return intake.Prepared(row, [audit.identifier_digest(i.kind.value, i.value) for i in identifiers])
 
 
+def check_dsar_range(rt: Runtime, kind: str, options: RequestOptions, today: date) -> None:
+    """A DSAR date range needs an access request, organisation keys (only the DSAR export reads
+    it) and a first day that is not in the future (a later last day ends at the export's day)."""
+    if options.dsar_start is None and options.dsar_end is None:
+        return
+    if kind != "access":
+        raise UsageError("dsar_start and dsar_end apply to access requests only")
+    if rt.settings.org is None:
+        raise UsageError("dsar_start and dsar_end need organisation keys (AMPLITUDE_ORG_API_KEY): the DSAR export")
+    if options.dsar_start is not None and options.dsar_start > today:
+        raise UsageError("dsar_start is in the future")
+
+
 def request_options(value: RequestOptions | Mapping[str, Any]) -> RequestOptions:
     """``value`` as validated options; UsageError (one line) naming the first bad option."""
     if isinstance(value, RequestOptions):
@@ -148,7 +161,9 @@ def request_options(value: RequestOptions | Mapping[str, Any]) -> RequestOptions
         return RequestOptions.model_validate(dict(value))
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "options"
+        if not first["loc"]:  # a rule across options (the DSAR range): its own message
+            raise UsageError(f"invalid request options: {first['msg'].removeprefix('Value error, ')}") from None
+        where = ".".join(str(part) for part in first["loc"])
         raise UsageError(f"invalid request option {where!r}: {first['msg']}") from None
 
 
