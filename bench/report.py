@@ -11,6 +11,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
+import report_service
 
 OUT = common.BENCH_DIR / "RESULTS.md"
 PLOTS = common.BENCH_DIR / "plots"
@@ -540,6 +541,7 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
             )
             + " |"
         )
+    lines += report_service.summary_lines(results.get("service"))
     return "\n".join(lines)
 
 
@@ -635,7 +637,7 @@ def render() -> Path:
     PLOTS.mkdir(parents=True, exist_ok=True)
     names = [
         "budget", "budget_client", "deletion", "access_calls", "dsar_memory", "overhead", "submit_rate",
-        "connections", "fault_tolerance", "takeover", "inflight",
+        "connections", "fault_tolerance", "takeover", "inflight", "service",
     ]  # fmt: skip
     results = {n: common.load_result(n) for n in names}
     when = sorted({r["measured_at"] for r in results.values() if r})
@@ -671,6 +673,7 @@ Last run of each bench (UTC): {"; ".join(f"`{n}` {r['measured_at']}" for n, r in
 {faults_section(results["fault_tolerance"])}
 {takeover_section(results["takeover"])}
 {inflight_section(results["inflight"])}
+{report_service.section(results["service"])}
 {NOT_MEASURED}"""
     OUT.write_text(text)
     return OUT

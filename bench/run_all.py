@@ -35,6 +35,7 @@ BENCHES = {
     "faults": (["fault_tolerance.py"], ["fault_tolerance.py", "--outage", "20", "--requests", "3"]),
     "takeover": (["takeover.py"], ["takeover.py", "--requests", "20"]),
     "inflight": (["inflight.py"], ["inflight.py", "--sizes", "1000,10000"]),
+    "service": (["service.py"], ["service.py", "--posts", "300", "--callbacks", "20"]),
 }
 
 
