@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import ValidationError
 
+from amplitude_dsr.config import Settings
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import intake, jobs, sealing, steps
 from amplitude_dsr.dsr.finish import verification_id
@@ -122,7 +123,7 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
         raise UsageError("org_wide applies to deletion requests only")
     if kind == "deletion" and options.full_history:
         raise UsageError("full_history applies to access requests only")
-    check_dsar_range(rt, kind, options, datetime.now(UTC).date())
+    check_dsar_range(rt.settings, kind, options, datetime.now(UTC).date())
     for name in options.projects:
         rt.settings.project(name)
     opts = options.stored()
@@ -140,14 +141,14 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
     return intake.Prepared(row, [audit.identifier_digest(i.kind.value, i.value) for i in identifiers])
 
 
-def check_dsar_range(rt: Runtime, kind: str, options: RequestOptions, today: date) -> None:
+def check_dsar_range(settings: Settings, kind: str, options: RequestOptions, today: date) -> None:
     """A DSAR date range needs an access request, organisation keys (only the DSAR export reads
     it) and a first day that is not in the future (a later last day ends at the export's day)."""
     if options.dsar_start is None and options.dsar_end is None:
         return
     if kind != "access":
         raise UsageError("dsar_start and dsar_end apply to access requests only")
-    if rt.settings.org is None:
+    if settings.org is None:
         raise UsageError("dsar_start and dsar_end need organisation keys (AMPLITUDE_ORG_API_KEY): the DSAR export")
     if options.dsar_start is not None and options.dsar_start > today:
         raise UsageError("dsar_start is in the future")
