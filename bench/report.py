@@ -11,6 +11,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
+import report_service
 
 OUT = common.BENCH_DIR / "RESULTS.md"
 PLOTS = common.BENCH_DIR / "plots"
@@ -548,6 +549,7 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
             for kind in ("user_id", "email", "amplitude_id", "device_id")
         )
         lines.append(f"| user-pool calls per deleted person, resolve-first -> direct | fewer than 3 | {shown} |")
+    lines += report_service.summary_lines(results.get("service"))
     return "\n".join(lines)
 
 
@@ -702,7 +704,7 @@ def render() -> Path:
     PLOTS.mkdir(parents=True, exist_ok=True)
     names = [
         "budget", "budget_client", "deletion", "access_calls", "dsar_memory", "overhead", "submit_rate",
-        "connections", "fault_tolerance", "takeover", "inflight", "console_list", "deletion_calls",
+        "connections", "fault_tolerance", "takeover", "inflight", "console_list", "deletion_calls", "service",
     ]  # fmt: skip
     results = {n: common.load_result(n) for n in names}
     when = sorted({r["measured_at"] for r in results.values() if r})
@@ -740,6 +742,7 @@ Last run of each bench (UTC): {"; ".join(f"`{n}` {r['measured_at']}" for n, r in
 {inflight_section(results["inflight"])}
 {console_section(results["console_list"])}
 {deletion_calls_section(results["deletion_calls"])}
+{report_service.section(results["service"])}
 {NOT_MEASURED}"""
     OUT.write_text(text)
     return OUT

@@ -36,6 +36,7 @@ BENCHES = {
     "takeover": (["takeover.py"], ["takeover.py", "--requests", "20"]),
     "inflight": (["inflight.py"], ["inflight.py", "--sizes", "1000,10000"]),
     "deletion_calls": (["deletion_calls.py"], ["deletion_calls.py", "--n", "5"]),
+    "service": (["service.py"], ["service.py", "--posts", "300", "--callbacks", "20"]),
 }
 
 

@@ -211,6 +211,12 @@ def test_odd_setting_exits_2(command: list[str], env: dict[str, str], message: s
         (["demo", "--dir", "odd.toml/demo"], "--dir"),
         (["access", "--max-wait", "soon", "--user-id", "someone"], "invalid value for '--max-wait'"),
         (["access", "alice@example.com"], "unexpected extra argument"),
+        (["access", "--user-id", "someone", "--dsar-start", "2021-13-01"], "invalid request option 'dsar_start'"),
+        (
+            ["access", "--user-id", "someone", "--dsar-start", "2021-03-02", "--dsar-end", "2021-03-01"],
+            "dsar_end is before dsar_start",
+        ),
+        (["access", "--user-id", "someone", "--dsar-end", "2021-03-01"], "need organisation keys"),
     ],
 )
 def test_odd_option_exits_2_in_one_line(args: list[str], message: str, cli: Cli) -> None:

@@ -68,3 +68,25 @@ def test_a_refused_callback_is_retried_and_delivered_after_a_restart(
     text = metrics(second)
     assert 'amplitude_dsr_callbacks{outcome="delivered"} 1' in text
     assert 'amplitude_dsr_callbacks{outcome="pending"} 0' in text
+
+
+def test_a_request_without_callback_urls_is_never_watched(
+    start_service: Any, make_token: Any, receiver: Receiver, catalog: dict[str, Any], db_url: str
+) -> None:
+    token = make_token("acme", "submit", "read")
+    svc = start_service("--no-worker")  # nothing runs: only what the POST itself stored counts
+    quiet, heard = str(uuid.uuid4()), str(uuid.uuid4())
+    user = catalog["web"]["ordinary"][7]
+    for sid, urls in ((quiet, []), (heard, [receiver.url])):
+        body = erasure(sid, ("controller_customer_id", user["user_id"]), status_callback_urls=urls)
+        assert httpx.post(f"{svc.url}{REQUESTS}", json=body, headers=bearer(token)).status_code == 201
+    eventually(lambda: [r.json()["subject_request_id"] for r in receiver.received] == [heard], "the received callback")
+    engine = sa.create_engine(normalize_database_url(db_url))
+    try:
+        with engine.connect() as conn:
+            query = sa.text("SELECT subject_request_id, notified_final FROM dsr_service_requests")
+            flags = dict(conn.execute(query).all())
+    finally:
+        engine.dispose()
+    assert bool(flags[quiet]) and not bool(flags[heard])  # the quiet one is never read by the callback loop
+    assert {d["subject_request_id"] for d in deliveries(db_url)} == {heard}

@@ -70,11 +70,17 @@ def test_an_access_package_downloads_through_its_signed_link(
         {"expires": expires + 3600, "signature": signature},  # a longer life it was not signed for
         {"expires": expires, "signature": flipped},
         {"expires": expires},
-        {},
     ):
         refused = httpx.get(base, params=params)
         assert refused.status_code == 403, params
         assert refused.json()["error"]["code"] == 403
+    # No link parameters: a bearer token is the authorisation instead (Fides' result request).
+    assert httpx.get(base).status_code == 401
+    assert httpx.get(base, headers=bearer(make_token("acme-submit", "submit"))).status_code == 403
+    assert httpx.get(base, headers=bearer(make_token("other", "read"))).status_code == 404  # not its request
+    with_token = httpx.get(base, headers=bearer(token))
+    assert with_token.status_code == 200
+    assert unzip(with_token)["manifest.json"] == files["manifest.json"]
     # Expired: a link signed with the service's own key, an hour in the past.
     [key_file] = list(tmp_path.rglob("results-key"))
     past = int(time.time()) - 3600

@@ -4,7 +4,7 @@ Knows nothing about privacy requests. See ``docs/client.md`` for the API, the bu
 each exception means to a caller.
 """
 
-from amplitude_dsr.amplitude.budget import Budget
+from amplitude_dsr.amplitude.budget import Budget, PoolRoom
 from amplitude_dsr.amplitude.client import (
     AmplitudeClient,
     deletion_body,
@@ -45,6 +45,7 @@ __all__ = [
     "DsarRequest",
     "Event",
     "EventTypeInfo",
+    "PoolRoom",
     "PoolSpec",
     "SearchMatch",
     "UserActivity",

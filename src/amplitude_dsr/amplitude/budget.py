@@ -16,7 +16,8 @@ PostgreSQL):
     spacing of a one-per-window pool (deletions: 1 per second) when a call really starts.
     ``factor``/``factor_at`` scale the refill rate after a 429 (halved, then regained window by
     window: :mod:`~amplitude_dsr.amplitude.adaptive`), so a pool that somebody else shares
-    settles below the wall instead of hitting it after every pause.
+    settles below the wall instead of hitting it after every pause. ``throttled`` counts the
+    429s every process met in the pool (what ``/metrics`` reports; :meth:`Budget.snapshot`).
 ``<prefix>_slot(pool, scope, slot, holder, expires_at)``
     One row per concurrency slot. A call claims a free (or expired) row for each pool it holds
     and releases it afterwards; a crashed process's lease expires after ``lease_seconds``.
@@ -32,6 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +44,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from amplitude_dsr.amplitude.adaptive import MIN_RECOVERY_WINDOW, current_factor, decreased
 from amplitude_dsr.amplitude.limits import (
+    POOLS,
     PoolSpec,
     bucket_capacity,
     bucket_rate,
@@ -52,6 +55,25 @@ from amplitude_dsr.amplitude.limits import (
 )
 from amplitude_dsr.config import normalize_database_url
 from amplitude_dsr.errors import BudgetExhausted
+
+
+@dataclass(frozen=True)
+class PoolRoom:
+    """One pool and scope as :meth:`Budget.snapshot` read it: ``tokens`` free of ``capacity``
+    (may be negative: reserved by waiting callers; both ``None`` for a pool without a rate),
+    the rate ``factor`` after 429s, seconds still ``paused_for``, concurrency ``slots_held`` of
+    ``slots`` (0: no cap), 429s counted."""
+
+    pool: str
+    scope: str
+    tokens: float | None
+    capacity: float | None
+    factor: float
+    paused_for: float
+    slots_held: int
+    slots: int
+    throttled: int
+
 
 SLOT_POLL_MIN = 0.02  # seconds between attempts to claim a busy concurrency slot
 SLOT_POLL_MAX = 0.25
@@ -161,6 +183,7 @@ class Budget:
             sa.Column("last_fire", sa.Float, nullable=False),
             sa.Column("factor", sa.Float, nullable=False, server_default=sa.text("1.0")),
             sa.Column("factor_at", sa.Float, nullable=False, server_default=sa.text("0.0")),
+            sa.Column("throttled", sa.Integer, nullable=False, server_default=sa.text("0")),
         )
         self.slot = sa.Table(
             f"{table_prefix}_slot",
@@ -189,15 +212,17 @@ class Budget:
         self._tables_ready = True
 
     def _add_missing_columns(self) -> None:
-        """Bring a bucket table created by an earlier version up to date (adds ``factor`` and
-        ``factor_at`` with their defaults; a concurrent process may win the race, that is fine)."""
+        """Bring a bucket table created by an earlier version up to date (adds ``factor``,
+        ``factor_at`` and ``throttled`` with their defaults; a concurrent process may win the
+        race, that is fine)."""
         present = {c["name"] for c in sa.inspect(self._engine).get_columns(self.bucket.name)}
         for column in self.bucket.columns:
             if column.name in present:
                 continue
             ddl = (
                 f'ALTER TABLE "{self.bucket.name}" ADD COLUMN "{column.name}" '
-                f"FLOAT NOT NULL DEFAULT {column.server_default.arg.text}"  # type: ignore[union-attr]
+                f"{column.type.compile(dialect=self._engine.dialect)} NOT NULL "
+                f"DEFAULT {column.server_default.arg.text}"  # type: ignore[union-attr]
             )
             try:
                 with self._engine.begin() as conn:
@@ -282,7 +307,8 @@ class Budget:
         with self._engine.begin() as conn:
             row = self._lock_bucket(conn, pool, scope)
             now = self.clock()
-            values: dict[str, float] = {
+            values: dict[str, Any] = {
+                "throttled": self.bucket.c.throttled + 1,
                 "paused_until": max(row.paused_until, until),
                 "tokens": 0.0,
                 "updated_at": max(row.updated_at, row.paused_until, until),
@@ -309,6 +335,41 @@ class Budget:
         if row is None:
             return 1.0
         return current_factor(row.factor, row.factor_at, self.clock(), self._window(spec), self._min_recovery)
+
+    def snapshot(self) -> list[PoolRoom]:
+        """Every pool and scope this database has a bucket for, as of now: the tokens free
+        (refilled to now, at most the capacity), the rate factor, the pause, the concurrency
+        slots held and the 429s counted. Reads only; no row is locked or changed."""
+        self._ensure_tables()
+        with self._engine.connect() as conn:
+            buckets = conn.execute(sa.select(self.bucket)).all()
+            slot = self.slot.c
+            held = {
+                (r.pool, r.scope): int(r.n)
+                for r in conn.execute(
+                    sa.select(slot.pool, slot.scope, sa.func.count().label("n"))
+                    .where(slot.holder.is_not(None), slot.expires_at >= self.clock())
+                    .group_by(slot.pool, slot.scope)
+                )
+            }
+            conn.rollback()
+        now = self.clock()
+        return [self._room(row, now, held.get((row.pool, row.scope), 0)) for row in buckets if row.pool in POOLS]
+
+    def _room(self, row: Any, now: float, slots_held: int) -> PoolRoom:
+        spec = pool_spec(row.pool)
+        capacity = bucket_capacity(spec, self.fraction, min_call_cost(row.pool))
+        factor = current_factor(row.factor, row.factor_at, now, self._window(spec), self._min_recovery)
+        full_rate = bucket_rate(spec, self.fraction, self.rate_scale, min_call_cost(row.pool))
+        tokens = None
+        if full_rate is not None:
+            # As ``_wait_and_claim`` refills (a pause moved ``updated_at`` to its end).
+            tokens = min(capacity, row.tokens + max(0.0, now - row.updated_at) * full_rate * factor)
+        return PoolRoom(
+            pool=row.pool, scope=row.scope, tokens=tokens, capacity=None if tokens is None else capacity, factor=factor,
+            paused_for=max(0.0, row.paused_until - now), slots_held=slots_held,
+            slots=slot_count(spec, self.fraction), throttled=int(row.throttled),
+        )  # fmt: skip
 
     @property
     def _min_recovery(self) -> float:

@@ -87,6 +87,12 @@ def access(
     full_history: bool = typer.Option(
         False, "--full-history", help="Page through every event (costs one user-pool call per 1000 events)."
     ),
+    dsar_start: str = typer.Option(
+        None, "--dsar-start", metavar="YYYY-MM-DD", help="With org keys: first day of the DSAR export."
+    ),
+    dsar_end: str = typer.Option(
+        None, "--dsar-end", metavar="YYYY-MM-DD", help="With org keys: last day of the DSAR export."
+    ),
     identity_map: str = IDENTITY_MAP_OPT,
     out: Path = OUT_OPT,
     regulation: str = REGULATION_OPT,
@@ -96,7 +102,8 @@ def access(
 ) -> None:
     """Collect what Amplitude holds about a person: JSON export, HTML report, CSV, manifest."""
     idents = Identifiers(email, user_id, amplitude_id, device_id)
-    extra: dict[str, object] = {"full_history": full_history}
+    extra: dict[str, Any] = {"full_history": full_history}
+    extra |= {k: v for k, v in (("dsar_start", dsar_start), ("dsar_end", dsar_end)) if v is not None}
     _run_request(
         "access",
         idents,
@@ -160,7 +167,7 @@ class Command:
 
 
 def _options(
-    projects: list[str] | None, identity_map: str | None, out: Path | None, extra: dict[str, object]
+    projects: list[str] | None, identity_map: str | None, out: Path | None, extra: dict[str, Any]
 ) -> dict[str, Any]:
     """The request's options from its flags (validated as ``RequestOptions`` by ``dsr.api``)."""
     out_dir = str(Path(out).resolve()) if out else None
@@ -171,7 +178,7 @@ def _options(
 def _run_request(kind: str, flags: Identifiers, options: dict[str, Any], command: Command) -> None:
     idents = common.identifiers(flags.emails, flags.user_ids, flags.amplitude_ids, flags.device_ids)
     wait, regulation = command.wait, command.regulation
-    _check_before_writing(options, regulation)
+    _check_before_writing(kind, options, regulation)
     max_wait = float(command.max_wait)
     deferred: BudgetExhausted | None = None
     request_id: str | None = None
@@ -231,12 +238,13 @@ def still_queued_message(request_id: str, exc: BudgetExhausted) -> str:
     )
 
 
-def _check_before_writing(options: dict[str, Any], regulation: str) -> None:
+def _check_before_writing(kind: str, options: dict[str, Any], regulation: str) -> None:
     """Usage errors the request would only meet later, raised before anything is written (no
-    database, no output directory): regulation, project names, the identity map."""
+    database, no output directory): regulation, options, project names, the identity map."""
     if regulation not in REGULATION_DAYS:
         raise UsageError("regulation must be 'gdpr' or 'ccpa'")
     settings = common.settings()
+    api.check_dsar_range(settings, kind, api.request_options(options), datetime.now(UTC).date())
     if not settings.projects:
         settings.project()  # raises the ConfigError that says what to set
     for name in options["projects"]:

@@ -19,7 +19,15 @@ from amplitude_dsr.dsr.completeness import assess
 from amplitude_dsr.dsr.dbfaults import db_step
 from amplitude_dsr.dsr.failures import failure_reason
 from amplitude_dsr.dsr.identity_map import build as build_identity_map
-from amplitude_dsr.dsr.model import AccessResult, DsarInfo, Identifier, IdentifierKind, Subject, SubjectData
+from amplitude_dsr.dsr.model import (
+    DSAR_EARLIEST,
+    AccessResult,
+    DsarInfo,
+    Identifier,
+    IdentifierKind,
+    Subject,
+    SubjectData,
+)
 from amplitude_dsr.dsr.progress import record_step, start_step
 from amplitude_dsr.dsr.report import write_access_package
 from amplitude_dsr.dsr.resolve import Resolved, resolve
@@ -27,7 +35,6 @@ from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.errors import AuthenticationError, FatalError, NotFound, OutputUnwritable, ShuttingDown
 from amplitude_dsr.store import repo
 
-DSAR_EARLIEST = date(2012, 1, 1)  # Amplitude holds no data before its launch
 DSAR_DONE = "done"
 DSAR_FAILED = "failed"
 
@@ -106,7 +113,8 @@ def _answer(rt: Runtime, request_id: str, req: repo.RequestRow, *, again: bool) 
     record_step(rt, request_id, "collecting", kind="resolved", detail={"subjects": len(resolved.resolution.subjects)},
                 unless=())  # fmt: skip
     notes: list[str] = []
-    subjects = _collect(rt, request_id, resolved, full, notes)
+    window = _dsar_window(req.options)
+    subjects = _collect(rt, request_id, resolved, full, notes, window=window)
     if not subjects:
         notes.append("No data held: no Amplitude user matched any identifier exactly.")
     result = AccessResult(
@@ -151,7 +159,21 @@ def _subject_summary(data: SubjectData) -> dict[str, Any]:
     }
 
 
-def _collect(rt: Runtime, request_id: str, resolved: Resolved, full: bool, notes: list[str]) -> list[SubjectData]:
+def _dsar_window(options: dict[str, Any]) -> tuple[date | None, date | None]:
+    """The DSAR date range the request asked for (``dsar_start``, ``dsar_end``; either may be unset)."""
+    start, end = options.get("dsar_start"), options.get("dsar_end")
+    return (date.fromisoformat(start) if start else None, date.fromisoformat(end) if end else None)
+
+
+def _collect(
+    rt: Runtime,
+    request_id: str,
+    resolved: Resolved,
+    full: bool,
+    notes: list[str],
+    *,
+    window: tuple[date | None, date | None] = (None, None),
+) -> list[SubjectData]:
     """Each subject's data from User Activity (fetched during resolution), and with org keys its
     DSAR export merged in (every export is created first, then all are polled together)."""
     collected = [_from_activity(s, resolved, full) for s in resolved.resolution.subjects]
@@ -160,7 +182,7 @@ def _collect(rt: Runtime, request_id: str, resolved: Resolved, full: bool, notes
     pending: dict[int, int] = {}
     for index, data in enumerate(collected):
         try:
-            pending[index] = _create_dsar(rt, request_id, data)
+            pending[index] = _create_dsar(rt, request_id, data, window)
         except AuthenticationError:
             # The org keys are refused (wrong key, or the other region): the project-key data is
             # still an answer, a partial one that says why (dsr/completeness.py).
@@ -199,9 +221,12 @@ def _from_activity(subject: Subject, resolved: Resolved, full: bool) -> SubjectD
     )
 
 
-def _create_dsar(rt: Runtime, request_id: str, data: SubjectData) -> int:
-    """Create the subject's DSAR export over its whole lifetime (from its first use, or from
-    :data:`DSAR_EARLIEST` when unknown, to today)."""
+def _create_dsar(
+    rt: Runtime, request_id: str, data: SubjectData, window: tuple[date | None, date | None] = (None, None)
+) -> int:
+    """Create the subject's DSAR export over the request's date range; by default its whole
+    lifetime (from its first use, or from :data:`DSAR_EARLIEST` when unknown, to today). A last
+    day after today ends today."""
     today = steps.now_step().date()
     start = DSAR_EARLIEST
     first_used = data.summary.get("first_used")
@@ -210,8 +235,13 @@ def _create_dsar(rt: Runtime, request_id: str, data: SubjectData) -> int:
             start = min(date.fromisoformat(first_used[:10]), today)
         except ValueError:
             start = DSAR_EARLIEST
-    dsar_id = steps.call(rt, steps.dsar_create_step, data.subject.amplitude_id, start, today)
-    steps.audit_step(rt, request_id, "dsar_created", {"dsar_request_id": dsar_id})
+    start = window[0] or start
+    end = min(window[1] or today, today)
+    start = min(start, end)
+    dsar_id = steps.call(rt, steps.dsar_create_step, data.subject.amplitude_id, start, end)
+    steps.audit_step(
+        rt, request_id, "dsar_created", {"dsar_request_id": dsar_id, "start": start.isoformat(), "end": end.isoformat()}
+    )
     return dsar_id
 
 

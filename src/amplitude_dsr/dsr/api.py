@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import ValidationError
 
+from amplitude_dsr.config import Settings
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import intake, jobs, sealing, steps
 from amplitude_dsr.dsr.finish import verification_id
@@ -45,11 +46,10 @@ log = logging.getLogger(__name__)
 
 def idempotency_key(kind: str, identifiers: Sequence[Identifier], options: dict[str, Any]) -> str:
     """A stable key for "the same request again" (batch re-runs do not duplicate requests)."""
-    material = {
-        "kind": kind,
-        "ids": sorted([i.kind.value, i.value] for i in identifiers),
-        "opts": {k: options.get(k) for k in ("projects", "org_wide", "full_history", "batch_key")},
-    }
+    opts = {k: options.get(k) for k in ("projects", "org_wide", "full_history", "batch_key")}
+    # Only when set, so the key of a request without a DSAR range is what it always was.
+    opts |= {k: str(options[k]) for k in ("dsar_start", "dsar_end") if options.get(k) is not None}
+    material = {"kind": kind, "ids": sorted([i.kind.value, i.value] for i in identifiers), "opts": opts}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -131,6 +131,7 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
         raise UsageError("deletion_path applies to deletion requests only")
     if options.org_wide and options.deletion_path == "direct":
         raise UsageError("an org-wide deletion resolves its identifiers first: drop --direct or --org-wide")
+    check_dsar_range(rt.settings, kind, options, datetime.now(UTC).date())
     for name in options.projects:
         rt.settings.project(name)
     opts = options.stored()
@@ -149,6 +150,19 @@ def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
     return intake.Prepared(row, [audit.identifier_digest(i.kind.value, i.value) for i in identifiers])
 
 
+def check_dsar_range(settings: Settings, kind: str, options: RequestOptions, today: date) -> None:
+    """A DSAR date range needs an access request, organisation keys (only the DSAR export reads
+    it) and a first day that is not in the future (a later last day ends at the export's day)."""
+    if options.dsar_start is None and options.dsar_end is None:
+        return
+    if kind != "access":
+        raise UsageError("dsar_start and dsar_end apply to access requests only")
+    if settings.org is None:
+        raise UsageError("dsar_start and dsar_end need organisation keys (AMPLITUDE_ORG_API_KEY): the DSAR export")
+    if options.dsar_start is not None and options.dsar_start > today:
+        raise UsageError("dsar_start is in the future")
+
+
 def request_options(value: RequestOptions | Mapping[str, Any]) -> RequestOptions:
     """``value`` as validated options; UsageError (one line) naming the first bad option."""
     if isinstance(value, RequestOptions):
@@ -157,7 +171,9 @@ def request_options(value: RequestOptions | Mapping[str, Any]) -> RequestOptions
         return RequestOptions.model_validate(dict(value))
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "options"
+        if not first["loc"]:  # a rule across options (the DSAR range): its own message
+            raise UsageError(f"invalid request options: {first['msg'].removeprefix('Value error, ')}") from None
+        where = ".".join(str(part) for part in first["loc"])
         raise UsageError(f"invalid request option {where!r}: {first['msg']}") from None
 
 

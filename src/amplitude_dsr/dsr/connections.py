@@ -239,6 +239,14 @@ class PgLockWatch:
         self._engine.dispose()
 
 
+LOCK_FILE_SUFFIX = ".executor.lock"
+
+
+def lock_file(database: Path, executor_id: str) -> Path:
+    """The file an executor of a SQLite database locks: beside the database, named for both."""
+    return database.with_name(f"{database.name}.{executor_id}{LOCK_FILE_SUFFIX}")
+
+
 class ExecutorLock:
     """An exclusive, crash-safe lock per (database, executor ID), released when the process dies.
 
@@ -257,7 +265,7 @@ class ExecutorLock:
     def try_acquire(self) -> bool:
         path = sqlite_path(self.database_url)
         if path is not None:
-            lock_path = private_file(path.with_name(f"{path.name}.{self.executor_id}.executor.lock"))
+            lock_path = private_file(lock_file(path, self.executor_id))
             handle = lock_path.open("a+")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

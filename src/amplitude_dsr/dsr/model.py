@@ -8,11 +8,11 @@ database and to the reports meant for the data subject, never to logs.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from amplitude_dsr._checks import text_problem
 from amplitude_dsr.errors import UsageError
@@ -72,6 +72,9 @@ class Identifier(BaseModel):
 
 Regulation = Literal["gdpr", "ccpa"]
 REGULATION_DAYS: dict[str, int] = {"gdpr": 30, "ccpa": 45}
+# The earliest day a DSAR export may start: Amplitude holds no data from before its launch.
+# Amplitude documents no longest span for an export (docs/amplitude.md#dsar-export-api).
+DSAR_EARLIEST = date(2012, 1, 1)
 
 
 class RequestOptions(BaseModel):
@@ -92,6 +95,20 @@ class RequestOptions(BaseModel):
     deletion_path: Literal["resolve-first", "direct"] | None = Field(
         None, description="deletion only: resolve identifiers first, or submit them as they are (docs/deletion.md)"
     )
+    dsar_start: date | None = Field(
+        None, description="access only, with org keys: first day of the DSAR export (default: the subject's first use)"
+    )
+    dsar_end: date | None = Field(
+        None, description="access only, with org keys: last day of the DSAR export (default: today)"
+    )
+
+    @model_validator(mode="after")
+    def _dsar_range(self) -> Self:
+        if self.dsar_start is not None and self.dsar_start < DSAR_EARLIEST:
+            raise ValueError(f"dsar_start is before {DSAR_EARLIEST.isoformat()}, when Amplitude holds no data")
+        if self.dsar_start is not None and self.dsar_end is not None and self.dsar_end < self.dsar_start:
+            raise ValueError("dsar_end is before dsar_start")
+        return self
 
     def stored(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_unset=True)

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from amplitude_dsr import __version__
+from amplitude_dsr.dsr import operations
 from amplitude_dsr.service import console, datagrail, errors, metrics, models, opendsr, results
 from amplitude_dsr.service.context import Service, service_of
 from amplitude_dsr.store.service_tables import create_service_tables
@@ -62,7 +63,8 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/readyz", response_model=models.Health, responses={503: {"model": models.Health}}, tags=["Operations"])
     def readyz(request: Request) -> JSONResponse:
-        """The database answers, and the background threads of this process are alive."""
+        """The database answers, the background threads of this process are alive, and (API-only,
+        ``--no-worker``) at least one worker holds its executor lock on the database."""
         checks = readiness(service_of(request))
         ok = all(v == "ok" for v in checks.values())
         body = models.Health(status="ok" if ok else "unavailable", checks=checks)
@@ -87,7 +89,9 @@ def openapi_without_422(app: FastAPI) -> dict[str, Any]:
 
 
 def readiness(service: Service) -> dict[str, str]:
-    """``database`` and each background thread: ``ok`` or why not (no secret, no URL)."""
+    """``database``, ``worker`` (API-only processes: a live worker's executor lock is the
+    heartbeat, ``dsr/liveness.py``) and each background thread: ``ok`` or why not (no secret,
+    no URL)."""
     checks: dict[str, str] = {}
     try:
         with service.rt.engine.connect() as conn:
@@ -95,8 +99,19 @@ def readiness(service: Service) -> dict[str, str]:
         checks["database"] = "ok"
     except sa.exc.SQLAlchemyError as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
+    if not service.rt.executor:
+        checks["worker"] = worker_check(service)
     for part in service.background:
         alive = getattr(part, "alive", None)
         if callable(alive):
             checks[type(part).__name__] = "ok" if alive() else "stopped"
     return checks
+
+
+def worker_check(service: Service) -> str:
+    """``ok`` when at least one worker process is alive on this database, else why not."""
+    try:
+        live = operations.live_workers(service.rt)
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        return f"unknown ({type(exc).__name__})"
+    return "ok" if live else "no live worker on this database (start `amplitude-dsr worker`)"

@@ -75,15 +75,13 @@ def service_of(request: Request) -> Service:
     return found
 
 
-_bearer = HTTPBearer(auto_error=False, description="A token from `amplitude-dsr tokens create`.")
+bearer = HTTPBearer(auto_error=False, description="A token from `amplitude-dsr tokens create`.")
 
 
 def require(scope: str) -> Callable[..., auth.Caller]:
     """A dependency: the caller, who must hold ``scope`` (or ``admin``); else 401 or 403."""
 
-    def dependency(
-        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
-    ) -> auth.Caller:
+    def dependency(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> auth.Caller:
         header = f"Bearer {credentials.credentials}" if credentials is not None else None
         caller = auth.authenticate(service_of(request).rt.engine, header)
         if caller is None:

@@ -3,7 +3,7 @@ that ``/openapi.json`` documents every field."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -45,6 +45,16 @@ class OurExtension(BaseModel):
     projects: list[str] = Field(default_factory=list, max_length=100, description="Configured projects (default: all).")
     org_wide: bool = Field(False, description="Erasure: delete from every project of the organisation.")
     full_history: bool = Field(False, description="Access: every event, not only the most recent 1000.")
+    dsar_start: date | None = Field(
+        None,
+        description="Access, with organisation keys: first day (YYYY-MM-DD, from 2012-01-01, not in the future) "
+        "of the DSAR export. Default: the subject's first use.",
+    )
+    dsar_end: date | None = Field(
+        None,
+        description="Access, with organisation keys: last day (YYYY-MM-DD, not before dsar_start) of the DSAR "
+        "export; a later day than today ends today. Default: today.",
+    )
 
 
 class SubjectRequest(BaseModel):

@@ -6,6 +6,10 @@ HMAC-SHA256 with a key only this service holds (``service/links.py``), is the au
 fresh link comes with every status read. The answer is one zip of the request's package: the
 access package (``export.json``, ``report.html``, ``events.csv``, ``manifest.json``) or the
 deletion certificate (``certificate.json``, ``certificate.html``, ``manifest.json``).
+
+Without ``expires`` and ``signature`` the same path answers a caller with a bearer token of the
+``read`` scope, for its own requests (``admin``: any): what a client that cannot follow a link it
+was given (Fides' polling ``result_request``, ``integrations/fides/``) fetches.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import time
 import zipfile
 from pathlib import Path
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from starlette.background import BackgroundTask
 
-from amplitude_dsr.service.context import Service, service_of
+from amplitude_dsr.service import auth
+from amplitude_dsr.service.context import Service, bearer, service_of
 from amplitude_dsr.service.errors import ApiError
 from amplitude_dsr.service.links import results_dir
 from amplitude_dsr.service.models import ErrorResponse
@@ -44,7 +50,7 @@ def results_url(service: Service, subject_request_id: str, row: repo.RequestRow)
     response_class=FileResponse,
     responses={
         200: {"content": {"application/zip": {}}, "description": "The package or certificate, zipped"},
-        403: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
+        401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
     },
 )  # fmt: skip
 def results(
@@ -52,13 +58,24 @@ def results(
     request: Request,
     expires: int = Query(0, ge=0, le=2**40),
     signature: str = Query("", max_length=100),
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
 ) -> FileResponse:
-    """The request's results as one zip, with a link from its status (no token: the link's
-    signature is the authorisation until it expires)."""
+    """The request's results as one zip: with the signed link from its status (no token: the
+    signature is the authorisation until it expires), or with a ``read`` token for its own
+    requests and no link parameters."""
     service = service_of(request)
-    if not service.results.valid(subject_request_id, expires, signature, time.time()):
-        raise ApiError(403, "this results link is invalid or has expired; read the status for a new one", "Forbidden")
     known = service_repo.get_mapped(service.rt.engine, subject_request_id)
+    if not expires and not signature:
+        header = f"Bearer {credentials.credentials}" if credentials is not None else None
+        caller = auth.authenticate(service.rt.engine, header)
+        if caller is None:
+            raise ApiError(401, "a signed results link or a valid bearer token is required", "Unauthorized")
+        if not caller.may("read"):
+            raise ApiError(403, "this token lacks the 'read' scope", "Forbidden")
+        if known is not None and known.controller_id != caller.name and not caller.may("admin"):
+            known = None  # another controller's request is as unknown as a missing one
+    elif not service.results.valid(subject_request_id, expires, signature, time.time()):
+        raise ApiError(403, "this results link is invalid or has expired; read the status for a new one", "Forbidden")
     row = repo.get_request(service.rt.engine, known.request_id) if known is not None else None
     folder = results_dir(row) if row is not None else None
     if row is None or folder is None:

@@ -139,6 +139,8 @@ def map_request(engine: sa.Engine, new: MappedRequest) -> MappedRequest:
         "controller_id": new.controller_id, "request_type": new.request_type, "body_sha256": new.body_sha256,
         "callback_urls": new.callback_urls, "received_time": new.received_time, "api_version": new.api_version,
         "notified_state": new.notified_state, "channel": new.channel,
+        # Nobody asked to hear about it: nothing to announce, so the callback loop never reads it.
+        "notified_final": not new.callback_urls,
     }  # fmt: skip
     with engine.begin() as conn:
         conn.execute(_insert_ignoring(conn, service_requests, ["subject_request_id"]), [values])
@@ -158,7 +160,8 @@ class Change:
 
 def changed_requests(engine: sa.Engine, *, limit: int = 200) -> list[Change]:
     """Mapped requests whose status differs from the last notified one (final ones once
-    announced are skipped by an indexed flag, so a round reads only requests still moving)."""
+    announced, and those without callback URLs, are skipped by an indexed flag, so a round reads
+    only requests someone waits to hear about that are still moving)."""
     query = (
         sa.select(service_requests, requests.c.status)
         .join(requests, requests.c.id == service_requests.c.request_id)
@@ -308,3 +311,14 @@ def delivery_counts(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as conn:
         row = conn.execute(query).one()
     return dict(zip(("delivered", "pending", "failing", "given_up"), (int(v or 0) for v in row), strict=True))
+
+
+def failed_attempts(engine: sa.Engine) -> int:
+    """Callback POSTs that failed, over every delivery still recorded (each delivery's attempts,
+    less its one successful attempt when it was delivered)."""
+    d = deliveries.c
+    query = sa.select(
+        sa.func.coalesce(sa.func.sum(d.attempts), 0) - sa.func.count().filter(d.delivered_at.is_not(None))
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)

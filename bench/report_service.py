@@ -1,0 +1,93 @@
+"""The HTTP service's section of ``bench/RESULTS.md`` (``bench/service.py``), and its summary lines;
+``report.py`` places them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TITLE = "## 13. The HTTP service: POST /requests, callback delivery, a restart"
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join("-" if c is None else str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary_lines(data: dict[str, Any] | None) -> list[str]:
+    if not data:
+        return []
+    post = "; ".join(
+        f"{r['db']}: {r['post']['accepted_per_s']:.0f}/s, p99 {r['post']['p99_ms']:.0f} ms" for r in data["rows"]
+    )
+    lost = "; ".join(f"{r['db']}: {r['restart']['lost']}" for r in data["rows"])
+    return [
+        f"| `POST /opendsr/v2/requests`, 50 clients, embedded worker running | 500/s, p99 < 100 ms on PostgreSQL | "
+        f"{post} (under contention) |",
+        f"| callback deliveries lost across a SIGKILL restart | 0 | {lost} |",
+    ]
+
+
+def section(data: dict[str, Any] | None) -> str:
+    if not data:
+        return f"{TITLE}\n\nNot run yet: `.venv/bin/python bench/service.py`.\n"
+    post = _table(
+        ["db", "clients", "POSTs", "201s", "other answers", "wall s", "accepted/s", "p50 ms", "p99 ms"],
+        [
+            [r["db"], r["post"]["clients"], r["post"]["posts"], r["post"]["accepted"],
+             ", ".join(f"{k}: {v}" for k, v in r["post"]["codes"].items() if str(k) != "201") or "none",
+             r["post"]["wall_s"], r["post"]["accepted_per_s"], r["post"]["p50_ms"], r["post"]["p99_ms"]]
+            for r in data["rows"]
+        ],
+    )  # fmt: skip
+    callbacks = _table(
+        ["db", "requests", "final callbacks received", "delay p50 s", "delay p99 s", "delay max s"],
+        [
+            [r["db"], r["callbacks"]["requests"], r["callbacks"]["final_callbacks"], r["callbacks"]["delay_p50_s"],
+             r["callbacks"]["delay_p99_s"], r["callbacks"]["delay_max_s"]]
+            for r in data["rows"]
+        ],
+    )  # fmt: skip
+    restart = _table(
+        ["db", "requests", "final before the kill", "callbacks queued", "received", "repeated", "lost",
+         "requests without a final callback"],
+        [
+            [r["db"], r["restart"]["requests"], r["restart"]["final_before_kill"], r["restart"]["queued"],
+             r["restart"]["received"], r["restart"]["duplicates"], r["restart"]["lost"],
+             r["restart"]["without_final"]]
+            for r in data["rows"]
+        ],
+    )  # fmt: skip
+    return f"""{TITLE}
+
+**How measured.** `bench/service.py`, per database a fresh database, the emulator in its own
+process (limits x1000, four emulated days per second so erasures finish) and `amplitude-dsr serve`
+with its embedded worker in another, on the same two cores. **Taken under contention**: other
+engineers' test suites were running on the machine at the same time, so these figures are lower
+bounds of what the code does, not its capacity.
+
+*POST*: 50 client threads, each with its own keep-alive connection, POST access requests (a new
+`subject_request_id` and identity each) until the total is sent, while the embedded worker runs
+the ones already accepted. Accepted/s = 201 answers over the wall time; latency is one POST as its
+client saw it. Each POST stores the request, its audit entry and its workflow in one transaction
+and signs two things with the 3072-bit RSA key (the receipt and the body).
+
+{post}
+
+*Callbacks*: requests (half erasure, half access) with a callback URL to a receiver in the bench
+process, run to their end. Delay = the receiver's clock when a request's final callback arrived
+minus `completed_at` of the request (the same machine's clock): the delivery loop's one-second
+round, the POST and its signature.
+
+{callbacks}
+
+*Restart*: the same again, the service SIGKILLed as soon as five callbacks had arrived, then
+started on the same database. Lost = (request, state) pairs the service had queued in
+`dsr_callback_deliveries` that the receiver never got; repeated = callbacks received twice (a
+kill between a POST and its record: delivery is at least once).
+
+{restart}
+
+Rerun: `.venv/bin/python bench/service.py [--dbs sqlite,postgres] [--posts 1000] [--clients 50]
+[--callbacks 40]`.
+"""
