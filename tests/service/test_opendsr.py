@@ -334,3 +334,23 @@ def test_revoked_wrong_and_foreign_tokens(start_service: Any, make_token: Any, s
     listed = json.loads(cli(service_env, "tokens", "list", "--json").stdout)["tokens"]
     assert {t["id"]: bool(t["revoked_at"]) for t in listed}[token_id] is True
     assert all("token" not in t and owner.split("_", 2)[2] not in json.dumps(t) for t in listed)
+
+
+def test_an_erasure_can_ask_for_the_direct_path_in_our_extension(
+    start_service: Any, make_token: Any, catalog: dict[str, Any], emulator: Any
+) -> None:
+    user = catalog["web"]["ordinary"][1]
+    token = make_token("acme", "submit", "read")
+    svc = start_service()
+    sid = str(uuid.uuid4())
+    ours = {"127.0.0.1": {"deletion_path": "direct"}}
+    body = erasure(sid, ("controller_customer_id", user["user_id"]), extensions=ours)
+    response = httpx.post(f"{svc.url}{REQUESTS}", json=body, headers=bearer(token))
+    assert response.status_code == 201, response.text
+    eventually(lambda: status_of(svc, token, sid)["request_status"] == "completed", "the erasure to complete")
+    [post] = api_calls(emulator, DELETIONS, "POST")  # the user ID as given, resolved by Amplitude
+    assert post["body"]["user_ids"] == [user["user_id"]] and "amplitude_ids" not in post["body"]
+    bad = erasure(str(uuid.uuid4()), ("controller_customer_id", user["user_id"]),
+                  extensions={"127.0.0.1": {"deletion_path": "direct", "org_wide": True}})  # fmt: skip
+    refused = httpx.post(f"{svc.url}{REQUESTS}", json=bad, headers=bearer(token))
+    assert refused.status_code == 400 and "resolves its identifiers first" in refused.text

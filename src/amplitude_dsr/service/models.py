@@ -45,6 +45,11 @@ class OurExtension(BaseModel):
     projects: list[str] = Field(default_factory=list, max_length=100, description="Configured projects (default: all).")
     org_wide: bool = Field(False, description="Erasure: delete from every project of the organisation.")
     full_history: bool = Field(False, description="Access: every event, not only the most recent 1000.")
+    deletion_path: Literal["resolve-first", "direct"] | None = Field(
+        None,
+        description="Erasure: resolve identifiers first, or submit user IDs and Amplitude IDs as given and verify "
+        "afterwards (1 user-pool call per person instead of 3; not with org_wide). Default: the service's setting.",
+    )
     dsar_start: date | None = Field(
         None,
         description="Access, with organisation keys: first day (YYYY-MM-DD, from 2012-01-01, not in the future) "

@@ -150,7 +150,7 @@ def _translate(service: Service, body: models.SubjectRequest) -> tuple[str, list
         options["full_history"] = extension.full_history
     else:
         options["org_wide"] = extension.org_wide
-    for name in ("dsar_start", "dsar_end"):  # only when given; dsr.api says where they apply
+    for name in ("dsar_start", "dsar_end", "deletion_path"):  # only when given; dsr.api says where they apply
         if getattr(extension, name) is not None:
             options[name] = getattr(extension, name)
     return kind, identifiers, options
