@@ -136,10 +136,10 @@ config_texts = st.one_of(
 COMMAND_OPTIONS = {
     "access": ["--email", "--user-id", "--amplitude-id", "--device-id", "--project", "--identity-map", "--out",
                "--regulation", "--max-wait", "--full-history", "--no-wait", "--json"],
-    "delete": ["--email", "--user-id", "--amplitude-id", "--device-id", "--project", "--org-wide", "--out",
-               "--regulation", "--wait", "--max-wait", "--json"],
+    "delete": ["--email", "--user-id", "--amplitude-id", "--device-id", "--project", "--org-wide", "--direct",
+               "--out", "--regulation", "--wait", "--max-wait", "--json"],
     "status": ["--json"], "cancel": ["--json"], "worker": ["--until-idle", "--executor-id", "--json"],
-    "batch": ["--regulation", "--out", "--project", "--org-wide", "--wait", "--identity-map", "--json"],
+    "batch": ["--regulation", "--out", "--project", "--org-wide", "--direct", "--wait", "--identity-map", "--json"],
     "test-connection": ["--project", "--json"],
 }  # fmt: skip
 argv_tokens = st.sampled_from(sorted(COMMAND_OPTIONS)).flatmap(

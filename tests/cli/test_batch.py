@@ -89,6 +89,31 @@ def test_batch_runs_mixed_requests_and_a_rerun_changes_nothing(
     assert emulator.admin.request_log()[log_size:] == []  # not one more Amplitude call
 
 
+def test_batch_direct_submits_deletion_rows_as_given(
+    emulator: EmulatorServer, catalog: dict[str, Any], db_url: str, tmp_path: Path, invoke: Invoke
+) -> None:
+    web = catalog["web"]["ordinary"]
+    erin, frank = web[3], web[4]
+    csv_file = _write(
+        tmp_path / "direct.csv",
+        "request,kind,value,subject",
+        f"deletion,user_id,{erin['user_id']},",
+        f"deletion,amplitude_id,{frank['amplitude_id']}",
+    )
+    done = invoke(["batch", str(csv_file), "--json", "--wait", "--direct"], env_for(emulator, db_url))
+    assert_clean(done)
+    assert done.exit_code == 0, done.output
+    assert [r["status"] for r in json.loads(done.stdout)["requests"]] == ["verified", "verified"]
+    posts = api_calls(emulator, "/api/2/deletions/users", "POST")
+    assert [u for p in posts for u in p["body"].get("user_ids", [])] == [erin["user_id"]]
+    assert [a for p in posts for a in p["body"].get("amplitude_ids", [])] == [frank["amplitude_id"]]
+    # No user-pool call before the POSTs: the direct path searches only to verify.
+    first_post = min(p["seq"] for p in posts)
+    assert not [e for e in emulator.admin.request_log() if e["path"].endswith("/usersearch") and e["seq"] < first_post]
+    refused = invoke(["batch", str(csv_file), "--direct", "--org-wide"], env_for(emulator, db_url))
+    assert refused.exit_code == 2 and "resolves its identifiers first" in refused.output
+
+
 def test_batch_stops_at_the_receipt_and_a_later_run_resumes(
     emulator: EmulatorServer, catalog: dict[str, Any], db_url: str, tmp_path: Path, invoke: Invoke
 ) -> None:

@@ -195,6 +195,9 @@ def batch(
     out: Path = OUT_OPT,
     project: list[str] = PROJECT_OPT,
     org_wide: bool = typer.Option(False, "--org-wide", help="Deletion rows delete from every project of the org."),
+    direct: bool = typer.Option(
+        False, "--direct", help="Deletion rows submit user IDs and Amplitude IDs as given (docs/deletion.md)."
+    ),
     wait: bool = typer.Option(
         False, "--wait", help="Follow deletions to a final state (verified, ...), not just the receipt."
     ),
@@ -206,12 +209,15 @@ def batch(
     Rows with the same subject label (4th column) and request type form one request. Every row
     is checked first; any bad row stops the run with exit 2 before anything is submitted.
     Re-running the same file does not create duplicate requests."""
-    _batch(file, regulation, out, list(project or []), org_wide, wait, identity_map, json_out)
+    deletion: dict[str, Any] = {"org_wide": org_wide}
+    if direct:
+        deletion["deletion_path"] = "direct"
+    _batch(file, regulation, out, list(project or []), deletion, wait, identity_map, json_out)
 
 
 @guarded
 def _batch(
-    file: Path, regulation: str, out: Path | None, projects: list[str], org_wide: bool, wait: bool,
+    file: Path, regulation: str, out: Path | None, projects: list[str], deletion: dict[str, Any], wait: bool,
     identity_map: str | None, json_out: bool,
 ) -> None:  # fmt: skip
     parsed = read_file(file)
@@ -232,7 +238,7 @@ def _batch(
     }  # fmt: skip
     with common.runtime("auto") as rt, _progress(show=not json_out) as progress:
         task = progress.add_task("submitting", total=len(parsed.requests))
-        specs = [_spec(p, base, file.name, regulation, org_wide=org_wide) for p in parsed.requests]
+        specs = [_spec(p, base, file.name, regulation, deletion=deletion) for p in parsed.requests]
         _submit(rt, parsed.requests, specs, lambda n: progress.advance(task, n))
         rows = _follow(rt, parsed.requests, settings, progress, wait=wait)
         worker_running = not rt.executor
@@ -277,12 +283,12 @@ def _submit(
 
 
 def _spec(
-    planned: PlannedRequest, base: dict[str, Any], file_name: str, regulation: str, *, org_wide: bool
+    planned: PlannedRequest, base: dict[str, Any], file_name: str, regulation: str, *, deletion: dict[str, Any]
 ) -> api.Spec:
     """The request of a planned row group; its ``batch_key`` (file name and subject label) makes
     a re-run of the same file find it again."""
     options = dict(base, batch_key=f"{file_name}:{planned.subject or ''}")
-    options.update({"org_wide": org_wide} if planned.kind == "deletion" else {"full_history": False})
+    options.update(deletion if planned.kind == "deletion" else {"full_history": False})
     return api.Spec(planned.kind, planned.identifiers, options, regulation)
 
 
