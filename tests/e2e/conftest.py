@@ -101,9 +101,17 @@ def db_url(tmp_path: Path) -> Iterator[str]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     yield base.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+    # WITH (FORCE) ends the sessions still connected (a closing runtime's pool may reconnect
+    # between a separate terminate and the drop); tried again in case one slips in meanwhile.
+    for attempt in range(3):
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            break
+        except sa.exc.OperationalError:
+            if attempt == 2:
+                raise
+            time.sleep(1)
     admin.dispose()
 
 
