@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 CLIENT_SCALE = 1_000_000.0
-BATCH = 20  # access requests timed at each level
+BATCH = 20  # access requests timed at each level (``--batch``)
 FLOOR_STEPS = 200  # bare DBOS steps timed in one workflow: the floor any checkpointed call pays
 
 
@@ -59,6 +60,13 @@ def bare_step_ms() -> float:
     """Milliseconds per bare DBOS step on this process's database (the floor of our overhead)."""
     seconds = DBOS.start_workflow(floor_workflow, FLOOR_STEPS).get_result()
     return float(seconds) / FLOOR_STEPS * 1000
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process so far (user + system, every thread): what the orchestration
+    costs whatever else the machine runs, unlike wall time."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def prefill(rt: Any, start: int, stop: int) -> float:
@@ -97,13 +105,17 @@ def replay(doc: dict[str, Any], calls: list[dict[str, Any]]) -> float:
         return time.perf_counter() - t0
 
 
-def child(doc: dict[str, Any], db_url: str, workdir: str, levels: list[int]) -> list[dict[str, Any]]:
+def child(doc: dict[str, Any], db_url: str, workdir: str, levels: list[int], batch: int) -> list[dict[str, Any]]:
     from amplitude_dsr.dsr import api
     from amplitude_dsr.dsr.executor import open_runtime
     from amplitude_dsr.dsr.model import Identifier
     from amplitude_dsr.emulator.admin_client import EmulatorAdmin
 
     tmp = Path(workdir)
+    if os.environ.get("BENCH_QUEUE_CONCURRENCY"):  # experiment: the access queue's bound
+        from amplitude_dsr.dsr import runtime
+
+        runtime.SHARED_QUEUES[runtime.QUEUE] = int(os.environ["BENCH_QUEUE_CONCURRENCY"])
     admin = EmulatorAdmin(doc["base_url"], timeout=120)
     users = [u["user_id"] for u in admin.catalog()["web"]["ordinary"]]
     settings = common.settings_for(doc, db_url, rate_scale=CLIENT_SCALE)
@@ -119,6 +131,7 @@ def child(doc: dict[str, Any], db_url: str, workdir: str, levels: list[int]) -> 
             fill_s = prefill(rt, have, level)
             have = level
             since = common.last_seq(admin)
+            cpu0 = cpu_seconds()
             t0 = time.perf_counter()
             ids = [
                 api.submit(
@@ -127,25 +140,27 @@ def child(doc: dict[str, Any], db_url: str, workdir: str, levels: list[int]) -> 
                     [Identifier.parse("user_id", users[i % len(users)])],
                     options={"out_dir": str(tmp / "out" / str(level))},
                 )[0]
-                for i in range(BATCH)
+                for i in range(batch)
             ]
             statuses = [api.wait(rt, r, timeout=600) for r in ids]
             wall = time.perf_counter() - t0
+            cpu = cpu_seconds() - cpu0
             calls = [e for e in admin.request_log(since) if e["path"].startswith("/api/")]
             http_s = replay(doc, calls)
             rows.append(
                 {
                     "prefilled": level,
                     "prefill_seconds": fill_s,
-                    "requests": BATCH,
+                    "requests": batch,
                     "completed": statuses.count("completed"),
                     "calls": len(calls),
                     "wall_s": wall,
                     "http_replay_s": http_s,
                     "overhead_per_call_ms": (wall - http_s) / len(calls) * 1000,
                     "http_per_call_ms": http_s / len(calls) * 1000,
-                    "wall_per_request_ms": wall / BATCH * 1000,
+                    "wall_per_request_ms": wall / batch * 1000,
                     "bare_step_ms": floor_ms,
+                    "cpu_per_request_ms": cpu / batch * 1000,
                 }
             )
     finally:
@@ -153,7 +168,7 @@ def child(doc: dict[str, Any], db_url: str, workdir: str, levels: list[int]) -> 
     return rows
 
 
-def run_db(db_kind: str, levels: list[int]) -> list[dict[str, Any]]:
+def run_db(db_kind: str, levels: list[int], batch: int) -> list[dict[str, Any]]:
     with common.temp_dir("overhead") as tmp, common.emulator(rate_scale=1.0) as emu:
         emu.admin.set_limits(enforce=False)
         with common.fresh_database(db_kind, tmp) as db_url:
@@ -165,6 +180,7 @@ def run_db(db_kind: str, levels: list[int]) -> list[dict[str, Any]]:
                 db_url,
                 str(tmp),
                 ",".join(map(str, levels)),
+                str(batch),
             ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=common.REPO)
     rows = json.loads(out.stdout.strip().splitlines()[-1])
@@ -177,20 +193,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dbs", default="sqlite,postgres")
     parser.add_argument("--levels", default="100,1000,10000")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=BATCH, help="access requests timed at each level")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        doc, db_url, workdir, levels = args.child
-        print(json.dumps(child(json.loads(doc), db_url, workdir, [int(x) for x in levels.split(",")])), flush=True)
+        doc, db_url, workdir, levels, batch = args.child
+        rows = child(json.loads(doc), db_url, workdir, [int(x) for x in levels.split(",")], int(batch))
+        print(json.dumps(rows), flush=True)
         os._exit(0)
     levels = [int(x) for x in args.levels.split(",")]
     rows = []
     for db_kind in args.dbs.split(","):
-        for r in run_db(db_kind, levels):
+        for r in run_db(db_kind, levels, args.batch):
             rows.append(r)
             print(
                 f"{db_kind:9} prefilled={r['prefilled']:<6} calls={r['calls']} wall={r['wall_s']:.2f}s "
-                f"http={r['http_replay_s']:.2f}s overhead/call={r['overhead_per_call_ms']:.1f} ms",
+                f"http={r['http_replay_s']:.2f}s overhead/call={r['overhead_per_call_ms']:.1f} ms "
+                f"cpu/request={r['cpu_per_request_ms']:.1f} ms",
                 flush=True,
             )
     common.print_table(
@@ -208,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in rows
         ],
     )
-    common.write_result("overhead", {"client_rate_scale": CLIENT_SCALE, "batch": BATCH, "rows": rows})
+    common.write_result("overhead", {"client_rate_scale": CLIENT_SCALE, "batch": args.batch, "rows": rows})
     return 0
 
 

@@ -9,7 +9,8 @@ from enum import StrEnum
 
 
 class RequestStatus(StrEnum):
-    """Where a request is. Access: received → resolving → collecting → completed | failed.
+    """Where a request is. Access: received → resolving → collecting → completed | failed
+    (collecting only while DSAR exports are made; without org keys resolving → completed).
     Deletion: received → resolving → resolved → queued → staging → submitted → done → verifying →
     verified | recollected | still_present | nothing_found | cancelled | failed; with approval
     before erasure, held → received (approved) first."""

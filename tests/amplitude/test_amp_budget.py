@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from amp_helpers import FakeClock
 
 from amplitude_dsr.amplitude import Budget, normalize_database_url
+from amplitude_dsr.amplitude import budget as budget_module
+from amplitude_dsr.amplitude.handoff import Handoff
 from amplitude_dsr.amplitude.adaptive import MIN_RECOVERY_WINDOW
 from amplitude_dsr.errors import BudgetExhausted
 
@@ -267,3 +269,38 @@ def test_threads_never_exceed_the_slot_count(make_budget: MakeBudget) -> None:
     for thread in threads:
         thread.join()
     assert 1 <= peak <= 4
+
+
+def test_a_slot_freed_in_this_process_is_handed_to_a_waiter_at_once(
+    make_budget: MakeBudget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the poll interval stretched to a minute, a waiter gets the slot only because the
+    caller that frees it wakes it (amplitude/handoff.py); polling alone would time the test out."""
+    monkeypatch.setattr(budget_module, "SLOT_POLL_MIN", 60.0)
+    monkeypatch.setattr(budget_module, "SLOT_POLL_MAX", 60.0)
+    budget = make_budget(max_inline_wait=600)
+    got = threading.Event()
+    with ExitStack() as stack:
+        for _ in range(4):  # every rest slot (5 documented, 4 at 0.75) is held
+            stack.enter_context(budget.acquire("rest", SCOPE))
+
+        def waiter() -> None:
+            with budget.acquire("rest", SCOPE):
+                got.set()
+
+        thread = threading.Thread(target=waiter, daemon=True)
+        thread.start()
+        assert not got.wait(0.5)  # every slot is busy: it waits
+    # the ExitStack released the four slots: the waiter is woken and claims one
+    assert got.wait(20), "the waiter slept out the poll interval instead of being handed the slot"
+    thread.join(20)
+
+
+def test_a_handoff_wakes_only_its_own_scope() -> None:
+    handoff = Handoff()
+    seen = handoff.mark("a")
+    handoff.freed("b")
+    assert handoff.mark("a") == seen  # another scope's release changes nothing here
+    handoff.freed("a")
+    handoff.wait("a", seen, timeout=60)  # returns at once: a slot was freed since `seen`
+    assert handoff.mark("a") == seen + 1

@@ -83,7 +83,7 @@ def test_a_database_fault_longer_than_a_steps_retries_is_waited_out_by_the_workf
 ) -> None:
     user = catalog["web"]["ordinary"][4]
     rt = make_runtime()
-    raised = flaky(monkeypatch, "queue_items", 9)  # more than the step's 7 attempts in place
+    raised = flaky(monkeypatch, "queue_items_in", 9)  # more than the step's 7 attempts in place
     rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user["user_id"])])
     assert api.wait(rt, rid, timeout=120) == "verified"
     assert len(raised) == 9

@@ -43,6 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from amplitude_dsr.amplitude.adaptive import MIN_RECOVERY_WINDOW, current_factor, decreased
+from amplitude_dsr.amplitude.handoff import Handoff
 from amplitude_dsr.amplitude.limits import (
     POOLS,
     PoolSpec,
@@ -198,6 +199,7 @@ class Budget:
         self._tables_ready = False
         self._lock = threading.Lock()
         self._rng = random.Random()
+        self._handoff = Handoff()  # slots freed by this process's callers wake its waiters
 
     # --- setup -------------------------------------------------------------------------
 
@@ -433,6 +435,8 @@ class Budget:
         reserved = False
         self._ensure((pool, *holds), scope)
         while True:
+            seen = self._handoff.mark(scope)
+            slot_wait = False
             with self._engine.begin() as conn:
                 row = self._lock_bucket(conn, pool, scope)
                 now = self.clock()
@@ -483,9 +487,13 @@ class Budget:
                     else:
                         wait = self._rng.uniform(SLOT_POLL_MIN, SLOT_POLL_MAX)
                         resume_at = now + SLOT_POLL_MAX
+                        slot_wait = True
                 if waited + wait > self.max_inline_wait:
                     raise self._exhausted(pool, resume_at)
-            self.sleep(wait)
+            if slot_wait and self.sleep is time.sleep:
+                self._handoff.wait(scope, seen, wait)  # woken as soon as a caller here frees one
+            else:
+                self.sleep(wait)
 
     def _claim(self, conn: Connection, holds: tuple[str, ...], scope: str, holder: str, now: float) -> bool:
         picks: list[tuple[str, int]] = []
@@ -530,3 +538,4 @@ class Budget:
                 )
                 .values(holder=None, expires_at=0.0)
             )
+        self._handoff.freed(scope)

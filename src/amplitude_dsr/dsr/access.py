@@ -7,7 +7,7 @@ Durable: every Amplitude call is a checkpointed step; DSAR polling sleeps durabl
 from __future__ import annotations
 
 import shutil
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,16 @@ def identity_map_step(rt: Runtime, source: str | None, emails: list[str]) -> dic
 
 
 @DBOS.step()
-def write_package_step(rt: Runtime, result: AccessResult, out_dir: str) -> str:
-    """Write the package; a refusal of the file system is :class:`OutputUnwritable`, which
+def write_package_step(rt: Runtime, result: AccessResult, out_dir: str) -> tuple[str, datetime]:
+    """Write the package, stamped as completed now; returns its directory and that time (one
+    checkpoint for both). A refusal of the file system is :class:`OutputUnwritable`, which
     :func:`steps.call` retries durably (the Amplitude answers are already paid for)."""
+    stamped = result.model_copy(update={"completed_at": datetime.now(UTC)})
     try:
-        return str(write_access_package(result, Path(out_dir), operator_dir=rt.data_dir / "operator"))
+        out = write_access_package(stamped, Path(out_dir), operator_dir=rt.data_dir / "operator")
     except OSError as exc:  # the package writer leaves nothing half-written behind
         raise OutputUnwritable(exc.errno, exc.strerror or type(exc).__name__) from None
+    return str(out), stamped.completed_at
 
 
 def projects_for(rt: Runtime, options: dict[str, Any]) -> list[str]:
@@ -92,7 +95,7 @@ def access_workflow(rt: Runtime, request_id: str) -> str:
                 rounds += 1  # resolution and collection run again (a new DSAR export at worst)
                 continue
             reason = failure_reason("access", request_id, exc)
-            remove_work_step(rt, request_id)
+            remove_work(rt, request_id)
             record_step(rt, request_id, "failed", kind="failed", detail={"reason": reason}, fields={"error": reason},
                         unless=())  # fmt: skip
             return "failed"
@@ -110,19 +113,20 @@ def _answer(rt: Runtime, request_id: str, req: repo.RequestRow, *, again: bool) 
         rt, request_id, identifiers, projects_for(rt, req.options), identity_map=imap,
         keep_events=True, full_history=full,
     )  # fmt: skip
-    record_step(rt, request_id, "collecting", kind="resolved", detail={"subjects": len(resolved.resolution.subjects)},
-                unless=())  # fmt: skip
+    resolved_entry = ("resolved", {"subjects": len(resolved.resolution.subjects)})
     notes: list[str] = []
     window = _dsar_window(req.options)
-    subjects = _collect(rt, request_id, resolved, full, notes, window=window)
+    subjects = _collect(rt, request_id, resolved, full, notes, window=window, resolved_entry=resolved_entry)
     if not subjects:
         notes.append("No data held: no Amplitude user matched any identifier exactly.")
     result = AccessResult(
-        request_id=request_id, created_at=req.created_at, completed_at=steps.now_step(),
+        request_id=request_id, created_at=req.created_at, completed_at=req.created_at,  # stamped by the writer
         regulation=req.regulation if req.regulation in ("gdpr", "ccpa") else "gdpr",
         identifiers=identifiers, resolution=resolved.resolution, subjects=subjects, notes=notes,
     )  # fmt: skip
-    out = steps.call(rt, write_package_step, result, req.options.get("out_dir") or str(rt.data_dir / "output"))
+    out_dir = req.options.get("out_dir") or str(rt.data_dir / "output")
+    out, completed_at = steps.call(rt, write_package_step, result, out_dir)
+    result = result.model_copy(update={"completed_at": completed_at})
     summary = {
         "subjects": [_subject_summary(s) for s in subjects],
         "unresolved": len(resolved.resolution.unresolved()),
@@ -130,18 +134,20 @@ def _answer(rt: Runtime, request_id: str, req: repo.RequestRow, *, again: bool) 
         "data_held": bool(subjects),
         "completeness": assess(result).model_dump(mode="json"),
     }
-    remove_work_step(rt, request_id)
+    remove_work(rt, request_id)
     record_step(
         rt, request_id, "completed", kind="completed", detail={"subjects": len(subjects), "out_dir": out},
-        fields={"out_dir": out, "result": summary}, unless=(),
+        fields={"out_dir": out, "result": summary, "completed_at": completed_at}, unless=(),
+        before=[] if _dsar_phase(rt, subjects) else [resolved_entry],
     )  # fmt: skip
     return "completed"
 
 
-@DBOS.step()
-def remove_work_step(rt: Runtime, request_id: str) -> None:
+def remove_work(rt: Runtime, request_id: str) -> None:
     """Delete the request's work files (copies of the subject's events) once the package is
-    written or the request failed: personal data is kept only in the package itself."""
+    written or the request failed: personal data is kept only in the package itself. Not a
+    step: removing what is already gone changes nothing, so a replay may do it again, and it
+    runs only after the package step's checkpoint (nothing later reads the work files)."""
     shutil.rmtree(rt.data_dir / "work" / request_id, ignore_errors=True)
 
 
@@ -173,12 +179,17 @@ def _collect(
     notes: list[str],
     *,
     window: tuple[date | None, date | None] = (None, None),
+    resolved_entry: tuple[str, dict[str, Any]],
 ) -> list[SubjectData]:
     """Each subject's data from User Activity (fetched during resolution), and with org keys its
-    DSAR export merged in (every export is created first, then all are polled together)."""
+    DSAR export merged in (every export is created first, then all are polled together). Only a
+    DSAR phase, which may last hours, shows the request as ``collecting``; without one the
+    ``resolved`` entry goes in with the completion (one checkpoint fewer)."""
     collected = [_from_activity(s, resolved, full) for s in resolved.resolution.subjects]
-    if not collected or rt.dsar() is None:
+    if not _dsar_phase(rt, collected):
         return collected
+    kind, detail = resolved_entry
+    record_step(rt, request_id, "collecting", kind=kind, detail=detail, unless=())
     pending: dict[int, int] = {}
     for index, data in enumerate(collected):
         try:
@@ -205,6 +216,11 @@ def _collect(
         if not pending:
             return collected
         steps.pause(rt, poll)
+
+
+def _dsar_phase(rt: Runtime, subjects: list[SubjectData]) -> bool:
+    """Whether the request collects DSAR exports (organisation keys, and someone to export)."""
+    return bool(subjects) and rt.dsar() is not None
 
 
 def _from_activity(subject: Subject, resolved: Resolved, full: bool) -> SubjectData:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import Connection
+
 from amplitude_dsr.dsr import direct, steps
 from amplitude_dsr.dsr.access import load_identity_map, projects_for
-from amplitude_dsr.dsr.dbfaults import db_step
 from amplitude_dsr.dsr.finish import conclude, fail, progress_step
 from amplitude_dsr.dsr.model import Identifier, Resolution, Subject
 from amplitude_dsr.dsr.progress import record_step, start_step
@@ -29,26 +30,12 @@ log = logging.getLogger("amplitude_dsr.dsr")
 S = RequestStatus
 
 
-def _queue_subjects(rt: Runtime, request_id: str, subjects: list[Subject], org_wide: bool) -> int:
+def _queue_subjects(conn: Connection, request_id: str, subjects: list[Subject], org_wide: bool) -> int:
     total = 0
     for subject in subjects:
         ids = subject.all_amplitude_ids
-        total += repo.queue_items(rt.engine, request_id, subject.project, ids, org_wide=org_wide)
+        total += repo.queue_items_in(conn, request_id, subject.project, ids, org_wide=org_wide)
     return total
-
-
-@db_step
-def queue_step(rt: Runtime, request_id: str, subjects: list[Subject], org_wide: bool) -> int:
-    return _queue_subjects(rt, request_id, subjects, org_wide)
-
-
-@db_step
-def direct_queue_step(
-    rt: Runtime, request_id: str, projects: list[str], plan: direct.Plan, subjects: list[Subject]
-) -> int:
-    return direct.queue(rt, request_id, projects, plan, org_wide=False) + _queue_subjects(
-        rt, request_id, subjects, False
-    )
 
 
 def deletion_workflow(rt: Runtime, request_id: str) -> str:
@@ -96,18 +83,21 @@ def _resolve_and_queue(
     subjects = resolved.resolution.subjects
     # The audit trail is permanent and hash-chained: it holds the resolution's digest, not the
     # resolution (which names identifiers and lives in the request's result until retention ends).
-    record_step(
-        rt, request_id, S.RESOLVED, kind="resolved",
-        detail={"subjects": len(subjects), "amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects),
-                "resolution_digest": audit.content_digest(resolved.resolution.model_dump(mode="json"))},
-        fields={"result": {"resolution": resolved.resolution.model_dump(mode="json")}},
-    )  # fmt: skip
+    detail = {"subjects": len(subjects), "amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects),
+              "resolution_digest": audit.content_digest(resolved.resolution.model_dump(mode="json"))}  # fmt: skip
+    fields = {"result": {"resolution": resolved.resolution.model_dump(mode="json")}}
     if not subjects:
+        record_step(rt, request_id, S.RESOLVED, kind="resolved", detail=detail, fields=fields)
         _refuse_ambiguous(resolved.resolution)
         return S.NOTHING_FOUND
-    queue_step(rt, request_id, subjects, bool(options.get("org_wide")))
+    org_wide = bool(options.get("org_wide"))
     queued = {"amplitude_ids": sum(len(s.all_amplitude_ids) for s in subjects)}
-    if not record_step(rt, request_id, S.QUEUED, kind="queued", detail=queued):
+    # Resolved and queued in one step: the IDs, the status and both entries commit together, and
+    # a request cancelled meanwhile has nothing queued.
+    if not record_step(
+        rt, request_id, S.QUEUED, kind="queued", detail=queued, fields=fields, before=[("resolved", detail)],
+        then=lambda conn: _queue_subjects(conn, request_id, subjects, org_wide),
+    ):  # fmt: skip
         return S.CANCELLED
     for project in sorted({s.project for s in subjects}):
         start_flusher(rt, project)
@@ -141,12 +131,20 @@ def _submit_as_given(
     submitted = {"user_ids": plan.user_ids, "amplitude_ids": plan.amplitude_ids, "projects": projects}
     fields = {"result": {"resolution": resolution.model_dump(mode="json"), "submitted_as_given": submitted}}
     detail = {"path": direct.DIRECT, **counts, "resolution_digest": digest}
-    record_step(rt, request_id, S.RESOLVED, kind="resolved", detail=detail, fields=fields)
     if not (plan.user_ids or plan.amplitude_ids or subjects):
+        record_step(rt, request_id, S.RESOLVED, kind="resolved", detail=detail, fields=fields)
         _refuse_ambiguous(resolution)
         return S.NOTHING_FOUND
-    direct_queue_step(rt, request_id, projects, plan, subjects)
-    if not record_step(rt, request_id, S.QUEUED, kind="queued", detail={"path": direct.DIRECT, **counts}):
+
+    def queue(conn: Connection) -> int:
+        return direct.queue_in(conn, request_id, projects, plan, False) + _queue_subjects(
+            conn, request_id, subjects, False
+        )
+
+    if not record_step(
+        rt, request_id, S.QUEUED, kind="queued", detail={"path": direct.DIRECT, **counts}, fields=fields,
+        before=[("resolved", detail)], then=queue,
+    ):  # fmt: skip
         return S.CANCELLED
     for project in sorted(set(projects) | {s.project for s in subjects}):
         start_flusher(rt, project)

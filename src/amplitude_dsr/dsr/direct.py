@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection
+
 from amplitude_dsr.amplitude.models import DeletionJob
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import intake
@@ -60,14 +62,13 @@ def plan(identifiers: Iterable[Identifier], identity_map: dict[str, list[str]] |
     return out
 
 
-def queue(rt: Runtime, request_id: str, projects: Sequence[str], submitted: Plan, org_wide: bool) -> int:
-    """Queue the plan's user IDs and Amplitude IDs in every project (idempotent); returns how many
-    were added."""
+def queue_in(conn: Connection, request_id: str, projects: Sequence[str], submitted: Plan, org_wide: bool) -> int:
+    """Queue the plan's user IDs and Amplitude IDs in every project (idempotent), inside the
+    caller's transaction; returns how many were added."""
     added = 0
     for project in projects:
-        with repo.write_tx(rt.engine) as conn:
-            added += names.queue_names(conn, request_id, project, submitted.user_ids, org_wide=org_wide)
-        added += repo.queue_items(rt.engine, request_id, project, submitted.amplitude_ids, org_wide=org_wide)
+        added += names.queue_names(conn, request_id, project, submitted.user_ids, org_wide=org_wide)
+        added += repo.queue_items_in(conn, request_id, project, submitted.amplitude_ids, org_wide=org_wide)
     return added
 
 

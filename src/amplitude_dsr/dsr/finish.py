@@ -24,6 +24,7 @@ from amplitude_dsr.dsr.dbfaults import db_step
 from amplitude_dsr.dsr.evidence import build_deletion_result
 from amplitude_dsr.dsr.failures import failure_reason
 from amplitude_dsr.dsr.model import Identifier, Verification
+from amplitude_dsr.dsr.progress import note_step
 from amplitude_dsr.dsr.report import write_certificate
 from amplitude_dsr.dsr.runtime import VERIFY_QUEUE, Runtime, start_once
 from amplitude_dsr.dsr.verification import verify
@@ -61,18 +62,24 @@ def progress_step(rt: Runtime, request_id: str, status: str, fields: dict[str, A
 
 
 @db_step
-def begin_verification_step(rt: Runtime, request_id: str) -> tuple[str, list[repo.Item]]:
+def begin_verification_step(rt: Runtime, request_id: str) -> tuple[str, list[repo.Item], repo.RequestRow]:
     """The request's items, and ``verifying`` (it moved there: something was receipted),
-    ``nothing`` (nothing was receipted: no move) or ``cancelled``; one transaction, one checkpoint."""
+    ``nothing`` (nothing was receipted: no move) or ``cancelled``; with the request as it is
+    then. One transaction for the move, one checkpoint for all three."""
+    phase: str
     with rt.engine.begin() as conn:
         if repo.status_in(conn, request_id) == S.CANCELLED:
-            return S.CANCELLED, []
-        items = repo.items_in(conn, request_id)
-        if not any(i.state == "receipted" for i in items):
-            return "nothing", items
-        change = repo.advance_in(conn, request_id, S.VERIFYING)
-    repo.log_change(change)
-    return (S.VERIFYING if change.done else S.CANCELLED), items
+            phase, items, change = S.CANCELLED, [], None
+        else:
+            items = repo.items_in(conn, request_id)
+            if not any(i.state == "receipted" for i in items):
+                phase, change = "nothing", None
+            else:
+                change = repo.advance_in(conn, request_id, S.VERIFYING)
+                phase = S.VERIFYING if change.done else S.CANCELLED
+    if change is not None:
+        repo.log_change(change)
+    return phase, items, repo.get_request(rt.engine, request_id)
 
 
 @db_step
@@ -90,14 +97,23 @@ def certificate_step(rt: Runtime, request_id: str, status: str, verifications: l
     return str(write_certificate(result, Path(out_dir), operator_dir=rt.data_dir / "operator"))
 
 
-def conclude(rt: Runtime, request_id: str, status: str, verifications: list[Verification], out_dir: str | None) -> str:
-    """Write the certificate and record the final status (unless the request was cancelled). A
-    fault of our own database that outlives the steps' retries is waited out: what the request
-    ends with is decided already, only its recording waits."""
+def conclude(
+    rt: Runtime,
+    request_id: str,
+    status: str,
+    verifications: list[Verification],
+    out_dir: str | None,
+    *,
+    checked: bool = False,
+) -> str:
+    """Write the certificate and record the final status (unless the request was cancelled;
+    ``checked``: the step just before found it was not). A fault of our own database that
+    outlives the steps' retries is waited out: what the request ends with is decided already,
+    only its recording waits."""
     rounds = 0
     while True:
         try:
-            return _conclude(rt, request_id, status, verifications, out_dir)
+            return _conclude(rt, request_id, status, verifications, out_dir, checked=checked)
         except ShuttingDown:
             raise
         except Exception as exc:
@@ -107,8 +123,10 @@ def conclude(rt: Runtime, request_id: str, status: str, verifications: list[Veri
             raise
 
 
-def _conclude(rt: Runtime, request_id: str, status: str, verifications: list[Verification], out_dir: str | None) -> str:
-    if status == S.CANCELLED or status_step(rt, request_id) == S.CANCELLED:
+def _conclude(
+    rt: Runtime, request_id: str, status: str, verifications: list[Verification], out_dir: str | None, *, checked: bool
+) -> str:
+    if status == S.CANCELLED or (not checked and status_step(rt, request_id) == S.CANCELLED):
         return S.CANCELLED
     path = certificate_step(rt, request_id, status, verifications, out_dir or str(rt.data_dir / "output"))
     progress_step(rt, request_id, status, {"out_dir": path})
@@ -134,13 +152,15 @@ def verify_workflow(rt: Runtime, request_id: str) -> str:
     """Verify a deletion whose jobs are done and write its certificate; returns the final status.
     Amplitude accepted the IDs: no fault that waiting fixes fails it (no retry horizon). The body
     of ``Workflows.verify``."""
-    req = load_step(rt, request_id)
+    begun: tuple[str, list[repo.Item], repo.RequestRow] | None = None
     verifications: list[Verification] = []
     rounds = 0
     while True:
         try:
             with steps.retry_policy(steps.RetryPolicy(horizon=None, pause_on_auth=True)):
-                status, verifications = _verify(rt, request_id, req)
+                if begun is None:
+                    begun = begin_verification_step(rt, request_id)
+                status, verifications, checked = _verify(rt, request_id, *begun)
             break
         except ShuttingDown:
             raise
@@ -148,32 +168,38 @@ def verify_workflow(rt: Runtime, request_id: str) -> str:
             if steps.wait_out_database_fault(rt, request_id, exc, rounds):
                 rounds += 1
                 continue
-            status, verifications = fail(rt, request_id, exc), []
+            status, verifications, checked = fail(rt, request_id, exc), [], False
             break
-    return conclude(rt, request_id, status, verifications, req.options.get("out_dir"))
+    req = begun[2] if begun is not None else load_step(rt, request_id)
+    return conclude(rt, request_id, status, verifications, req.options.get("out_dir"), checked=checked)
 
 
-def _verify(rt: Runtime, request_id: str, req: repo.RequestRow) -> tuple[str, list[Verification]]:
-    phase, items = begin_verification_step(rt, request_id)
+def _verify(
+    rt: Runtime, request_id: str, phase: str, items: list[repo.Item], req: repo.RequestRow
+) -> tuple[str, list[Verification], bool]:
+    """The outcome, its verifications, and whether the last step found the request not cancelled."""
     if phase == S.CANCELLED:
-        return S.CANCELLED, []
+        return S.CANCELLED, [], True
     receipted = [i for i in items if i.state == "receipted"]
     if not receipted:
         steps.audit_step(rt, request_id, "nothing_scheduled", {"items": len(items)})
         refusal = refusal_step(rt, request_id)
         if refusal is not None:
             raise DomainError(f"Amplitude refused the deletion: {refusal}")
-        return S.NOTHING_FOUND, []
+        return S.NOTHING_FOUND, [], False
     identifiers = [Identifier.model_validate(i) for i in req.identifiers]
     imap = load_identity_map(rt, identifiers, req.options)
     verifications = verify(rt, identifiers, projects_for(rt, req.options), receipted, imap)
     final = logic.request_outcome({v.outcome for v in verifications})
-    steps.audit_step(rt, request_id, final, {"checked": len(verifications)})
+    # The outcome's entry and the cancel check in one step; the certificate then cites the entry.
+    if not note_step(rt, request_id, final, {"checked": len(verifications)}):
+        return S.CANCELLED, [], True
     if final != S.VERIFIED and req.options.get("deletion_path") == direct.DIRECT:
         # Submitted as given, and the person is still found: delete what is found, resolved first.
         follow = follow_up_step(rt, request_id)
         steps.audit_step(rt, request_id, "follow_up", {"request_id": follow, "path": direct.RESOLVE_FIRST})
-    return final, verifications
+        return final, verifications, False
+    return final, verifications, True
 
 
 @db_step

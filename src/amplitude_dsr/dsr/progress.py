@@ -10,7 +10,7 @@ again on recovery, finds its entry and changes nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,11 +38,17 @@ def record_step(
     detail: dict[str, Any] | None = None,
     fields: dict[str, Any] | None = None,
     unless: Sequence[str] = ("cancelled",),
+    before: Sequence[tuple[str, dict[str, Any]]] = (),
+    then: Callable[[sa.Connection], object] | None = None,
 ) -> bool:
     """Move the request to ``status`` (with ``fields``; a final status also sets
     ``completed_at``) unless it is in ``unless``, and append the audit entry ``kind`` (with
-    ``detail``) if it moved (or when there is no status to set). Returns whether it moved (True
-    without a status)."""
+    ``detail``) if it moved (or when there is no status to set). ``before``: entries (kind,
+    detail) appended ahead of it in the same transaction, for progress that needed no status of
+    its own (an access request without a DSAR phase is resolved and completed in one go).
+    ``then``: more writes that belong to the move, made in the same transaction only if it
+    moved (a deletion's IDs are queued with its ``queued`` status; idempotent, as a step may run
+    again). Returns whether it moved (True without a status)."""
     key = _write_key()
     fields = dict(fields or {})
     if status in ACCESS_FINAL | DELETION_FINAL:
@@ -55,7 +61,12 @@ def record_step(
             if status is not None:
                 change = repo.advance_in(conn, request_id, status, unless=unless, **fields)
             moved = change is None or change.done
+            if moved and then is not None:
+                then(conn)
             if moved and kind is not None:
+                for n, (early_kind, early_detail) in enumerate(before):
+                    early_key = None if key is None else f"{key}/{n}"
+                    audit.append(conn, request_id, early_kind, early_detail, write_key=early_key)
                 audit.append(conn, request_id, kind, detail or {}, write_key=key)
     except sa.exc.IntegrityError:  # another execution of this very step wrote it first
         with rt.engine.connect() as conn:
@@ -63,6 +74,28 @@ def record_step(
                 raise
         return True
     return repo.log_change(change) if change is not None else True
+
+
+@db_step
+def note_step(
+    rt: Runtime, request_id: str, kind: str, detail: dict[str, Any], *, unless: Sequence[str] = ("cancelled",)
+) -> bool:
+    """Append the audit entry ``kind`` unless the request is in ``unless`` (False then): the
+    check and the entry in one transaction, one checkpoint (a verification's outcome, which the
+    certificate then cites, is only recorded for a request that was not cancelled meanwhile)."""
+    key = _write_key()
+    try:
+        with rt.engine.begin() as conn:
+            if key is not None and audit.written(conn, key) is not None:
+                return True  # this very step committed before its checkpoint was recorded
+            if repo.status_in(conn, request_id) in unless:
+                return False
+            audit.append(conn, request_id, kind, detail, write_key=key)
+    except sa.exc.IntegrityError:  # another execution of this very step wrote it first
+        with rt.engine.connect() as conn:
+            if key is None or audit.written(conn, key) is None:
+                raise
+    return True
 
 
 @db_step

@@ -313,28 +313,31 @@ def queue_items(
     engine: sa.Engine, request_id: str, project: str, amplitude_ids: Iterable[int], *, org_wide: bool
 ) -> int:
     """Queue Amplitude IDs for deletion (idempotent per request, project and ID)."""
-    now = utcnow()
-    added = 0
     with write_tx(engine) as conn:
-        have = {
-            r[0]
-            for r in conn.execute(
-                sa.select(deletion_items.c.amplitude_id).where(
-                    deletion_items.c.request_id == request_id, deletion_items.c.project == project
-                )
+        return queue_items_in(conn, request_id, project, amplitude_ids, org_wide=org_wide)
+
+
+def queue_items_in(
+    conn: sa.Connection, request_id: str, project: str, amplitude_ids: Iterable[int], *, org_wide: bool
+) -> int:
+    """:func:`queue_items` inside the caller's transaction; returns how many were added."""
+    now = utcnow()
+    have = {
+        r[0]
+        for r in conn.execute(
+            sa.select(deletion_items.c.amplitude_id).where(
+                deletion_items.c.request_id == request_id, deletion_items.c.project == project
             )
-        }
-        for aid in dict.fromkeys(amplitude_ids):
-            if aid in have:
-                continue
-            conn.execute(
-                deletion_items.insert().values(
-                    request_id=request_id, project=project, amplitude_id=aid, org_wide=org_wide,
-                    state="queued", created_at=now,
-                )
-            )  # fmt: skip
-            added += 1
-    return added
+        )
+    }
+    rows = [
+        {"request_id": request_id, "project": project, "amplitude_id": aid, "org_wide": org_wide,
+         "state": "queued", "created_at": now}
+        for aid in dict.fromkeys(amplitude_ids) if aid not in have
+    ]  # fmt: skip
+    if rows:
+        conn.execute(deletion_items.insert(), rows)
+    return len(rows)
 
 
 @dataclass(frozen=True)
