@@ -285,18 +285,23 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
         )  # fmt: skip
         token = json.loads(made.stdout)["token"]
         row: dict[str, Any] = {"db": db}
+        phases = args.phases.split(",")
         svc = Service(env, tmp)
         receiver = Receiver()
         try:
-            row["post"] = post_phase(svc, token, args.posts, args.clients)
-            print(db, "post", row["post"], flush=True)
-            row["callbacks"] = callback_phase(svc, token, emu, db_url, args.callbacks, receiver)
-            print(db, "callbacks", row["callbacks"], flush=True)
+            if "post" in phases:
+                row["load_before"] = os.getloadavg()[0]
+                row["post"] = post_phase(svc, token, args.posts, args.clients)
+                print(db, "post", row["post"], "load before", row["load_before"], flush=True)
+            if "callbacks" in phases:
+                row["callbacks"] = callback_phase(svc, token, emu, db_url, args.callbacks, receiver)
+                print(db, "callbacks", row["callbacks"], flush=True)
         finally:
             receiver.close()
             svc.stop()
-        row["restart"] = restart_phase(env, tmp, token, emu, db_url, args.callbacks)
-        print(db, "restart", row["restart"], flush=True)
+        if "restart" in phases:
+            row["restart"] = restart_phase(env, tmp, token, emu, db_url, args.callbacks)
+            print(db, "restart", row["restart"], flush=True)
         return row
 
 
@@ -306,10 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=1000, help="POSTs in the throughput phase")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients")
     parser.add_argument("--callbacks", type=int, default=40, help="requests in each callback phase")
+    parser.add_argument("--phases", default="post,callbacks,restart", help="which phases to run")
+    parser.add_argument("--no-save", action="store_true", help="print only; keep bench/results as it is")
     args = parser.parse_args(argv)
     os.environ.setdefault(common.DATA_KEY_ENV, Fernet.generate_key().decode())
     rows = [run_db(db, args) for db in args.dbs.split(",")]
-    common.write_result("service", {"rows": rows, "contended": True})
+    if not args.no_save:
+        common.write_result("service", {"rows": rows, "contended": True})
     return 0
 
 

@@ -22,6 +22,7 @@ from amplitude_dsr import __version__
 from amplitude_dsr.dsr import operations
 from amplitude_dsr.service import console, datagrail, errors, metrics, models, opendsr, results
 from amplitude_dsr.service.context import Service, service_of
+from amplitude_dsr.service.group_commit import GroupCommit
 from amplitude_dsr.store.service_tables import create_service_tables
 
 DESCRIPTION = (
@@ -33,6 +34,9 @@ DESCRIPTION = (
 def create_app(service: Service) -> FastAPI:
     """The HTTP app of ``service`` (its tables are created if missing)."""
     create_service_tables(service.rt.engine)
+    if service.group_commit is None:
+        service.group_commit = GroupCommit(service.rt)
+    group_commit = service.group_commit
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -41,6 +45,8 @@ def create_app(service: Service) -> FastAPI:
         try:
             yield
         finally:
+            # Requests in flight have finished (uvicorn drains them first): commit what is queued.
+            await run_in_threadpool(group_commit.stop)
             for part in reversed(service.background):
                 await run_in_threadpool(part.stop)
 

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.service import auth
 from amplitude_dsr.service.errors import ApiError
+from amplitude_dsr.service.group_commit import GroupCommit
 from amplitude_dsr.service.links import ResultsLinks
 from amplitude_dsr.service.signing import Signer
 
@@ -68,6 +69,8 @@ class Service:
     signer: Signer
     results: ResultsLinks
     background: list[Background] = field(default_factory=list)
+    # OpenDSR submissions stored together (service/group_commit.py); made by create_app if None
+    group_commit: GroupCommit | None = None
 
 
 def service_of(request: Request) -> Service:
