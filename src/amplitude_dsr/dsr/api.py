@@ -123,7 +123,11 @@ def prepare(rt: Runtime, spec: Spec, *, hold: bool = False) -> intake.Prepared:
 
 
 def submit_prepared(
-    rt: Runtime, prepared: Sequence[intake.Prepared], *, also: intake.Also | None = None
+    rt: Runtime,
+    prepared: Sequence[intake.Prepared],
+    *,
+    also: intake.Also | None = None,
+    engine: sa.Engine | None = None,
 ) -> list[tuple[str, bool]]:
     """Store requests made by :func:`prepare` in **one** transaction (with their ``received``
     entries and enqueues, and the caller's own rows written by ``also``); per request, in order:

@@ -47,26 +47,35 @@ def workflow_of(kind: str) -> tuple[str, str]:
 
 
 def store(
-    rt: Runtime, prepared: Sequence[Prepared], *, chunk_size: int = CHUNK_SIZE, also: Also | None = None
+    rt: Runtime,
+    prepared: Sequence[Prepared],
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    also: Also | None = None,
+    engine: sa.Engine | None = None,
 ) -> list[tuple[str, bool]]:
     """Store ``prepared`` in transactions of ``chunk_size`` requests; per request, in order:
     (request ID, created). Requests already known (same idempotency key) are not stored again;
     their workflow is only looked after (:func:`reattach`). An exception leaves the chunk it hit
     unwritten and the earlier chunks committed: calling again with the same requests completes
-    what is missing. ``also`` writes the caller's own rows in each chunk's transaction."""
+    what is missing. ``also`` writes the caller's own rows in each chunk's transaction; ``engine``
+    (default ``rt.engine``): another engine on the same database, carrying the same data key (the
+    service's own pool, ``dsr.executor.api_engine``)."""
     results: list[tuple[str, bool]] = []
     for start in range(0, len(prepared), chunk_size):
-        results += store_chunk(rt, prepared[start : start + chunk_size], also=also)
+        results += store_chunk(rt, prepared[start : start + chunk_size], also=also, engine=engine)
     return results
 
 
-def store_chunk(rt: Runtime, chunk: Sequence[Prepared], *, also: Also | None = None) -> list[tuple[str, bool]]:
+def store_chunk(
+    rt: Runtime, chunk: Sequence[Prepared], *, also: Also | None = None, engine: sa.Engine | None = None
+) -> list[tuple[str, bool]]:
     """One transaction: insert the requests, enqueue the new ones' workflows, write the caller's
     rows (``also``), append the new ones' ``received`` entries; commit. Then look after the
     already-known ones' workflows."""
     foreground = rt.foreground_queue
     client = rt.dbos_client()
-    with repo.write_tx(rt.engine) as conn:
+    with repo.write_tx(engine or rt.engine) as conn:
         results = repo.insert_requests(conn, [p.row for p in chunk])
         new = [(rid, p) for (rid, created), p in zip(results, chunk, strict=True) if created]
         for rid, p in new:

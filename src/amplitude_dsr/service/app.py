@@ -25,6 +25,9 @@ from amplitude_dsr.service.context import Service, service_of
 from amplitude_dsr.service.group_commit import GroupCommit
 from amplitude_dsr.store.service_tables import create_service_tables
 
+# Groups committed at once on PostgreSQL (service/group_commit.py); SQLite has one writer.
+COMMITTERS = 4
+
 DESCRIPTION = (
     "Answers GDPR/CCPA access and erasure requests against Amplitude Analytics: the OpenDSR 2.0 "
     "processor API, signed status callbacks, health checks. See docs/service.md."
@@ -35,7 +38,8 @@ def create_app(service: Service) -> FastAPI:
     """The HTTP app of ``service`` (its tables are created if missing)."""
     create_service_tables(service.rt.engine)
     if service.group_commit is None:
-        service.group_commit = GroupCommit(service.rt)
+        committers = COMMITTERS if service.db.dialect.name == "postgresql" else 1
+        service.group_commit = GroupCommit(service.rt, engine=service.db, committers=committers)
     group_commit = service.group_commit
 
     @asynccontextmanager

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import zlib
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -62,14 +63,23 @@ class Submission:
 
 
 class GroupCommit:
-    """The committer thread of one service process (started on first use, stopped with the app)."""
+    """The committer threads of one service process (started on first use, stopped with the app).
 
-    def __init__(self, rt: Runtime, *, max_group: int = MAX_GROUP) -> None:
+    ``committers``: groups committed at once. One is right on SQLite (one writer at a time
+    anyway); on PostgreSQL a few overlap one group's round trips with another's. A
+    ``subject_request_id`` always goes to the same committer, so two POSTs of one ID in this
+    process never race each other (the first one's commit is seen by the second one's group).
+    ``engine``: where to write (default the runtime's; the service passes its own pool)."""
+
+    def __init__(
+        self, rt: Runtime, *, engine: sa.Engine | None = None, committers: int = 1, max_group: int = MAX_GROUP
+    ) -> None:
         self.rt = rt
+        self.engine = engine or rt.engine
         self.max_group = max_group
         self.groups = 0  # transactions committed (or tried), for tests and /metrics
-        self._queue: queue.Queue[Submission | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._queues: list[queue.Queue[Submission | None]] = [queue.Queue() for _ in range(max(1, committers))]
+        self._threads: list[threading.Thread] = []
         self._mutex = threading.Lock()
         self._stopped = False
 
@@ -77,41 +87,38 @@ class GroupCommit:
         """Queue one submission; its future resolves after the commit of its group (or raises
         what the group's transaction raised)."""
         item = Submission(mapped, prepared)
+        shard = zlib.crc32(mapped.subject_request_id.encode()) % len(self._queues)
         with self._mutex:
             if self._stopped:
                 raise RuntimeError("the service is stopping")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="opendsr-group-commit", daemon=True)
-                self._thread.start()
-            self._queue.put(item)
+            if not self._threads:
+                for n, q in enumerate(self._queues):
+                    thread = threading.Thread(target=self._run, args=(q,), name=f"opendsr-commit-{n}", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+            self._queues[shard].put(item)
         return item.future
 
-    def start(self) -> None:
-        """Nothing to do: the thread starts with the first submission."""
-
     def stop(self) -> None:
-        """Commit what is queued, then end the thread."""
+        """Commit what is queued, then end the threads."""
         with self._mutex:
             self._stopped = True
-            thread = self._thread
-            self._queue.put(None)
-        if thread is not None:
+            threads = list(self._threads)
+            for q in self._queues:
+                q.put(None)
+        for thread in threads:
             thread.join(STOP_TIMEOUT)
 
-    def alive(self) -> bool:
-        thread = self._thread
-        return not self._stopped and (thread is None or thread.is_alive())
-
-    def _run(self) -> None:
+    def _run(self, source: queue.Queue[Submission | None]) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            first = source.get()
             if first is None:
                 break
             group = [first]
             while len(group) < self.max_group:
                 try:
-                    item = self._queue.get_nowait()
+                    item = source.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
@@ -138,7 +145,7 @@ class GroupCommit:
                 item.future.set_result(found)
 
     def _store(self, group: list[Submission]) -> dict[str, Stored]:
-        engine = self.rt.engine
+        engine = self.engine
         sids = [item.mapped.subject_request_id for item in group]
         with engine.connect() as conn:
             known = service_repo.mapped_with_deadlines(conn, sids)
@@ -159,5 +166,5 @@ class GroupCommit:
                 service_repo.map_requests_in(conn, mapped)
                 found.update(service_repo.mapped_with_deadlines(conn, list(fresh)))
 
-            api.submit_prepared(self.rt, [item.prepared for item in items], also=also)
+            api.submit_prepared(self.rt, [item.prepared for item in items], also=also, engine=engine)
         return {sid: Stored(mapped, deadline) for sid, (mapped, deadline) in found.items()}
