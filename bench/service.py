@@ -138,6 +138,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def post_phase(svc: Service, token: str, posts: int, clients: int) -> dict[str, Any]:
     latencies: list[float] = []
     codes: dict[int, int] = {}
@@ -160,16 +166,19 @@ def post_phase(svc: Service, token: str, posts: int, clients: int) -> dict[str, 
                     codes[status] = codes.get(status, 0) + 1
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    cpu0 = cpu_seconds(svc.proc.pid)
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    cpu = cpu_seconds(svc.proc.pid) - cpu0  # the service's CPU (HTTP and its embedded worker)
     return {
         "posts": posts, "clients": clients, "accepted": codes.get(201, 0), "codes": codes, "wall_s": round(wall, 2),
         "accepted_per_s": round(codes.get(201, 0) / wall, 1), "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1), "serve_cpu_s": round(cpu, 2),
+        "serve_cpu_ms_per_post": round(cpu * 1000 / max(1, posts), 2), "load_after": round(os.getloadavg()[0], 2),
     }  # fmt: skip
 
 
