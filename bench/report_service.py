@@ -28,17 +28,32 @@ def summary_lines(data: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _post_runs(data: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(label, rows) of the POST phase: the baseline commit's run first when there is one."""
+    runs = []
+    if data.get("baseline"):
+        runs.append((f"before ({data['baseline'].get('commit', 'baseline')})", data["baseline"]["rows"]))
+    runs.append(("after" if data.get("baseline") else "this commit", data["rows"]))
+    return runs
+
+
+def _post_row(r: dict[str, Any], label: str) -> list[Any]:
+    p = r["post"]
+    other = ", ".join(f"{k}: {v}" for k, v in p["codes"].items() if str(k) != "201") or "none"
+    load = r.get("load_before")
+    return [
+        r["db"], label, p["clients"], p["posts"], p["accepted"], other, p["wall_s"], p["accepted_per_s"], p["p50_ms"],
+        p["p99_ms"], p.get("serve_cpu_ms_per_post"), None if load is None else round(load, 1),
+    ]  # fmt: skip
+
+
 def section(data: dict[str, Any] | None) -> str:
     if not data:
         return f"{TITLE}\n\nNot run yet: `.venv/bin/python bench/service.py`.\n"
     post = _table(
-        ["db", "clients", "POSTs", "201s", "other answers", "wall s", "accepted/s", "p50 ms", "p99 ms"],
-        [
-            [r["db"], r["post"]["clients"], r["post"]["posts"], r["post"]["accepted"],
-             ", ".join(f"{k}: {v}" for k, v in r["post"]["codes"].items() if str(k) != "201") or "none",
-             r["post"]["wall_s"], r["post"]["accepted_per_s"], r["post"]["p50_ms"], r["post"]["p99_ms"]]
-            for r in data["rows"]
-        ],
+        ["db", "code", "clients", "POSTs", "201s", "other answers", "wall s", "accepted/s", "p50 ms", "p99 ms",
+         "service CPU ms/POST", "load before"],
+        [_post_row(r, label) for label, rows in _post_runs(data) for r in rows],
     )  # fmt: skip
     callbacks = _table(
         ["db", "requests", "final callbacks received", "delay p50 s", "delay p99 s", "delay max s"],

@@ -64,13 +64,13 @@ def service_env(doc: dict[str, Any], db_url: str, tmp: Path) -> dict[str, str]:
 class Service:
     """``amplitude-dsr serve`` (embedded worker) on a free port, its log in a file."""
 
-    def __init__(self, env: dict[str, str], tmp: Path) -> None:
+    def __init__(self, env: dict[str, str], tmp: Path, *extra: str) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = (tmp / f"serve-{time.monotonic_ns()}.log").open("ab")
-        cmd = [*CLI, "serve", "--port", str(self.port), "--callback-retry-base", "0.2"]
+        cmd = [*CLI, "serve", "--port", str(self.port), "--callback-retry-base", "0.2", *extra]
         self.proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while True:
@@ -295,7 +295,7 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
         token = json.loads(made.stdout)["token"]
         row: dict[str, Any] = {"db": db}
         phases = args.phases.split(",")
-        svc = Service(env, tmp)
+        svc = Service(env, tmp, *(["--no-worker"] if args.api_only else []))
         receiver = Receiver()
         try:
             if "post" in phases:
@@ -321,12 +321,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients")
     parser.add_argument("--callbacks", type=int, default=40, help="requests in each callback phase")
     parser.add_argument("--phases", default="post,callbacks,restart", help="which phases to run")
+    parser.add_argument(
+        "--api-only", action="store_true", help="diagnosis: serve --no-worker (no workflow runs; POST phase only)"
+    )
+    parser.add_argument("--dump", help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--baseline", help="a --dump of an earlier commit's run (with its 'commit' added), shown beside these rows"
+    )
     parser.add_argument("--no-save", action="store_true", help="print only; keep bench/results as it is")
     args = parser.parse_args(argv)
     os.environ.setdefault(common.DATA_KEY_ENV, Fernet.generate_key().decode())
     rows = [run_db(db, args) for db in args.dbs.split(",")]
+    if args.dump:
+        Path(args.dump).write_text(json.dumps({"rows": rows}, indent=1))
     if not args.no_save:
-        common.write_result("service", {"rows": rows, "contended": True})
+        doc: dict[str, Any] = {"rows": rows, "contended": True}
+        if args.baseline:  # the POST phase of an earlier commit, run just before on the same machine
+            doc["baseline"] = json.loads(Path(args.baseline).read_text())
+        common.write_result("service", doc)
     return 0
 
 

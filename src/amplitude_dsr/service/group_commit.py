@@ -77,7 +77,6 @@ class GroupCommit:
         self.rt = rt
         self.engine = engine or rt.engine
         self.max_group = max_group
-        self.groups = 0  # transactions committed (or tried), for tests and /metrics
         self._queues: list[queue.Queue[Submission | None]] = [queue.Queue() for _ in range(max(1, committers))]
         self._threads: list[threading.Thread] = []
         self._mutex = threading.Lock()
@@ -129,7 +128,6 @@ class GroupCommit:
 
     def commit(self, group: list[Submission]) -> None:
         """Store ``group`` in one transaction and resolve every caller's future."""
-        self.groups += 1
         try:
             stored = self._store(group)
         except Exception as exc:  # nothing of the group was written: every caller hears it
