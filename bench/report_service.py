@@ -28,17 +28,32 @@ def summary_lines(data: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _post_runs(data: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(label, rows) of the POST phase: the baseline commit's run first when there is one."""
+    runs = []
+    if data.get("baseline"):
+        runs.append((f"before ({data['baseline'].get('commit', 'baseline')})", data["baseline"]["rows"]))
+    runs.append(("after" if data.get("baseline") else "this commit", data["rows"]))
+    return runs
+
+
+def _post_row(r: dict[str, Any], label: str) -> list[Any]:
+    p = r["post"]
+    other = ", ".join(f"{k}: {v}" for k, v in p["codes"].items() if str(k) != "201") or "none"
+    load = r.get("load_before")
+    return [
+        r["db"], label, p["clients"], p["posts"], p["accepted"], other, p["wall_s"], p["accepted_per_s"], p["p50_ms"],
+        p["p99_ms"], p.get("serve_cpu_ms_per_post"), None if load is None else round(load, 1),
+    ]  # fmt: skip
+
+
 def section(data: dict[str, Any] | None) -> str:
     if not data:
         return f"{TITLE}\n\nNot run yet: `.venv/bin/python bench/service.py`.\n"
     post = _table(
-        ["db", "clients", "POSTs", "201s", "other answers", "wall s", "accepted/s", "p50 ms", "p99 ms"],
-        [
-            [r["db"], r["post"]["clients"], r["post"]["posts"], r["post"]["accepted"],
-             ", ".join(f"{k}: {v}" for k, v in r["post"]["codes"].items() if str(k) != "201") or "none",
-             r["post"]["wall_s"], r["post"]["accepted_per_s"], r["post"]["p50_ms"], r["post"]["p99_ms"]]
-            for r in data["rows"]
-        ],
+        ["db", "code", "clients", "POSTs", "201s", "other answers", "wall s", "accepted/s", "p50 ms", "p99 ms",
+         "service CPU ms/POST", "load before"],
+        [_post_row(r, label) for label, rows in _post_runs(data) for r in rows],
     )  # fmt: skip
     callbacks = _table(
         ["db", "requests", "final callbacks received", "delay p50 s", "delay p99 s", "delay max s"],
@@ -62,15 +77,22 @@ def section(data: dict[str, Any] | None) -> str:
 
 **How measured.** `bench/service.py`, per database a fresh database, the emulator in its own
 process (limits x1000, four emulated days per second so erasures finish) and `amplitude-dsr serve`
-with its embedded worker in another, on the same two cores. **Taken under contention**: other
-engineers' test suites were running on the machine at the same time, so these figures are lower
-bounds of what the code does, not its capacity.
+with its embedded worker in another, on the same two cores. **Taken under heavy contention**:
+other engineers' benches and test suites ran on the machine at the same time (the *load before*
+column is the one-minute load average when the phase started, on 2 CPUs), so these figures are
+lower bounds of what the code does, not its capacity.
 
 *POST*: 50 client threads, each with its own keep-alive connection, POST access requests (a new
 `subject_request_id` and identity each) until the total is sent, while the embedded worker runs
 the ones already accepted. Accepted/s = 201 answers over the wall time; latency is one POST as its
-client saw it. Each POST stores the request, its audit entry and its workflow in one transaction
-and signs two things with the 3072-bit RSA key (the receipt and the body).
+client saw it; service CPU = the `serve` process's user + system CPU over the phase (HTTP *and*
+its embedded worker, which runs accepted requests meanwhile) per POST. *before* is the commit
+named, run just before *after* on the same machine: one transaction per POST plus a separate
+mapping transaction, six pooled connections per POST from the pool the worker's steps use, and
+two signatures with a 3072-bit RSA key. *after*: POSTs that arrive together share one transaction
+(the group commit, `service/group_commit.py`: rows, enqueues, `received` entries and mappings),
+each 201 sent after that commit, on a pool of the service's own; a new key is 2048-bit RSA
+(`bench/PROBLEMS.md` P-9).
 
 {post}
 
@@ -89,5 +111,7 @@ kill between a POST and its record: delivery is at least once).
 {restart}
 
 Rerun: `.venv/bin/python bench/service.py [--dbs sqlite,postgres] [--posts 1000] [--clients 50]
-[--callbacks 40]`.
+[--callbacks 40]`; a *before* row: run `--phases post --no-save --dump before.json` on the older
+commit, add `"commit"` to that file, then run this commit with `--baseline before.json`.
+`--api-only` (diagnosis) serves with `--no-worker`: the HTTP path alone.
 """

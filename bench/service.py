@@ -64,13 +64,13 @@ def service_env(doc: dict[str, Any], db_url: str, tmp: Path) -> dict[str, str]:
 class Service:
     """``amplitude-dsr serve`` (embedded worker) on a free port, its log in a file."""
 
-    def __init__(self, env: dict[str, str], tmp: Path) -> None:
+    def __init__(self, env: dict[str, str], tmp: Path, *extra: str) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = (tmp / f"serve-{time.monotonic_ns()}.log").open("ab")
-        cmd = [*CLI, "serve", "--port", str(self.port), "--callback-retry-base", "0.2"]
+        cmd = [*CLI, "serve", "--port", str(self.port), "--callback-retry-base", "0.2", *extra]
         self.proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while True:
@@ -138,6 +138,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def post_phase(svc: Service, token: str, posts: int, clients: int) -> dict[str, Any]:
     latencies: list[float] = []
     codes: dict[int, int] = {}
@@ -160,16 +166,19 @@ def post_phase(svc: Service, token: str, posts: int, clients: int) -> dict[str, 
                     codes[status] = codes.get(status, 0) + 1
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    cpu0 = cpu_seconds(svc.proc.pid)
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    cpu = cpu_seconds(svc.proc.pid) - cpu0  # the service's CPU (HTTP and its embedded worker)
     return {
         "posts": posts, "clients": clients, "accepted": codes.get(201, 0), "codes": codes, "wall_s": round(wall, 2),
         "accepted_per_s": round(codes.get(201, 0) / wall, 1), "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1), "serve_cpu_s": round(cpu, 2),
+        "serve_cpu_ms_per_post": round(cpu * 1000 / max(1, posts), 2), "load_after": round(os.getloadavg()[0], 2),
     }  # fmt: skip
 
 
@@ -285,18 +294,23 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
         )  # fmt: skip
         token = json.loads(made.stdout)["token"]
         row: dict[str, Any] = {"db": db}
-        svc = Service(env, tmp)
+        phases = args.phases.split(",")
+        svc = Service(env, tmp, *(["--no-worker"] if args.api_only else []))
         receiver = Receiver()
         try:
-            row["post"] = post_phase(svc, token, args.posts, args.clients)
-            print(db, "post", row["post"], flush=True)
-            row["callbacks"] = callback_phase(svc, token, emu, db_url, args.callbacks, receiver)
-            print(db, "callbacks", row["callbacks"], flush=True)
+            if "post" in phases:
+                row["load_before"] = os.getloadavg()[0]
+                row["post"] = post_phase(svc, token, args.posts, args.clients)
+                print(db, "post", row["post"], "load before", row["load_before"], flush=True)
+            if "callbacks" in phases:
+                row["callbacks"] = callback_phase(svc, token, emu, db_url, args.callbacks, receiver)
+                print(db, "callbacks", row["callbacks"], flush=True)
         finally:
             receiver.close()
             svc.stop()
-        row["restart"] = restart_phase(env, tmp, token, emu, db_url, args.callbacks)
-        print(db, "restart", row["restart"], flush=True)
+        if "restart" in phases:
+            row["restart"] = restart_phase(env, tmp, token, emu, db_url, args.callbacks)
+            print(db, "restart", row["restart"], flush=True)
         return row
 
 
@@ -306,10 +320,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=1000, help="POSTs in the throughput phase")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients")
     parser.add_argument("--callbacks", type=int, default=40, help="requests in each callback phase")
+    parser.add_argument("--phases", default="post,callbacks,restart", help="which phases to run")
+    parser.add_argument(
+        "--api-only", action="store_true", help="diagnosis: serve --no-worker (no workflow runs; POST phase only)"
+    )
+    parser.add_argument("--dump", help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--baseline", help="a --dump of an earlier commit's run (with its 'commit' added), shown beside these rows"
+    )
+    parser.add_argument("--no-save", action="store_true", help="print only; keep bench/results as it is")
     args = parser.parse_args(argv)
     os.environ.setdefault(common.DATA_KEY_ENV, Fernet.generate_key().decode())
     rows = [run_db(db, args) for db in args.dbs.split(",")]
-    common.write_result("service", {"rows": rows, "contended": True})
+    if args.dump:
+        Path(args.dump).write_text(json.dumps({"rows": rows}, indent=1))
+    if not args.no_save:
+        doc: dict[str, Any] = {"rows": rows, "contended": True}
+        if args.baseline:  # the POST phase of an earlier commit, run just before on the same machine
+            doc["baseline"] = json.loads(Path(args.baseline).read_text())
+        common.write_result("service", doc)
     return 0
 
 

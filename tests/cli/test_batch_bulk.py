@@ -108,24 +108,24 @@ def test_four_concurrent_runs_of_one_file_create_each_request_once(
 def test_a_database_error_between_chunks_leaves_no_half_written_chunk_and_a_rerun_completes(
     emulator: EmulatorServer, db_url: str, tmp_path: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Chunks of 5; the 8th ``received`` entry (in the second chunk, after its requests and
-    workflows were written) fails as a database error would. The first chunk is complete, the
-    second left nothing behind, the third was never tried; the run says so in one line. A
-    re-run stores only the 7 missing requests, and every request ran exactly once."""
+    """Chunks of 5; the second chunk's ``received`` entries (appended together, after its
+    requests and workflows were written) fail as a database error would. The first chunk is
+    complete, the second left nothing behind, the third was never tried; the run says so in one
+    line. A re-run stores only the 7 missing requests, and every request ran exactly once."""
     monkeypatch.setattr(batch_cli, "SUBMIT_CHUNK", 5)
     emails = [f"row-{n}@example.org" for n in range(12)]
     csv_file = _write(tmp_path / "flaky.csv", "request,kind,value", *(f"access,email,{e}" for e in emails))
     env = env_for(emulator, db_url)
-    real_append = audit.append
-    appended = {"n": 0}
+    real_append_many = audit.append_many
+    appended = {"chunks": 0}
 
-    def flaky_append(*args: Any, **kwargs: Any) -> Any:
-        appended["n"] += 1
-        if appended["n"] == 8:
+    def flaky_append_many(*args: Any, **kwargs: Any) -> Any:
+        appended["chunks"] += 1
+        if appended["chunks"] == 2:
             raise sa.exc.OperationalError("INSERT INTO dsr_audit ...", {}, Exception("database is locked"))
-        return real_append(*args, **kwargs)
+        return real_append_many(*args, **kwargs)
 
-    monkeypatch.setattr(audit, "append", flaky_append)
+    monkeypatch.setattr(audit, "append_many", flaky_append_many)
     first = invoke(["batch", str(csv_file)], env)
     assert_clean(first)
     assert first.exit_code == 1, first.output
@@ -140,7 +140,7 @@ def test_a_database_error_between_chunks_leaves_no_half_written_chunk_and_a_reru
     assert db["received"] == Counter(db["requests"])
     first_ids = set(db["requests"])
 
-    monkeypatch.setattr(audit, "append", real_append)
+    monkeypatch.setattr(audit, "append_many", real_append_many)
     again = invoke(["batch", str(csv_file), "--json"], env)
     assert_clean(again)
     assert again.exit_code == 0, again.output

@@ -42,16 +42,17 @@ def test_a_failed_chunk_leaves_nothing_and_calling_again_stores_only_the_rest(
     specs = [_access(f"s{n}@example.org") for n in range(5)] + [
         api.Spec("deletion", [Identifier.parse("user_id", f"gone-{n}")], {"batch_key": "t"}) for n in range(2)
     ]
-    real_append = audit.append
+    real_append_many = audit.append_many
     calls = {"n": 0}
 
-    def failing_append(*args: Any, **kwargs: Any) -> Any:
+    def failing_append_many(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 5:  # the second chunk's second entry: its rows and enqueues are written by now
+        written = real_append_many(*args, **kwargs)
+        if calls["n"] == 2:  # the second chunk: its rows, enqueues and entries are written by now
             raise sa.exc.OperationalError("INSERT INTO dsr_audit", {}, Exception("disk I/O error"))
-        return real_append(*args, **kwargs)
+        return written
 
-    monkeypatch.setattr(audit, "append", failing_append)
+    monkeypatch.setattr(audit, "append_many", failing_append_many)
     with pytest.raises(sa.exc.OperationalError):
         api.submit_many(rt, specs, chunk_size=3)
     held = _held(rt)
@@ -59,7 +60,7 @@ def test_a_failed_chunk_leaves_nothing_and_calling_again_stores_only_the_rest(
     assert set(held["workflows"]) == set(held["requests"])
     assert held["received"] == Counter(list(held["requests"]))
 
-    monkeypatch.setattr(audit, "append", real_append)
+    monkeypatch.setattr(audit, "append_many", real_append_many)
     results = api.submit_many(rt, specs, chunk_size=3)
     assert [created for _, created in results] == [False] * 3 + [True] * 4
     assert {rid for rid, _ in results[:3]} == set(held["requests"])

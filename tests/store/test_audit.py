@@ -94,6 +94,21 @@ def test_append_links_rows_and_verifies(db: Db) -> None:
         assert [e.detail["i"] for e in entries(conn, "req-1")] == [1, 3]
 
 
+def test_append_many_continues_the_chain_like_single_appends(db: Db) -> None:
+    before = _fill(db, 2)
+    with db.engine.begin() as conn:
+        group = audit.append_many(conn, [("req-a", "received", {"n": 1}), ("req-b", "received", {"n": 2})])
+        assert audit.append_many(conn, []) == []
+    after = _fill(db, 1)
+    assert [e.prev_hash for e in group] == [before[-1].hash, group[0].hash]
+    assert after[0].prev_hash == group[-1].hash
+    with db.engine.connect() as conn:
+        assert verify(conn) == after[0].hash
+        assert entries(conn)[2:4] == group
+    with pytest.raises(ValueError), db.engine.begin() as conn:
+        audit.append_many(conn, [("req-c", "received", {"api_key": "x"})])
+
+
 def test_append_inside_orm_session_and_explicit_time(db: Db) -> None:
     from sqlalchemy.orm import Session
 

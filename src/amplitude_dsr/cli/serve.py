@@ -23,16 +23,21 @@ import uvicorn
 from amplitude_dsr.cli import common
 from amplitude_dsr.cli.common import JSON_OPT, guarded
 from amplitude_dsr.cli.worker import ExecutorStopped, StallWatch, StatusChanges
-from amplitude_dsr.dsr.executor import open_runtime
+from amplitude_dsr.dsr.executor import api_engine, open_runtime
 from amplitude_dsr.dsr.periodic import PeriodicCheck
 from amplitude_dsr.dsr.retention import RetentionWatch
 from amplitude_dsr.dsr.runtime import DEFAULT_EXECUTOR_ID, Runtime, adopt_orphans
 from amplitude_dsr.dsr.takeover import DeadExecutorWatch
 from amplitude_dsr.errors import DomainError, UsageError
 from amplitude_dsr.service import DeliveryLoop, EmbeddedWorker, Service, ServiceConfig, create_app, load_or_create
+from amplitude_dsr.service.app import COMMITTERS
 from amplitude_dsr.service.context import CALLBACK_BASE_DELAY
 from amplitude_dsr.service.links import DEFAULT_TTL, ResultsLinks
+from amplitude_dsr.store.db import Pool
 
+# The HTTP handlers' own connections (dsr.executor.api_engine): one per group committer on
+# PostgreSQL (service.app.COMMITTERS) and two more, opened under load, for token look-ups.
+API_POOL = Pool(COMMITTERS, 2)
 SERVICE_DIR = "service"  # under the data directory: the processor's key pair
 # The DataGrail webhook's shared secret: from the environment only (never a command-line value).
 DATAGRAIL_SECRET_ENV = "AMPLITUDE_DSR_DATAGRAIL_SECRET"  # noqa: S105 (a variable name, not a secret)
@@ -113,6 +118,7 @@ def _serve(
             settings, role="submitter" if no_worker else "executor", executor_id=executor_id, on_notice=_notice
         )
     changes = StatusChanges() if not no_worker else None
+    service: Service | None = None
     try:
         config = ServiceConfig(
             public_url=url,
@@ -126,6 +132,7 @@ def _serve(
             config=config,
             signer=load_or_create(keys, config.domain),
             results=ResultsLinks.load_or_create(keys, results_link_ttl),
+            api_engine=api_engine(rt, API_POOL),
         )
         server = GracefulServer(
             uvicorn.Config(
@@ -146,6 +153,8 @@ def _serve(
         server.run(sockets=[sock])
     finally:
         sock.close()
+        if service is not None and service.api_engine is not None:
+            service.api_engine.dispose()
         rt.close()
         if changes is not None:
             changes.detach()

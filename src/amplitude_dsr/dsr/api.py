@@ -111,6 +111,31 @@ def submit_many(rt: Runtime, specs: Sequence[Spec], *, chunk_size: int = intake.
     return intake.store(rt, prepared, chunk_size=chunk_size)
 
 
+def prepare(rt: Runtime, spec: Spec, *, hold: bool = False) -> intake.Prepared:
+    """Validate a request (:class:`UsageError` naming the first problem) and build what
+    :func:`submit_prepared` stores, deduplicated like ``submit(..., dedupe=True)``. No I/O: a
+    caller can refuse bad input before it joins a shared transaction. ``hold``: as for
+    :func:`submit`."""
+    prepared = _prepare(rt, spec, keyed="dedupe")
+    if hold and spec.kind == "deletion":
+        prepared = intake.Prepared(prepared.row, prepared.digests, held=True)
+    return prepared
+
+
+def submit_prepared(
+    rt: Runtime,
+    prepared: Sequence[intake.Prepared],
+    *,
+    also: intake.Also | None = None,
+    engine: sa.Engine | None = None,
+) -> list[tuple[str, bool]]:
+    """Store requests made by :func:`prepare` in **one** transaction (with their ``received``
+    entries and enqueues, and the caller's own rows written by ``also``); per request, in order:
+    (request ID, created). All or nothing: an exception leaves none of them written. What the
+    service's group commit calls for the POSTs that arrived together (``service/intake.py``)."""
+    return intake.store(rt, prepared, chunk_size=max(1, len(prepared)), also=also)
+
+
 def _prepare(rt: Runtime, spec: Spec, *, keyed: str | None) -> intake.Prepared:
     """Validate a request and build its row; ``keyed``: ``dedupe``, ``resume`` or no key."""
     kind, identifiers, regulation = spec.kind, spec.identifiers, spec.regulation

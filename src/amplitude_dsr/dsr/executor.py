@@ -35,7 +35,7 @@ from amplitude_dsr.dsr.workflows import Workflows
 from amplitude_dsr.errors import ConfigError
 from amplitude_dsr.store import repo, sealed
 from amplitude_dsr.store.audit import create_audit_tables
-from amplitude_dsr.store.db import make_engine, pg_engine_options, private_dir, sqlite_path
+from amplitude_dsr.store.db import Pool, make_engine, pg_engine_options, private_dir, sqlite_path
 
 ROLES = ("executor", "auto", "submitter", "offline")
 
@@ -61,6 +61,19 @@ def store_engine(settings: Settings) -> sa.Engine:
     except Exception:
         engine.dispose()
         raise
+    return engine
+
+
+def api_engine(rt: Runtime, pool: Pool) -> sa.Engine:
+    """A second engine on the runtime's database for a service's HTTP handlers (the group commit
+    of ``POST /requests`` and token look-ups), with a pool of its own: on an embedded worker the
+    runtime's pool serves dozens of workflow threads, and a handler queued behind their steps
+    answered in seconds (``bench/PROBLEMS.md`` P-9). It carries the data key, so what it writes
+    is sealed like everything else (``store/sealed.py``). The caller disposes of it."""
+    kind = "worker" if rt.executor else "submitter"
+    engine = make_engine(rt.settings.database_url, pool=pool, application_name=application_name(kind, "api"))
+    keys, _ = sealing.data_keys(rt.settings)
+    sealed.attach(engine, keys)
     return engine
 
 

@@ -13,9 +13,11 @@ appending inside the chunk's transaction keeps the chain in commit order on both
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import sqlalchemy as sa
 
 from amplitude_dsr.dsr.hold import HOLD_QUEUE
 from amplitude_dsr.dsr.runtime import ACTIVE_WORKFLOW, DELETION_QUEUE, QUEUE, Runtime, enqueue
@@ -24,6 +26,10 @@ from amplitude_dsr.store import audit, repo
 from amplitude_dsr.store.tables import requests
 
 CHUNK_SIZE = 500  # requests per transaction
+# More rows a caller writes in a chunk's transaction (dsr/api.py ``submit_prepared``): called with
+# the transaction's connection and the chunk's (request ID, created) pairs, after the requests and
+# their enqueues, before the audit entries.
+Also = Callable[[sa.Connection, list[tuple[str, bool]]], None]
 
 
 @dataclass(frozen=True)
@@ -40,24 +46,36 @@ def workflow_of(kind: str) -> tuple[str, str]:
     return ("access_workflow", QUEUE) if kind == "access" else ("deletion_workflow", DELETION_QUEUE)
 
 
-def store(rt: Runtime, prepared: Sequence[Prepared], *, chunk_size: int = CHUNK_SIZE) -> list[tuple[str, bool]]:
+def store(
+    rt: Runtime,
+    prepared: Sequence[Prepared],
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    also: Also | None = None,
+    engine: sa.Engine | None = None,
+) -> list[tuple[str, bool]]:
     """Store ``prepared`` in transactions of ``chunk_size`` requests; per request, in order:
     (request ID, created). Requests already known (same idempotency key) are not stored again;
     their workflow is only looked after (:func:`reattach`). An exception leaves the chunk it hit
     unwritten and the earlier chunks committed: calling again with the same requests completes
-    what is missing."""
+    what is missing. ``also`` writes the caller's own rows in each chunk's transaction; ``engine``
+    (default ``rt.engine``): another engine on the same database, carrying the same data key (the
+    service's own pool, ``dsr.executor.api_engine``)."""
     results: list[tuple[str, bool]] = []
     for start in range(0, len(prepared), chunk_size):
-        results += store_chunk(rt, prepared[start : start + chunk_size])
+        results += store_chunk(rt, prepared[start : start + chunk_size], also=also, engine=engine)
     return results
 
 
-def store_chunk(rt: Runtime, chunk: Sequence[Prepared]) -> list[tuple[str, bool]]:
-    """One transaction: insert the requests, enqueue the new ones' workflows, append their
-    ``received`` entries; commit. Then look after the already-known ones' workflows."""
+def store_chunk(
+    rt: Runtime, chunk: Sequence[Prepared], *, also: Also | None = None, engine: sa.Engine | None = None
+) -> list[tuple[str, bool]]:
+    """One transaction: insert the requests, enqueue the new ones' workflows, write the caller's
+    rows (``also``), append the new ones' ``received`` entries; commit. Then look after the
+    already-known ones' workflows."""
     foreground = rt.foreground_queue
     client = rt.dbos_client()
-    with repo.write_tx(rt.engine) as conn:
+    with repo.write_tx(engine or rt.engine) as conn:
         results = repo.insert_requests(conn, [p.row for p in chunk])
         new = [(rid, p) for (rid, created), p in zip(results, chunk, strict=True) if created]
         for rid, p in new:
@@ -67,11 +85,16 @@ def store_chunk(rt: Runtime, chunk: Sequence[Prepared]) -> list[tuple[str, bool]
         held = [rid for rid, p in new if p.held]
         if held:
             conn.execute(requests.update().where(requests.c.id.in_(held)).values(status=RequestStatus.HELD))
+        if also is not None:
+            also(conn, results)
+        entries: list[tuple[str, str, dict[str, Any]]] = []
         for rid, p in new:
-            detail = {"kind": p.row.kind, "identifiers": p.digests, "regulation": p.row.regulation}
-            audit.append(conn, rid, "received", detail)
+            entries.append(
+                (rid, "received", {"kind": p.row.kind, "identifiers": p.digests, "regulation": p.row.regulation})
+            )
             if p.held:
-                audit.append(conn, rid, "held", {"until": "approved before erasure"})
+                entries.append((rid, "held", {"until": "approved before erasure"}))
+        audit.append_many(conn, entries)
     if foreground is not None:
         for rid, p in new:
             if p.held:

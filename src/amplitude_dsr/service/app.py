@@ -22,7 +22,11 @@ from amplitude_dsr import __version__
 from amplitude_dsr.dsr import operations
 from amplitude_dsr.service import console, datagrail, errors, metrics, models, opendsr, results
 from amplitude_dsr.service.context import Service, service_of
+from amplitude_dsr.service.group_commit import GroupCommit
 from amplitude_dsr.store.service_tables import create_service_tables
+
+# Groups committed at once on PostgreSQL (service/group_commit.py); SQLite has one writer.
+COMMITTERS = 4
 
 DESCRIPTION = (
     "Answers GDPR/CCPA access and erasure requests against Amplitude Analytics: the OpenDSR 2.0 "
@@ -33,6 +37,10 @@ DESCRIPTION = (
 def create_app(service: Service) -> FastAPI:
     """The HTTP app of ``service`` (its tables are created if missing)."""
     create_service_tables(service.rt.engine)
+    if service.group_commit is None:
+        committers = COMMITTERS if service.db.dialect.name == "postgresql" else 1
+        service.group_commit = GroupCommit(service.rt, engine=service.db, committers=committers)
+    group_commit = service.group_commit
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -41,6 +49,8 @@ def create_app(service: Service) -> FastAPI:
         try:
             yield
         finally:
+            # Requests in flight have finished (uvicorn drains them first): commit what is queued.
+            await run_in_threadpool(group_commit.stop)
             for part in reversed(service.background):
                 await run_in_threadpool(part.stop)
 

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.service import auth
 from amplitude_dsr.service.errors import ApiError
+from amplitude_dsr.service.group_commit import GroupCommit
 from amplitude_dsr.service.links import ResultsLinks
 from amplitude_dsr.service.signing import Signer
 
@@ -68,6 +70,16 @@ class Service:
     signer: Signer
     results: ResultsLinks
     background: list[Background] = field(default_factory=list)
+    # OpenDSR submissions stored together (service/group_commit.py); made by create_app if None
+    group_commit: GroupCommit | None = None
+    # The HTTP handlers' own pool (dsr.executor.api_engine): POSTs and token look-ups do not queue
+    # behind the embedded worker's steps. None: the runtime's engine.
+    api_engine: sa.Engine | None = None
+
+    @property
+    def db(self) -> sa.Engine:
+        """The engine the HTTP handlers' hot path uses."""
+        return self.api_engine or self.rt.engine
 
 
 def service_of(request: Request) -> Service:
@@ -83,7 +95,7 @@ def require(scope: str) -> Callable[..., auth.Caller]:
 
     def dependency(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> auth.Caller:
         header = f"Bearer {credentials.credentials}" if credentials is not None else None
-        caller = auth.authenticate(service_of(request).rt.engine, header)
+        caller = auth.authenticate(service_of(request).db, header)
         if caller is None:
             raise ApiError(401, "a valid bearer token is required", "Unauthorized")
         if not caller.may(scope):

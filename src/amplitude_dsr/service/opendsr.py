@@ -9,15 +9,16 @@ request), the same ID with other content is refused.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from amplitude_dsr.dsr import api
 from amplitude_dsr.dsr.model import Identifier
@@ -86,45 +87,44 @@ def certificate(request: Request) -> Response:
 async def create_request(
     request: Request, body: models.SubjectRequest, caller: Caller = Depends(require("submit"))
 ) -> Response:
-    """Submit an access, portability or erasure request. Idempotent on ``subject_request_id``."""
+    """Submit an access, portability or erasure request. Idempotent on ``subject_request_id``.
+
+    The request joins the POSTs that arrived with it in one transaction (the group commit,
+    ``service/group_commit.py``); the 201 is sent once that transaction committed."""
     raw = await request.body()
     service = service_of(request)
-    doc = await run_in_threadpool(_submit, service, body, raw, caller)
-    return signed(service, doc, 201)
-
-
-def _submit(service: Service, body: models.SubjectRequest, raw: bytes, caller: Caller) -> dict[str, Any]:
-    engine = service.rt.engine
     content = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-    known = service_repo.get_mapped(engine, body.subject_request_id)
-    if known is None:
-        kind, identifiers, options = _translate(service, body)
-        try:
-            request_id, _ = api.submit(
-                service.rt, kind, identifiers, options=options, regulation=body.regulation, dedupe=True,
-                hold=service.config.hold_erasures,
-            )  # fmt: skip
-        except UsageError as exc:  # an unknown project, say
-            raise ApiError(400, str(exc), type(exc).__name__) from None
-        new = service_repo.MappedRequest(
-            subject_request_id=body.subject_request_id, request_id=request_id, controller_id=caller.name,
-            request_type=body.subject_request_type, body_sha256=content, callback_urls=body.status_callback_urls,
-            received_time=datetime.now(UTC), api_version=body.api_version or API_VERSION, notified_state=None,
-        )  # fmt: skip
-        known = service_repo.map_request(engine, new)
+    kind, identifiers, options = _translate(service, body)
+    spec = api.Spec(kind, identifiers, options, body.regulation)
+    try:
+        prepared = api.prepare(service.rt, spec, hold=service.config.hold_erasures)
+    except UsageError as exc:  # an unknown project, say
+        raise ApiError(400, str(exc), type(exc).__name__) from None
+    new = service_repo.MappedRequest(
+        subject_request_id=body.subject_request_id, request_id="", controller_id=caller.name,
+        request_type=body.subject_request_type, body_sha256=content, callback_urls=body.status_callback_urls,
+        received_time=datetime.now(UTC), api_version=body.api_version or API_VERSION, notified_state=None,
+    )  # fmt: skip
+    assert service.group_commit is not None  # made by create_app
+    try:
+        stored = await asyncio.wrap_future(service.group_commit.submit(new, prepared))
+    except sa.exc.SQLAlchemyError:  # the group's transaction wrote nothing: the client may retry
+        raise ApiError(503, "the request could not be stored; try again shortly", "Unavailable") from None
+    known = stored.mapped
     if known.body_sha256 != content or known.controller_id != caller.name:
         raise ApiError(400, "subject_request_id is already used by a different request", "DuplicateRequestId")
-    row = repo.get_request(engine, known.request_id)
+    if stored.deadline is None:  # the mapped request was purged (retention): as unknown as a missing one
+        raise ApiError(400, "subject_request_id is already used by a different request", "DuplicateRequestId")
     doc = {
         "controller_id": known.controller_id,
         # The regulation deadline, fixed at creation: a repeated POST gets the same answer (the
         # status gives the current estimate).
-        "expected_completion_time": row.deadline.isoformat(),
+        "expected_completion_time": stored.deadline.isoformat(),
         "received_time": known.received_time.isoformat(),
         "encoded_request": base64.b64encode(raw).decode("ascii"),
         "subject_request_id": known.subject_request_id,
     }
-    return with_signature(service, doc)
+    return signed(service, with_signature(service, doc), 201)
 
 
 def _translate(service: Service, body: models.SubjectRequest) -> tuple[str, list[Identifier], dict[str, Any]]:

@@ -4,7 +4,7 @@ OpenDSR signs every callback and response body: ``X-OpenDSR-Signature`` is the B
 PKCS#1 v1.5 signature over the SHA-256 of the raw body, made with the private key of the
 certificate served at the ``processor_certificate`` URL of ``/discovery``.
 
-A self-hosted install has no certificate to start with: on first start a 3072-bit RSA key and a
+A self-hosted install has no certificate to start with: on first start a 2048-bit RSA key and a
 self-signed certificate for the processor's domain are written under
 ``<data dir>/service/`` (``processor-key.pem`` 0600, ``processor-cert.pem``). Replace both
 files with a CA-issued pair (the spec asks controllers to prefer one) and restart.
@@ -29,7 +29,10 @@ from amplitude_dsr.store.db import private_dir
 
 KEY_FILE = "processor-key.pem"
 CERT_FILE = "processor-cert.pem"
-KEY_BITS = 3072
+# 2048 bits: FIPS 186-4 (which OpenDSR's section 4.2 names) and NIST SP 800-57 accept it (112-bit
+# security); every POST answer is signed twice, and a 3072-bit signature costs about 2x the CPU
+# (bench/PROBLEMS.md P-9). A CA-issued key of any RSA size (2048 or more) is used as given.
+KEY_BITS = 2048
 CERT_VALIDITY = timedelta(days=825)  # the longest validity browsers accept; renew by deleting both files
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +39,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     func,
     insert,
     inspect,
@@ -56,6 +57,7 @@ __all__ = [
     "AuditEntry",
     "add_missing_columns",
     "append",
+    "append_many",
     "canonical_json",
     "chain_hash",
     "content_digest",
@@ -181,6 +183,50 @@ def append(
     digest = chain_hash(prev_hash, request_id, stamp, kind, clean)
     conn.execute(update(dsr_audit).where(dsr_audit.c.id == new_id).values(prev_hash=prev_hash, hash=digest))
     return AuditEntry(new_id, request_id, datetime.fromisoformat(stamp), kind, clean, prev_hash, digest)
+
+
+def append_many(
+    conn: Connection, items: Sequence[tuple[str, str, Mapping[str, Any]]], *, at: datetime | None = None
+) -> list[AuditEntry]:
+    """Append several entries, ``(request_id, kind, detail)`` in order, inside the caller's
+    transaction: the same chain as that many :func:`append` calls, in four statements instead of
+    four per entry (a group of submissions appends its ``received`` entries at once). Same
+    locking: the writer lock (PostgreSQL) or the inserts (SQLite) come before the previous hash
+    is read, so no other appender can come between."""
+    if not items:
+        return []
+    stamp = _iso(at or datetime.now(UTC))
+    cleans: list[dict[str, Any]] = []
+    for _, _, detail in items:
+        clean: dict[str, Any] = json.loads(canonical_json(dict(detail)))
+        _refuse_secrets(clean)
+        cleans.append(clean)
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+    rows = [
+        {"request_id": rid, "at": stamp, "kind": kind, "detail": canonical_json(clean), "prev_hash": "", "hash": ""}
+        for (rid, kind, _), clean in zip(items, cleans, strict=True)
+    ]
+    ids = [
+        int(i)
+        for i in conn.execute(insert(dsr_audit).returning(dsr_audit.c.id, sort_by_parameter_order=True), rows).scalars()
+    ]
+    prev = conn.execute(
+        select(dsr_audit.c.hash).where(dsr_audit.c.id < ids[0]).order_by(dsr_audit.c.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    prev_hash = prev or GENESIS_HASH
+    out: list[AuditEntry] = []
+    for new_id, (rid, kind, _), clean in zip(ids, items, cleans, strict=True):
+        digest = chain_hash(prev_hash, rid, stamp, kind, clean)
+        out.append(AuditEntry(new_id, rid, datetime.fromisoformat(stamp), kind, clean, prev_hash, digest))
+        prev_hash = digest
+    conn.execute(
+        update(dsr_audit)
+        .where(dsr_audit.c.id == bindparam("_id"))
+        .values(prev_hash=bindparam("_prev"), hash=bindparam("_hash")),
+        [{"_id": e.id, "_prev": e.prev_hash, "_hash": e.hash} for e in out],
+    )
+    return out
 
 
 def written(conn: Connection, write_key: str) -> AuditEntry | None:

@@ -131,10 +131,8 @@ def get_mapped(engine: sa.Engine, subject_request_id: str) -> MappedRequest | No
     return _mapped(row) if row is not None else None
 
 
-def map_request(engine: sa.Engine, new: MappedRequest) -> MappedRequest:
-    """Store ``new`` unless its ``subject_request_id`` is known; returns the stored row (the
-    earlier one when another POST of the same ID got there first)."""
-    values = {
+def _mapping_values(new: MappedRequest) -> dict[str, Any]:
+    return {
         "subject_request_id": new.subject_request_id, "request_id": new.request_id,
         "controller_id": new.controller_id, "request_type": new.request_type, "body_sha256": new.body_sha256,
         "callback_urls": new.callback_urls, "received_time": new.received_time, "api_version": new.api_version,
@@ -142,6 +140,39 @@ def map_request(engine: sa.Engine, new: MappedRequest) -> MappedRequest:
         # Nobody asked to hear about it: nothing to announce, so the callback loop never reads it.
         "notified_final": not new.callback_urls,
     }  # fmt: skip
+
+
+def map_requests_in(conn: sa.Connection, new: Sequence[MappedRequest]) -> None:
+    """Store each of ``new`` whose ``subject_request_id`` is not known yet, in the caller's
+    transaction (``INSERT ... ON CONFLICT DO NOTHING``, in ``subject_request_id`` order so two
+    groups inserting the same IDs on PostgreSQL cannot wait on each other in a cycle)."""
+    unique = {n.subject_request_id: n for n in reversed(new)}  # the first of a repeated ID
+    rows = [_mapping_values(unique[sid]) for sid in sorted(unique)]
+    if rows:
+        conn.execute(_insert_ignoring(conn, service_requests, ["subject_request_id"]), rows)
+
+
+def mapped_with_deadlines(
+    conn: sa.Connection, subject_request_ids: Sequence[str]
+) -> dict[str, tuple[MappedRequest, datetime | None]]:
+    """The stored mapping of each known ID among ``subject_request_ids``, with its request's
+    deadline (one query)."""
+    if not subject_request_ids:
+        return {}
+    query = (
+        sa.select(service_requests, requests.c.deadline)
+        .outerjoin(requests, requests.c.id == service_requests.c.request_id)
+        .where(service_requests.c.subject_request_id.in_(sorted(set(subject_request_ids))))
+    )
+    return {
+        str(r._mapping["subject_request_id"]): (_mapped(r), _aware(r._mapping["deadline"])) for r in conn.execute(query)
+    }
+
+
+def map_request(engine: sa.Engine, new: MappedRequest) -> MappedRequest:
+    """Store ``new`` unless its ``subject_request_id`` is known; returns the stored row (the
+    earlier one when another POST of the same ID got there first)."""
+    values = _mapping_values(new)
     with engine.begin() as conn:
         conn.execute(_insert_ignoring(conn, service_requests, ["subject_request_id"]), [values])
     stored = get_mapped(engine, new.subject_request_id)
