@@ -17,8 +17,8 @@ from amp_helpers import FakeClock
 
 from amplitude_dsr.amplitude import Budget, normalize_database_url
 from amplitude_dsr.amplitude import budget as budget_module
-from amplitude_dsr.amplitude.handoff import Handoff
 from amplitude_dsr.amplitude.adaptive import MIN_RECOVERY_WINDOW
+from amplitude_dsr.amplitude.handoff import Handoff
 from amplitude_dsr.errors import BudgetExhausted
 
 SCOPE = "abc123def456"

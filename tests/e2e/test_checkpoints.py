@@ -34,7 +34,9 @@ def test_an_access_request_without_a_dsar_phase_costs_five_checkpoints(
 ) -> None:
     user = catalog["web"]["ordinary"][3]
     rt = make_runtime()
-    rid, _ = api.submit(rt, "access", [Identifier.parse("user_id", user["user_id"])], options={"out_dir": str(tmp_path)})
+    rid, _ = api.submit(
+        rt, "access", [Identifier.parse("user_id", user["user_id"])], options={"out_dir": str(tmp_path)}
+    )
     assert api.wait(rt, rid, timeout=120) == "completed"
     # moved to resolving and read; two Amplitude calls; the package stamped with its time; the
     # final status with the `resolved` and `completed` entries in one transaction
@@ -48,7 +50,9 @@ def test_a_deletion_and_its_verification_checkpoints(
 ) -> None:
     user = catalog["web"]["ordinary"][4]
     rt = make_runtime(max_linger=0.0)
-    rid, _ = api.submit(rt, "deletion", [Identifier.parse("user_id", user["user_id"])], options={"out_dir": str(tmp_path)})
+    rid, _ = api.submit(
+        rt, "deletion", [Identifier.parse("user_id", user["user_id"])], options={"out_dir": str(tmp_path)}
+    )
     assert api.wait(rt, rid, timeout=120) == "verified"
     # resolved and queued in one transaction, then the project's flusher is started
     assert step_names(rid) == ["start_step", "search_step", "activity_step", "record_step", "flush_workflow"]
