@@ -104,7 +104,7 @@ def put_on_hold(rt: Runtime, request_id: str, *, by: str, reason: str) -> str:
                 raise DomainError("cannot hold: an executor has just started it; reload the page")
             held = "workflow"
         else:
-            _hold_items(conn, request_id)
+            hold_items(conn, request_id)
             held = "queued IDs"
         moved = conn.execute(
             requests.update()
@@ -117,7 +117,7 @@ def put_on_hold(rt: Runtime, request_id: str, *, by: str, reason: str) -> str:
     return held
 
 
-def _hold_items(conn: sa.Connection, request_id: str) -> None:
+def hold_items(conn: sa.Connection, request_id: str) -> None:
     """Every queued item and user ID of the request to ``held``; refuses (the caller's transaction
     rolls back) when one of them is no longer queued: a flusher claimed it meanwhile. The update
     comes first, so on PostgreSQL it waits for a claim holding those rows and then sees it."""
