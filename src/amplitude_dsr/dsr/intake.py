@@ -20,7 +20,7 @@ from typing import Any
 from amplitude_dsr.dsr.hold import HOLD_QUEUE
 from amplitude_dsr.dsr.runtime import ACTIVE_WORKFLOW, DELETION_QUEUE, QUEUE, Runtime, enqueue
 from amplitude_dsr.states import RequestStatus
-from amplitude_dsr.store import audit, repo
+from amplitude_dsr.store import audit, digests, repo
 from amplitude_dsr.store.tables import requests
 
 CHUNK_SIZE = 500  # requests per transaction
@@ -72,6 +72,7 @@ def store_chunk(rt: Runtime, chunk: Sequence[Prepared]) -> list[tuple[str, bool]
             audit.append(conn, rid, "received", detail)
             if p.held:
                 audit.append(conn, rid, "held", {"until": "approved before erasure"})
+        digests.record(conn, [(rid, p.digests) for rid, p in new])  # the console's search (store/digests.py)
     if foreground is not None:
         for rid, p in new:
             if p.held:
