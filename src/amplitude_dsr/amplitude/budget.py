@@ -18,6 +18,9 @@ PostgreSQL):
     window: :mod:`~amplitude_dsr.amplitude.adaptive`), so a pool that somebody else shares
     settles below the wall instead of hitting it after every pause. ``throttled`` counts the
     429s every process met in the pool (what ``/metrics`` reports; :meth:`Budget.snapshot`).
+``<prefix>_history(pool, scope, bucket, calls, throttled)``
+    Calls started and 429s per five minutes (:mod:`~amplitude_dsr.amplitude.budget_history`),
+    added inside the transactions below: the one that lets a call fire and the one that pauses.
 ``<prefix>_slot(pool, scope, slot, holder, expires_at)``
     One row per concurrency slot. A call claims a free (or expired) row for each pool it holds
     and releases it afterwards; a crashed process's lease expires after ``lease_seconds``.
@@ -43,6 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from amplitude_dsr.amplitude.adaptive import MIN_RECOVERY_WINDOW, current_factor, decreased
+from amplitude_dsr.amplitude.budget_history import History, Spent
 from amplitude_dsr.amplitude.limits import (
     POOLS,
     PoolSpec,
@@ -194,6 +198,7 @@ class Budget:
             sa.Column("holder", sa.String(32), nullable=True),
             sa.Column("expires_at", sa.Float, nullable=False),
         )
+        self.history = History(self._metadata, table_prefix)
         self._ready: set[tuple[str, str]] = set()
         self._tables_ready = False
         self._lock = threading.Lock()
@@ -319,6 +324,7 @@ class Budget:
             conn.execute(
                 self.bucket.update().where(self.bucket.c.pool == pool, self.bucket.c.scope == scope).values(**values)
             )
+            self.history.record(conn, pool, scope, now, throttled=1)
 
     def rate_factor(self, pool: str, scope: str) -> float:
         """The share of the configured rate ``pool`` runs at for ``scope`` now (1.0 unless a 429
@@ -355,6 +361,13 @@ class Budget:
             conn.rollback()
         now = self.clock()
         return [self._room(row, now, held.get((row.pool, row.scope), 0)) for row in buckets if row.pool in POOLS]
+
+    def spent(self, hours: int = 24) -> list[Spent]:
+        """Calls started and 429s per pool and scope in each of the last ``hours`` hours, and
+        the 429s of the last hour, as every process recorded them (one query, no lock)."""
+        self._ensure_tables()
+        with self._engine.connect() as conn:
+            return self.history.spent(conn, self.clock(), hours=hours)
 
     def _room(self, row: Any, now: float, slots_held: int) -> PoolRoom:
         spec = pool_spec(row.pool)
@@ -479,6 +492,7 @@ class Budget:
                                 .where(self.bucket.c.pool == pool, self.bucket.c.scope == scope)
                                 .values(last_fire=now)
                             )
+                        self.history.record(conn, pool, scope, now, calls=1)
                         return list(holds)
                     else:
                         wait = self._rng.uniform(SLOT_POLL_MIN, SLOT_POLL_MAX)
