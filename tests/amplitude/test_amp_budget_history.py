@@ -9,7 +9,14 @@ from collections.abc import Callable
 from amp_helpers import FakeClock
 
 from amplitude_dsr.amplitude import Budget
-from amplitude_dsr.amplitude.budget_history import BUCKET_SECONDS, HOUR, KEEP_SECONDS, aggregate, bucket_of
+from amplitude_dsr.amplitude.budget_history import (
+    BUCKET_SECONDS,
+    FLUSH_SECONDS,
+    HOUR,
+    KEEP_SECONDS,
+    aggregate,
+    bucket_of,
+)
 
 MakeBudget = Callable[..., Budget]
 
@@ -32,12 +39,33 @@ def test_calls_and_429s_of_every_process_are_counted(make_budget: MakeBudget, cl
     calls, throttled, last_hour = found[("user", "p1")]
     assert (sum(calls), calls[-1], sum(throttled), throttled[-1], last_hour) == (3, 3, 2, 2, 2)
     assert len(calls) == 24
-    assert sum(found[("rest", "p1")][0]) == 1
+    # Another process's calls reach the table within FLUSH_SECONDS (with its next call, or when it
+    # reads or closes); its 429s at once.
+    assert ("rest", "p1") not in found
+    assert sum(spent(other)[("rest", "p1")][0]) == 1
+    assert sum(spent(one)[("rest", "p1")][0]) == 1
 
     # Two hours later the 429s are history: in the chart, not in the last hour.
     clock.sleep(2 * HOUR)
     calls, throttled, last_hour = spent(one)[("user", "p1")]
     assert (calls[-3], throttled[-3], last_hour) == (3, 2, 0)
+
+
+def test_call_counts_are_written_every_few_seconds_and_on_close(make_budget: MakeBudget, clock: FakeClock) -> None:
+    one = make_budget(clock=clock, sleep=clock.sleep)
+    reader = make_budget(clock=clock, sleep=clock.sleep)
+    for _ in range(3):  # the first call writes (nothing written yet), the next two wait in memory
+        with one.acquire("user", "p1"):
+            pass
+    assert sum(spent(reader)[("user", "p1")][0]) == 1
+    clock.sleep(FLUSH_SECONDS)
+    with one.acquire("user", "p1"):  # due: this call's transaction adds the three counted since
+        pass
+    assert sum(spent(reader)[("user", "p1")][0]) == 4
+    with one.acquire("user", "p1"):
+        pass
+    one.close()
+    assert sum(spent(reader)[("user", "p1")][0]) == 5
 
 
 def test_rows_older_than_three_days_are_pruned(make_budget: MakeBudget, clock: FakeClock) -> None:

@@ -20,7 +20,8 @@ PostgreSQL):
     429s every process met in the pool (what ``/metrics`` reports; :meth:`Budget.snapshot`).
 ``<prefix>_history(pool, scope, bucket, calls, throttled)``
     Calls started and 429s per five minutes (:mod:`~amplitude_dsr.amplitude.budget_history`),
-    added inside the transactions below: the one that lets a call fire and the one that pauses.
+    added inside the transactions below: a 429 at once with its pause; calls counted in memory
+    and added every few seconds with a call that fires.
 ``<prefix>_slot(pool, scope, slot, holder, expires_at)``
     One row per concurrency slot. A call claims a free (or expired) row for each pool it holds
     and releases it afterwards; a crashed process's lease expires after ``lease_seconds``.
@@ -238,7 +239,13 @@ class Budget:
                     raise
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Write the calls counted in memory (the history), then release the connections."""
+        if self._tables_ready:
+            try:
+                with self._engine.begin() as conn:
+                    self.history.flush(conn, self.clock())
+            except sa.exc.DBAPIError:  # the counts of the last seconds are lost, nothing else
+                pass
         self._engine.dispose()
 
     def _ensure_tables(self) -> None:
@@ -325,6 +332,7 @@ class Budget:
                 self.bucket.update().where(self.bucket.c.pool == pool, self.bucket.c.scope == scope).values(**values)
             )
             self.history.record(conn, pool, scope, now, throttled=1)
+            self.history.flush(conn, now)
 
     def rate_factor(self, pool: str, scope: str) -> float:
         """The share of the configured rate ``pool`` runs at for ``scope`` now (1.0 unless a 429
@@ -366,7 +374,8 @@ class Budget:
         """Calls started and 429s per pool and scope in each of the last ``hours`` hours, and
         the 429s of the last hour, as every process recorded them (one query, no lock)."""
         self._ensure_tables()
-        with self._engine.connect() as conn:
+        with self._engine.begin() as conn:
+            self.history.flush(conn, self.clock())  # this process's own counts first
             return self.history.spent(conn, self.clock(), hours=hours)
 
     def _room(self, row: Any, now: float, slots_held: int) -> PoolRoom:
@@ -492,7 +501,7 @@ class Budget:
                                 .where(self.bucket.c.pool == pool, self.bucket.c.scope == scope)
                                 .values(last_fire=now)
                             )
-                        self.history.record(conn, pool, scope, now, calls=1)
+                        self.history.count(conn, pool, scope, now)
                         return list(holds)
                     else:
                         wait = self._rng.uniform(SLOT_POLL_MIN, SLOT_POLL_MAX)
