@@ -101,7 +101,10 @@ def put_on_hold(rt: Runtime, request_id: str, *, by: str, reason: str) -> str:
     with repo.write_tx(rt.engine) as conn:
         if row.status == S.RECEIVED:
             if not move_enqueued(conn, request_id, from_queue=SHARED_QUEUE[row.kind], to_queue=HOLD_QUEUE):
-                raise DomainError("cannot hold: an executor has just started it; reload the page")
+                raise DomainError(
+                    "cannot hold: its workflow is no longer waiting on its queue (an executor has just started it, "
+                    "or a command runs it); reload the page"
+                )
             held = "workflow"
         else:
             hold_items(conn, request_id)
