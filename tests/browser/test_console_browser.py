@@ -181,6 +181,7 @@ def test_a_privacy_teams_day(
     stuck = page.locator(f'tr[data-request="{late}"]')
     expect(stuck).to_contain_text("STUCK in collecting")  # no workflow moves it: listed, with what to do
     expect(stuck).to_contain_text("worker")
+    expect(stuck.get_by_role("button", name="Resume its workflow")).to_be_visible()  # admin: the action
     expect(page.locator(f'tr[data-request="{cancel_id}"]')).to_have_count(0)  # final: not stuck
 
     page.get_by_role("button", name="Sign out").click()
