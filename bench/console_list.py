@@ -7,7 +7,8 @@ Starlette's ``TestClient`` (no network, no uvicorn: the figure is the app's own 
 included). Rows are written in bulk with SQL (then ``ANALYZE`` on PostgreSQL, as autovacuum
 would), as the table would hold them: requests received one second apart
 (a third CCPA, half deletions, every tenth one unfinished past its deadline, half of them mapped
-to an OpenDSR request) and one ``received`` audit entry each, holding the identifier's digest.
+to an OpenDSR request) and one ``received`` audit entry each, holding the identifier's digest,
+and the digest's row in the indexed ``dsr_identifier_digests`` (as ``dsr/intake.py`` writes it).
 
 Per level, each page is requested ``--repeat`` times after one warm-up; the median and the worst
 are reported, with the SQL statements the page ran (counted with a SQLAlchemy event on the
@@ -41,7 +42,7 @@ from amplitude_dsr.service import ResultsLinks, Service, ServiceConfig, auth, cr
 from amplitude_dsr.service.console import views
 from amplitude_dsr.store.audit import dsr_audit
 from amplitude_dsr.store.service_tables import service_requests
-from amplitude_dsr.store.tables import requests
+from amplitude_dsr.store.tables import identifier_digests, requests
 
 CHUNK = 5000
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -55,7 +56,7 @@ def fill(engine: sa.Engine, start: int, stop: int, now: datetime) -> None:
     """Requests ``start``..``stop - 1`` (the newest is number ``stop - 1``), written in chunks."""
     for lo in range(start, stop, CHUNK):
         hi = min(stop, lo + CHUNK)
-        rows, mapped, entries = [], [], []
+        rows, mapped, entries, digests = [], [], [], []
         for n in range(lo, hi):
             created = now - timedelta(seconds=200_000 - n)  # one second apart, the newest last
             regulation = "ccpa" if n % 3 == 0 else "gdpr"
@@ -76,6 +77,7 @@ def fill(engine: sa.Engine, start: int, stop: int, now: datetime) -> None:
                     "received_time": created, "api_version": "2.0", "notified_state": status, "notified_final": True,
                 })  # fmt: skip
             detail = f'{{"identifiers":["{digest(n)}"],"kind":"{kind}","regulation":"{regulation}"}}'
+            digests.append({"digest": digest(n), "request_id": rid})
             entries.append({
                 "request_id": rid, "at": created.isoformat(), "kind": "received", "detail": detail,
                 "prev_hash": "0" * 64, "hash": "0" * 64,
@@ -85,6 +87,7 @@ def fill(engine: sa.Engine, start: int, stop: int, now: datetime) -> None:
             if mapped:
                 conn.execute(service_requests.insert(), mapped)
             conn.execute(dsr_audit.insert(), entries)
+            conn.execute(identifier_digests.insert(), digests)
     if engine.dialect.name == "postgresql":  # what autovacuum does after a bulk load, at once
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")

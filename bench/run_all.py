@@ -37,6 +37,7 @@ BENCHES = {
     "inflight": (["inflight.py"], ["inflight.py", "--sizes", "1000,10000"]),
     "deletion_calls": (["deletion_calls.py"], ["deletion_calls.py", "--n", "5"]),
     "service": (["service.py"], ["service.py", "--posts", "300", "--callbacks", "20"]),
+    "budget_history": (["budget_history.py"], ["budget_history.py", "--calls", "500", "--rounds", "3"]),
 }
 
 

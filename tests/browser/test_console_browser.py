@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from amplitude_dsr.config import normalize_database_url
-from amplitude_dsr.store.tables import requests
+from amplitude_dsr.store.tables import deletion_batches, deletion_items, requests
 from tests.e2e.conftest import FAST_CLOCK
 from tests.service.conftest import ServiceProcess, erasure, eventually, request_body
 
@@ -181,6 +181,7 @@ def test_a_privacy_teams_day(
     stuck = page.locator(f'tr[data-request="{late}"]')
     expect(stuck).to_contain_text("STUCK in collecting")  # no workflow moves it: listed, with what to do
     expect(stuck).to_contain_text("worker")
+    expect(stuck.get_by_role("button", name="Resume its workflow")).to_be_visible()  # admin: the action
     expect(page.locator(f'tr[data-request="{cancel_id}"]')).to_have_count(0)  # final: not stuck
 
     page.get_by_role("button", name="Sign out").click()
@@ -250,7 +251,14 @@ def test_a_429_storm_pauses_the_pool_on_the_budgets_page(
     row = page.locator("tr.overdue", has_text="PAUSED after a 429").first
     expect(row).to_contain_text("user")
     expect(row).to_contain_text("project default")  # the project whose keys the scope is
-    expect(page.get_by_text("are not recorded in the database")).to_be_visible()
+    # The 429s every process recorded: at least one, never more than Amplitude answered.
+    shown = int(row.locator("td[data-throttled]").get_attribute("data-throttled") or "0")
+    answered = [c for c in api_calls(emulator, "/usersearch") if c["status"] == 429]
+    assert 1 <= shown <= len(answered)
+    chart = row.locator("svg.chart")
+    expect(chart).to_be_visible()
+    expect(chart).to_have_attribute("aria-label", re.compile(r"answered 429"))
+    assert chart.locator('rect[fill="#b00020"]').count() >= 1  # this hour is marked
     screenshot(page, "budgets")
     emulator.admin.clear_faults()
 
@@ -310,3 +318,120 @@ def test_a_held_erasure_waits_for_approval_then_reaches_verified(
     assert again.status == 303 and "?refused=" in again.headers["location"]
     assert [k for k, _ in audit_kinds(db_url, request_id)][-1] == "console_action_refused"
     assert len(api_calls(emulator, DELETIONS, "POST")) == 1
+
+
+def failed_deletion(db_url: str, prefix: str, refused_id: int, error: str) -> str:
+    """A deletion that failed after Amplitude accepted one of its IDs (receipted, job done) and
+    refused another for good with ``error`` (written straight into the tables)."""
+    engine = sa.create_engine(normalize_database_url(db_url))
+    now = datetime.now(UTC)
+    rid = f"dsr_{prefix}"
+    with engine.begin() as conn:
+        conn.execute(
+            requests.insert().values(
+                id=rid, kind="deletion", status="failed", regulation="gdpr", created_at=now, updated_at=now,
+                deadline=now + timedelta(days=30), completed_at=now, error=f"Amplitude refused the deletion: {error}",
+                identifiers=[{"kind": "amplitude_id", "value": str(refused_id)}],
+                options={"requester": "dsr-test", "deletion_path": "resolve-first"},
+            )
+        )  # fmt: skip
+        conn.execute(
+            deletion_batches.insert().values(
+                id=f"batch_{prefix}", project="default", org_wide=False, state="failed", amplitude_ids=[refused_id],
+                created_at=now, error=error,
+            )
+        )  # fmt: skip
+        for aid, state, batch, day in ((777_000_001, "receipted", "batch_ok", "2030-01-01"),
+                                       (refused_id, "failed", f"batch_{prefix}", None)):  # fmt: skip
+            conn.execute(
+                deletion_items.insert().values(
+                    request_id=rid, project="default", amplitude_id=aid, org_wide=False, state=state,
+                    batch_id=batch, job_day=day, job_status="done" if day else None, created_at=now,
+                )
+            )  # fmt: skip
+    engine.dispose()
+    return rid
+
+
+def test_a_failed_deletion_is_retried_without_reposting_what_amplitude_accepted(
+    start_service: Any, make_token: Any, catalog: dict[str, Any], emulator: Any, db_url: str, new_page: Any
+) -> None:
+    user = catalog["web"]["ordinary"][10]
+    admin = make_token("dpo", "admin")  # (the CLI creates the tables)
+    bad = failed_deletion(db_url, "retry_bad", catalog["web"]["ordinary"][11]["amplitude_id"],
+                          "Amplitude refused the request (400 /api/2/deletions/users)")  # fmt: skip
+    odd = failed_deletion(db_url, "retry_odd", user["amplitude_id"], "unexpected status (409 /api/2/deletions/users)")
+    svc = start_service()
+    page = new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, svc.url, admin)
+
+    # Refused as a bad request: the reason is shown, nothing is posted.
+    page.goto(f"{svc.url}/ui/requests/{bad}")
+    expect(page.locator("#status")).to_have_text("failed")
+    page.get_by_label("Reason for the retry").fill("try once more")
+    page.get_by_role("button", name="Retry this request").click()
+    expect(page.locator("#message")).to_contain_text("refused its IDs as a bad request")
+    screenshot(page, "request-retry-refused")
+    assert not api_calls(emulator, DELETIONS, "POST")
+
+    # Refused for another reason: retried; only the refused ID is posted, the accepted one never.
+    page.goto(f"{svc.url}/ui/requests/{odd}")
+    screenshot(page, "request-failed")
+    page.get_by_label("Reason for the retry").fill("Amplitude's outage is over")
+    page.get_by_role("button", name="Retry this request").click()
+    expect(page.locator(".timeline")).to_contain_text("retried")
+    eventually(lambda: api_calls(emulator, DELETIONS, "POST"), "the retried ID to be posted")
+    [post] = api_calls(emulator, DELETIONS, "POST")
+    assert post["body"]["amplitude_ids"] == [user["amplitude_id"]]
+    page.reload()
+    expect(page.locator("#status")).not_to_have_text("failed")
+    retried = dict(audit_kinds(db_url, odd))["retried"]
+    assert (retried["by"], retried["restart"], retried["requeued"]) == ("dpo", "submission", 1)
+
+
+def test_a_started_erasure_is_held_then_released(
+    start_service: Any, make_token: Any, catalog: dict[str, Any], emulator: Any, db_url: str, new_page: Any
+) -> None:
+    user = catalog["web"]["ordinary"][12]
+    admin, reader = make_token("dpo", "admin"), make_token("auditor", "read")
+    api_only = start_service("--no-worker")  # stored and enqueued; no executor yet
+    sid = submit_erasure(api_only, admin, user["user_id"])
+    request_id = status_detail(api_only, admin, sid)["request_id"]
+    page = new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, api_only.url, admin)
+    page.goto(f"{api_only.url}/ui/requests/{request_id}")
+    expect(page.locator("#status")).to_have_text("received")
+    page.get_by_label("Reason for the hold").fill("the data subject's identity is disputed")
+    page.get_by_role("button", name="Put on hold").click()
+    expect(page.locator("#status")).to_have_text("held")
+    expect(page.get_by_role("button", name="Release")).to_be_visible()
+    expect(page.get_by_role("button", name="Approve the erasure")).to_have_count(0)  # held by a person, not the setting
+    screenshot(page, "request-on-hold")
+    api_only.stop()
+
+    # An executor now runs, other work completes, and the held erasure does not start.
+    svc = start_service()
+    other = catalog["web"]["ordinary"][13]
+    access_sid = str(uuid.uuid4())
+    body = request_body("access", access_sid, ("email", other["user_id"]))
+    posted = httpx.post(f"{svc.url}{REQUESTS}", json=body, headers={"Authorization": f"Bearer {admin}"})
+    assert posted.status_code == 201
+    eventually(lambda: status_detail(svc, admin, access_sid)["state"] == "completed", "the access request to complete")
+    assert status_detail(svc, admin, sid)["state"] == "held"
+    assert [c["query"]["user"] for c in api_calls(emulator, "/usersearch")] == [other["user_id"]]
+    reading = new_page()
+    sign_in(reading, svc.url, reader)
+    reading.goto(f"{svc.url}/ui/requests/{request_id}")
+    expect(reading.get_by_role("button", name="Release")).to_have_count(0)  # read-only
+
+    page.goto(f"{svc.url}/ui/requests/{request_id}")  # the session outlives the restart (same console key)
+    page.get_by_label("Reason for the release").fill("identity confirmed")
+    page.get_by_role("button", name="Release").click()
+    eventually(lambda: status_detail(svc, admin, sid)["state"] == "verified", "the released erasure to be verified")
+    [post] = api_calls(emulator, DELETIONS, "POST")
+    assert post["body"]["amplitude_ids"] == [user["amplitude_id"]]
+    kinds = audit_kinds(db_url, request_id)
+    held = [d for k, d in kinds if k == "put_on_hold"]
+    released = [d for k, d in kinds if k == "released"]
+    assert [(d["by"], d["was"], d["held"]) for d in held] == [("dpo", "received", "workflow")]
+    assert [(d["by"], d["to"]) for d in released] == [("dpo", "received")]

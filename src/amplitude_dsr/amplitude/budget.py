@@ -18,6 +18,10 @@ PostgreSQL):
     window: :mod:`~amplitude_dsr.amplitude.adaptive`), so a pool that somebody else shares
     settles below the wall instead of hitting it after every pause. ``throttled`` counts the
     429s every process met in the pool (what ``/metrics`` reports; :meth:`Budget.snapshot`).
+``<prefix>_history(pool, scope, bucket, calls, throttled)``
+    Calls started and 429s per five minutes (:mod:`~amplitude_dsr.amplitude.budget_history`),
+    added inside the transactions below: a 429 at once with its pause; calls counted in memory
+    and added every few seconds with a call that fires.
 ``<prefix>_slot(pool, scope, slot, holder, expires_at)``
     One row per concurrency slot. A call claims a free (or expired) row for each pool it holds
     and releases it afterwards; a crashed process's lease expires after ``lease_seconds``.
@@ -43,6 +47,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from amplitude_dsr.amplitude.adaptive import MIN_RECOVERY_WINDOW, current_factor, decreased
+from amplitude_dsr.amplitude.budget_history import History, Spent
 from amplitude_dsr.amplitude.handoff import Handoff
 from amplitude_dsr.amplitude.limits import (
     POOLS,
@@ -195,6 +200,7 @@ class Budget:
             sa.Column("holder", sa.String(32), nullable=True),
             sa.Column("expires_at", sa.Float, nullable=False),
         )
+        self.history = History(self._metadata, table_prefix)
         self._ready: set[tuple[str, str]] = set()
         self._tables_ready = False
         self._lock = threading.Lock()
@@ -235,7 +241,13 @@ class Budget:
                     raise
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Write the calls counted in memory (the history), then release the connections."""
+        if self._tables_ready:
+            try:
+                with self._engine.begin() as conn:
+                    self.history.flush(conn, self.clock())
+            except sa.exc.DBAPIError:  # the counts of the last seconds are lost, nothing else
+                pass
         self._engine.dispose()
 
     def _ensure_tables(self) -> None:
@@ -321,6 +333,8 @@ class Budget:
             conn.execute(
                 self.bucket.update().where(self.bucket.c.pool == pool, self.bucket.c.scope == scope).values(**values)
             )
+            self.history.record(conn, pool, scope, now, throttled=1)
+            self.history.flush(conn, now)
 
     def rate_factor(self, pool: str, scope: str) -> float:
         """The share of the configured rate ``pool`` runs at for ``scope`` now (1.0 unless a 429
@@ -357,6 +371,14 @@ class Budget:
             conn.rollback()
         now = self.clock()
         return [self._room(row, now, held.get((row.pool, row.scope), 0)) for row in buckets if row.pool in POOLS]
+
+    def spent(self, hours: int = 24) -> list[Spent]:
+        """Calls started and 429s per pool and scope in each of the last ``hours`` hours, and
+        the 429s of the last hour, as every process recorded them (one query, no lock)."""
+        self._ensure_tables()
+        with self._engine.begin() as conn:
+            self.history.flush(conn, self.clock())  # this process's own counts first
+            return self.history.spent(conn, self.clock(), hours=hours)
 
     def _room(self, row: Any, now: float, slots_held: int) -> PoolRoom:
         spec = pool_spec(row.pool)
@@ -483,6 +505,7 @@ class Budget:
                                 .where(self.bucket.c.pool == pool, self.bucket.c.scope == scope)
                                 .values(last_fire=now)
                             )
+                        self.history.count(conn, pool, scope, now)
                         return list(holds)
                     else:
                         wait = self._rng.uniform(SLOT_POLL_MIN, SLOT_POLL_MAX)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from amplitude_dsr.dsr.hold import HOLD_QUEUE
 from amplitude_dsr.dsr.runtime import ACTIVE_WORKFLOW, DELETION_QUEUE, QUEUE, Runtime, enqueue
 from amplitude_dsr.states import RequestStatus
-from amplitude_dsr.store import audit, repo
+from amplitude_dsr.store import audit, digests, repo
 from amplitude_dsr.store.tables import requests
 
 CHUNK_SIZE = 500  # requests per transaction
@@ -95,6 +95,7 @@ def store_chunk(
             if p.held:
                 entries.append((rid, "held", {"until": "approved before erasure"}))
         audit.append_many(conn, entries)
+        digests.record(conn, [(rid, p.digests) for rid, p in new])  # the console's search (store/digests.py)
     if foreground is not None:
         for rid, p in new:
             if p.held:

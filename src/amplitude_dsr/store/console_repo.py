@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from amplitude_dsr.states import ACCESS_FINAL, DELETION_FINAL
-from amplitude_dsr.store.audit import dsr_audit
+from amplitude_dsr.store import digests as digest_index
 from amplitude_dsr.store.service_tables import service_requests
 from amplitude_dsr.store.tables import requests
 
@@ -130,19 +130,11 @@ def find_by_reference(engine: sa.Engine, reference: str) -> str | None:
 
 
 def requests_with_digests(engine: sa.Engine, digests: Sequence[str], *, limit: int = 200) -> list[str]:
-    """The requests whose ``received`` audit entry names one of ``digests``
-    (``audit.identifier_digest``): how an identifier is found without storing it in clear."""
-    if not digests:
-        return []
-    a = dsr_audit.c
-    query = (
-        sa.select(a.request_id)
-        .where(a.kind == "received", sa.or_(*[a.detail.contains(f'"{d}"', autoescape=True) for d in digests]))
-        .distinct()
-        .limit(limit)
-    )
+    """The requests holding one of ``digests`` (``audit.identifier_digest``), from the indexed
+    ``dsr_identifier_digests`` (``store/digests.py``): how an identifier is found without storing
+    it in clear, in one index search."""
     with engine.connect() as conn:
-        return [str(v) for v in conn.execute(query).scalars()]
+        return digest_index.requests_with(conn, digests, limit=limit)
 
 
 def subject_request_of(engine: sa.Engine, request_id: str) -> str | None:

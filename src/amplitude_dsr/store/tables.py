@@ -11,6 +11,8 @@
   ``posting`` after a crash is reconciled by listing jobs, never re-posted.
 * ``dsr_audit`` (``store.audit``): the append-only, hash-chained audit trail.
 * ``dsr_meta``: facts about the database itself (the data key's fingerprint).
+* ``dsr_identifier_digests``: the digest of each identifier of a request (``store/digests.py``),
+  indexed, so the console finds a person's requests without scanning the audit trail.
 """
 
 from __future__ import annotations
@@ -108,4 +110,13 @@ meta = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One row per (identifier digest, request): ``sha256`` of ``kind:value`` as the ``received``
+# audit entry records it, never the identifier itself (``store/digests.py``).
+identifier_digests = sa.Table(
+    "dsr_identifier_digests",
+    METADATA,
+    sa.Column("digest", sa.String(80), primary_key=True),  # "sha256:" and 64 hex digits
+    sa.Column("request_id", sa.String(40), primary_key=True),
 )

@@ -14,7 +14,7 @@ from amplitude_dsr.service.console import actions, detail, listing, ops, signin
 from amplitude_dsr.service.console.session import Sessions, load_or_create_key
 from amplitude_dsr.service.console.web import HERE, Console, Forbidden, SignInRequired, redirect, render
 from amplitude_dsr.service.context import Service
-from amplitude_dsr.store import console_repo
+from amplitude_dsr.store import console_repo, digests
 
 __all__ = ["KEY_DIR", "mount"]
 
@@ -24,6 +24,7 @@ KEY_DIR = "service"  # under the data directory, beside the processor's key pair
 def mount(app: FastAPI, service: Service) -> None:
     """Serve the console under ``/ui`` on ``app`` (its key is made on first start)."""
     console_repo.ensure_indexes(service.rt.engine)
+    digests.backfill(service.rt.engine)  # once per database: requests stored before the index
     app.state.console = Console(Sessions(load_or_create_key(service.rt.data_dir / KEY_DIR)))
     for part in (signin, listing, detail, actions, ops):
         app.include_router(part.router)

@@ -1,5 +1,6 @@
 """The console's actions on a request (admin only): approve a held deletion, cancel a deletion,
-extend a deadline.
+extend a deadline, retry a failed request, put a started request on hold and release it, resume
+a stuck request's workflow (its form is on the Workers page).
 
 Each one is a POST form with the CSRF token and a reason. Before acting, a ``console_action``
 audit entry records the action, who (the token's name) and why; a refusal by the rules is
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from amplitude_dsr.dsr import api, deadlines, hold
+from amplitude_dsr.dsr import api, deadlines, hold, holding, retry, unstick
 from amplitude_dsr.errors import AmplitudeError, DomainError, RequestNotFound
 from amplitude_dsr.service.console.detail import REFUSED, show
 from amplitude_dsr.service.console.web import check_csrf, form, redirect, require_admin, viewer
@@ -74,7 +75,11 @@ async def cancel(request: Request, request_id: str) -> Response:
     """Cancel a deletion under today's rules (``dsr.api.cancel``)."""
 
     def make(service: Service, _fields: dict[str, str], _by: str, _reason: str) -> Callable[[], Any]:
-        return lambda: api.cancel(service.rt, request_id)
+        def run() -> None:
+            api.cancel(service.rt, request_id)
+            holding.drop_held(service.rt, request_id)  # IDs it held never go to Amplitude
+
+        return run
 
     return await _action(request, request_id, "cancel", make)
 
@@ -102,3 +107,44 @@ async def approve(request: Request, request_id: str) -> Response:
         return lambda: hold.approve(service.rt, request_id, by=by, reason=reason)
 
     return await _action(request, request_id, "approve", make)
+
+
+@router.post("/requests/{request_id}/retry")
+async def retry_request(request: Request, request_id: str) -> Response:
+    """Retry a failed request from where it is safe to restart (``dsr.retry``)."""
+
+    def make(service: Service, _fields: dict[str, str], by: str, reason: str) -> Callable[[], Any]:
+        return lambda: retry.retry(service.rt, request_id, by=by, reason=reason)
+
+    return await _action(request, request_id, "retry", make)
+
+
+@router.post("/requests/{request_id}/hold")
+async def put_on_hold(request: Request, request_id: str) -> Response:
+    """Put a started request on hold, where that is truthful (``dsr.holding``)."""
+
+    def make(service: Service, _fields: dict[str, str], by: str, reason: str) -> Callable[[], Any]:
+        return lambda: holding.put_on_hold(service.rt, request_id, by=by, reason=reason)
+
+    return await _action(request, request_id, "hold", make)
+
+
+@router.post("/requests/{request_id}/release")
+async def release(request: Request, request_id: str) -> Response:
+    """Release a request the console put on hold, exactly where it was (``dsr.holding``)."""
+
+    def make(service: Service, _fields: dict[str, str], by: str, reason: str) -> Callable[[], Any]:
+        return lambda: holding.release(service.rt, request_id, by=by, reason=reason)
+
+    return await _action(request, request_id, "release", make)
+
+
+@router.post("/requests/{request_id}/resume")
+async def resume(request: Request, request_id: str) -> Response:
+    """Resume a stuck request's workflow through ``DBOSClient`` (``dsr.unstick``); the form is
+    on the Workers page, the outcome on the request's page."""
+
+    def make(service: Service, _fields: dict[str, str], by: str, reason: str) -> Callable[[], Any]:
+        return lambda: unstick.resume(service.rt, request_id, by=by, reason=reason)
+
+    return await _action(request, request_id, "resume", make)

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
-from amplitude_dsr.dsr import api, deadlines
+from amplitude_dsr.dsr import api, deadlines, holding
 from amplitude_dsr.errors import RequestNotFound
 from amplitude_dsr.service.console import views
 from amplitude_dsr.service.console.session import Viewer
@@ -76,6 +76,7 @@ def page_context(service: Service, request_id: str) -> dict[str, Any]:
         "deliveries": deliveries, "cancellable": row.kind == "deletion" and not final,
         "extended_days": deadlines.extended_days(row.regulation, row.created_at, row.deadline),
         "max_extension": deadlines.MAX_EXTENSION_DAYS.get(row.regulation, 60),
+        "held_by_console": holding.held_by_console(entries),
     }  # fmt: skip
 
 

@@ -1,8 +1,9 @@
 """``/ui/budgets``, ``/ui/workers`` and ``/ui/audit``: what the database knows of the Amplitude
 budgets, the executors and DBOS's queues, and the audit chain's check.
 
-Only figures the database holds are shown. What lives only in another process's memory (a
-worker's 429 count, its adaptive history) is named on the page as not available here.
+Only figures the database holds are shown: the budget's buckets, and its history of calls and
+429s per five minutes that every process records (``amplitude/budget_history.py``), drawn as a
+24-hour chart per pool (``charts.py``, server-rendered SVG).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from amplitude_dsr.amplitude.limits import bucket_capacity, bucket_rate, min_cal
 from amplitude_dsr.dsr.connections import advisory_key
 from amplitude_dsr.dsr.runtime import Runtime
 from amplitude_dsr.errors import AuditTamperDetected
+from amplitude_dsr.service.console import charts
+from amplitude_dsr.service.console.charts import Chart
 from amplitude_dsr.service.console.session import Viewer
 from amplitude_dsr.service.console.web import render, viewer
 from amplitude_dsr.service.context import service_of
@@ -56,6 +59,8 @@ class Pool:
     rate_per_hour: float | None  # our refill rate now (configured rate x adaptive factor)
     factor: float
     paused_until: datetime | None
+    throttled_last_hour: int = 0  # 429s every process met in the buckets begun in the last hour
+    chart: Chart | None = None  # calls and 429s per hour, the last 24 hours
 
 
 def room_now(tokens: float, updated_at: float, rate: float | None, capacity: float, now: float) -> float | None:
@@ -79,6 +84,8 @@ def pools(rt: Runtime, now: float) -> list[Pool]:
     names = owners(rt)
     with rt.engine.connect() as conn:
         rows = conn.execute(sa.select(budget.bucket).order_by(budget.bucket.c.scope, budget.bucket.c.pool)).all()
+    spent = {(s.pool, s.scope): s for s in budget.spent()}
+    end = datetime.fromtimestamp(now, UTC)
     found = []
     for r in rows:
         try:
@@ -93,6 +100,7 @@ def pools(rt: Runtime, now: float) -> list[Pool]:
         paused = r.paused_until > now
         capacity = bucket_capacity(spec, budget.fraction, cost)
         room = 0.0 if paused and rate is not None else room_now(r.tokens, r.updated_at, rate, capacity, now)
+        history = spent.get((r.pool, r.scope))
         found.append(
             Pool(
                 pool=r.pool,
@@ -103,6 +111,8 @@ def pools(rt: Runtime, now: float) -> list[Pool]:
                 rate_per_hour=None if rate is None else rate * 3600,
                 factor=factor,
                 paused_until=datetime.fromtimestamp(r.paused_until, UTC) if paused else None,
+                throttled_last_hour=history.throttled_last_hour if history else 0,
+                chart=charts.hourly_bars(history.calls, history.throttled, end) if history else None,
             )
         )
     return found
