@@ -31,7 +31,7 @@ from amplitude_dsr.dsr.model import (
 from amplitude_dsr.dsr.progress import record_step, start_step
 from amplitude_dsr.dsr.report import write_access_package
 from amplitude_dsr.dsr.resolve import Resolved, resolve
-from amplitude_dsr.dsr.runtime import Runtime
+from amplitude_dsr.dsr.runtime import Runtime, torn_down
 from amplitude_dsr.errors import AuthenticationError, FatalError, NotFound, OutputUnwritable, ShuttingDown
 from amplitude_dsr.store import repo
 
@@ -91,13 +91,15 @@ def access_workflow(rt: Runtime, request_id: str) -> str:
         except ShuttingDown:
             raise
         except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
+            if torn_down(exc):  # a step outlived DBOS (this process is stopping): nothing failed
+                raise ShuttingDown("this process is shutting down; the workflow resumes from its last step") from exc
             if steps.wait_out_database_fault(rt, request_id, exc, rounds):
                 rounds += 1  # resolution and collection run again (a new DSAR export at worst)
                 continue
             reason = failure_reason("access", request_id, exc)
-            remove_work(rt, request_id)
             record_step(rt, request_id, "failed", kind="failed", detail={"reason": reason}, fields={"error": reason},
                         unless=())  # fmt: skip
+            remove_work(rt, request_id)  # only once the failure is recorded: a replay may still need them
             return "failed"
 
 

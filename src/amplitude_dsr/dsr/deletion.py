@@ -20,7 +20,7 @@ from amplitude_dsr.dsr.finish import conclude, fail, progress_step
 from amplitude_dsr.dsr.model import Identifier, Resolution, Subject
 from amplitude_dsr.dsr.progress import record_step, start_step
 from amplitude_dsr.dsr.resolve import resolve
-from amplitude_dsr.dsr.runtime import Runtime
+from amplitude_dsr.dsr.runtime import Runtime, torn_down
 from amplitude_dsr.dsr.submission import start_flusher
 from amplitude_dsr.errors import DomainError, ShuttingDown
 from amplitude_dsr.states import RequestStatus
@@ -58,6 +58,8 @@ def deletion_workflow(rt: Runtime, request_id: str) -> str:
         except ShuttingDown:
             raise
         except Exception as exc:  # deliberate errors and unexpected ones alike end the request (dsr/failures.py)
+            if torn_down(exc):  # a step outlived DBOS (this process is stopping): nothing failed
+                raise ShuttingDown("this process is shutting down; the workflow resumes from its last step") from exc
             if steps.wait_out_database_fault(rt, request_id, exc, rounds):
                 rounds += 1  # every phase is driven by stored state: running it again resumes it
                 continue

@@ -26,7 +26,7 @@ from amplitude_dsr.dsr.failures import failure_reason
 from amplitude_dsr.dsr.model import Identifier, Verification
 from amplitude_dsr.dsr.progress import note_step
 from amplitude_dsr.dsr.report import write_certificate
-from amplitude_dsr.dsr.runtime import VERIFY_QUEUE, Runtime, start_once
+from amplitude_dsr.dsr.runtime import VERIFY_QUEUE, Runtime, start_once, torn_down
 from amplitude_dsr.dsr.verification import verify
 from amplitude_dsr.errors import DomainError, ShuttingDown
 from amplitude_dsr.states import DELETION_FINAL, RequestStatus
@@ -165,6 +165,8 @@ def verify_workflow(rt: Runtime, request_id: str) -> str:
         except ShuttingDown:
             raise
         except Exception as exc:  # deliberate errors and unexpected ones alike end the request
+            if torn_down(exc):  # a step outlived DBOS (this process is stopping): nothing failed
+                raise ShuttingDown("this process is shutting down; the workflow resumes from its last step") from exc
             if steps.wait_out_database_fault(rt, request_id, exc, rounds):
                 rounds += 1
                 continue

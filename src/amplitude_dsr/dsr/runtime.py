@@ -104,7 +104,13 @@ class _ShutdownNoise(logging.Filter):
             return True
         if isinstance(exc, ShuttingDown | DBOSWorkflowCancelledError | DBOSAwaitedWorkflowCancelledError):
             return False
-        return not any(text in str(exc) for text in _AFTER_TEARDOWN)
+        return not torn_down(exc)
+
+
+def torn_down(exc: BaseException) -> bool:
+    """Whether ``exc`` is DBOS refusing a workflow thread that outlived it (this process is
+    shutting down): nothing failed, and the workflow resumes from its last checkpoint."""
+    return any(text in str(exc) for text in _AFTER_TEARDOWN)
 
 
 _SHUTDOWN_NOISE = _ShutdownNoise()
