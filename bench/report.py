@@ -647,10 +647,11 @@ Where the memory goes: `.venv/bin/python bench/inflight_profile.py --n 30000` (o
 # results file holds figures only).
 INFLIGHT_NOTE = """
 Measured after P-8's fixes (job listings held compactly, a batch claimed from pages of the queue)
-on 2026-12-06 around 23:40 to 00:00 UTC, on the two shared cores while two test suites of other
-engineers and ours ran (load average 6 to 15), so the seconds are slow; memory is what this
-section is for. Before the fixes (same bench, SQLite): peak RSS 121, 147 and 276 MB at 1,000,
-10,000 and 100,000.
+on 2026-12-06/07, SQLite 23:41 to 23:58 UTC, PostgreSQL 23:59 to 00:18 UTC, on the two cores
+shared with other engineers' test suites and ours (load average 5 to 15), so the seconds are slow;
+memory is what this section is for. Before the fixes (same bench, SQLite): peak RSS 118, 144 and
+269 MB at 1,000, 10,000 and 100,000 (MiB, as in the table; no PostgreSQL figures before). Still
+growing from 1,000 up: see P-8.
 """
 
 
