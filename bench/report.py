@@ -637,8 +637,22 @@ have run; POSTs, 429s and listings come from the emulator's log. Before the job-
 deletion held a workflow thread until its job was `done` (about 720 MB RSS at 10,000, P-5).
 
 Rerun: `.venv/bin/python bench/inflight.py [--sizes 1000,10000,100000] [--db sqlite|postgres]`.
+Where the memory goes: `.venv/bin/python bench/inflight_profile.py --n 30000` (one size under
+`tracemalloc`, snapshots after job listings and every 20 s; P-8 has what it showed).
 
 {table(headers, rows)}
+{INFLIGHT_NOTE}"""
+
+
+# What the table above was measured after, and on what (kept beside the section's code: the
+# results file holds figures only).
+INFLIGHT_NOTE = """
+Measured after P-8's fixes (job listings held compactly, a batch claimed from pages of the queue)
+on 2026-12-06/07, SQLite 23:41 to 23:58 UTC, PostgreSQL 23:59 to 00:18 UTC, on the two cores
+shared with other engineers' test suites and ours (load average 5 to 15), so the seconds are slow;
+memory is what this section is for. Before the fixes (same bench, SQLite): peak RSS 118, 144 and
+269 MB at 1,000, 10,000 and 100,000 (MiB, as in the table; no PostgreSQL figures before). Still
+growing from 1,000 up: see P-8.
 """
 
 

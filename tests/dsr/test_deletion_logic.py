@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from amplitude_dsr.amplitude.listing import ListedJob
 from amplitude_dsr.amplitude.models import DeletionEntry, DeletionJob
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr.model import Candidate
@@ -19,6 +20,11 @@ from amplitude_dsr.store.repo import pick_batch
 def job(day: str, status: str, *ids: int, requested: str = "2024-06-01", app: int | None = None) -> DeletionJob:
     entries = [DeletionEntry(amplitude_id=i, requested_on_day=requested) for i in ids]
     return DeletionJob(day=day, status=status, amplitude_ids=entries, app=app)
+
+
+def listed(day: str, status: str, *ids: int, requested: str = "2024-06-01", app: int | None = None) -> ListedJob:
+    """The same job as a listing holds it."""
+    return ListedJob.from_model(job(day, status, *ids, requested=requested, app=app))
 
 
 @pytest.mark.parametrize(
@@ -76,22 +82,27 @@ def test_packing_a_queue_to_the_end_posts_each_id_once_in_full_batches(ids: list
     ("jobs", "posted_on", "found", "missing"),
     [
         ([], "2024-06-01", {}, [1, 2]),
-        ([job("2024-06-11", "staging", 1)], "2024-06-01", {1: ("2024-06-11", "staging")}, [2]),
+        ([listed("2024-06-11", "staging", 1)], "2024-06-01", {1: ("2024-06-11", "staging")}, [2]),
         (
-            [job("2024-06-11", "staging", 1, 2)],
+            [listed("2024-06-11", "staging", 1, 2)],
             "2024-06-01",
             {1: ("2024-06-11", "staging"), 2: ("2024-06-11", "staging")},
             [],
         ),
         # requested long before this POST: an older deletion of the same ID, not ours
-        ([job("2024-05-20", "submitted", 1, requested="2024-05-10")], "2024-06-01", {}, [1, 2]),
+        ([listed("2024-05-20", "submitted", 1, requested="2024-05-10")], "2024-06-01", {}, [1, 2]),
         # one day of clock skew is tolerated
-        ([job("2024-06-10", "staging", 2, requested="2024-05-31")], "2024-06-01", {2: ("2024-06-10", "staging")}, [1]),
-        ([job("2024-06-11", "staging", 3)], "2024-06-01", {}, [1, 2]),  # someone else's ID
+        (
+            [listed("2024-06-10", "staging", 2, requested="2024-05-31")],
+            "2024-06-01",
+            {2: ("2024-06-10", "staging")},
+            [1],
+        ),
+        ([listed("2024-06-11", "staging", 3)], "2024-06-01", {}, [1, 2]),  # someone else's ID
     ],
 )
 def test_reconcile(
-    jobs: list[DeletionJob], posted_on: str, found: dict[int, tuple[str, str]], missing: list[int]
+    jobs: list[ListedJob], posted_on: str, found: dict[int, tuple[str, str]], missing: list[int]
 ) -> None:
     assert logic.reconcile([1, 2], jobs, date.fromisoformat(posted_on)) == (found, missing)
 
@@ -101,7 +112,7 @@ def test_reconcile(
     st.lists(st.integers(min_value=1, max_value=50), max_size=30, unique=True),
 )
 def test_reconcile_partitions_the_posted_ids(posted: list[int], held: list[int]) -> None:
-    found, missing = logic.reconcile(posted, [job("2024-06-11", "staging", *held)], date(2024, 6, 1))
+    found, missing = logic.reconcile(posted, [listed("2024-06-11", "staging", *held)], date(2024, 6, 1))
     assert set(found) | set(missing) == set(posted) and not set(found) & set(missing)
     assert set(found) == set(posted) & set(held)  # re-queued only what Amplitude does not have
     assert missing == [i for i in posted if i not in held]  # queue order kept
@@ -120,9 +131,10 @@ def test_receipt_days_and_job_status() -> None:
         2: ("2024-06-11", "staging"),
         3: ("2024-06-12", "staging"),
     }
-    assert logic.job_status(jobs, "2024-06-12", [3, 9]) is jobs[1]
-    assert logic.job_status(jobs, "2024-06-12", [1]) is None  # right day, not our IDs
-    assert logic.job_status(jobs, "2024-06-13", [3]) is None
+    listing = [listed("2024-06-11", "staging", 1, 2, app=7), listed("2024-06-12", "staging", 3, app=8)]
+    assert logic.job_status(listing, "2024-06-12", [3, 9]) is listing[1]
+    assert logic.job_status(listing, "2024-06-12", [1]) is None  # right day, not our IDs
+    assert logic.job_status(listing, "2024-06-13", [3]) is None
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from amplitude_dsr.amplitude.client import (
 from amplitude_dsr.amplitude.dsar import DsarClient
 from amplitude_dsr.amplitude.hosts import REGION_BASE_URLS, base_url, scope_key
 from amplitude_dsr.amplitude.limits import POOLS, PoolSpec
+from amplitude_dsr.amplitude.listing import ListedJob
 from amplitude_dsr.amplitude.models import (
     DeletionEntry,
     DeletionJob,
@@ -45,6 +46,7 @@ __all__ = [
     "DsarRequest",
     "Event",
     "EventTypeInfo",
+    "ListedJob",
     "PoolRoom",
     "PoolSpec",
     "SearchMatch",

@@ -16,6 +16,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from json import loads as json_loads
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -116,14 +117,15 @@ class Caller:
         cost: int = 1,
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
+        decode: Callable[[bytes], Any] = json_loads,
     ) -> Any:
-        """Send ``method path`` within ``pool``'s budget and return the parsed JSON body.
+        """Send ``method path`` within ``pool``'s budget and return the JSON body parsed by ``decode``.
 
         ``safe`` says whether repeating the call after a 5xx or timeout is harmless.
         """
         url = redact_url(httpx.URL(path, params=dict(params or {})))
         return self.run(
-            lambda: self._send(method, path, params=params, json=json, pool=pool),
+            lambda: self._send(method, path, params=params, json=json, pool=pool, decode=decode),
             pool=pool,
             safe=safe,
             cost=cost,
@@ -193,6 +195,7 @@ class Caller:
         params: Mapping[str, str | int] | None,
         json: Any,
         pool: str,
+        decode: Callable[[bytes], Any] = json_loads,
     ) -> Any:
         try:
             response = self.http.request(method, path, params=params, json=json)
@@ -203,7 +206,7 @@ class Caller:
         except httpx.TooManyRedirects as exc:
             raise UnexpectedStatus("too many redirects", url=redact_url(path)) from exc
         log.debug("%s %s -> %d", method, redact_url(response.request.url), response.status_code)
-        return classify(response, pool=pool, now=self.budget.clock())
+        return classify(response, pool=pool, now=self.budget.clock(), decode=decode)
 
 
 class CallerOwner:

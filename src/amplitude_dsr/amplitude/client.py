@@ -21,6 +21,7 @@ from amplitude_dsr.amplitude.limits import (
     MAX_IDS_PER_DELETION,
     USER_ACTIVITY_MAX_LIMIT,
 )
+from amplitude_dsr.amplitude.listing import ListedJob, decode_listing, parse_listing
 from amplitude_dsr.amplitude.models import (
     DeletionJob,
     DeletionRemoval,
@@ -226,16 +227,17 @@ class AmplitudeClient(CallerOwner):
         data = self._call("POST", DELETIONS, pool="deletion", safe=False, json=body)
         return _receipt_or_uncertain(lambda: parse_jobs(data, DELETIONS))
 
-    def list_deletions(self, start_day: date, end_day: date) -> list[DeletionJob]:
-        """``GET /api/2/deletions/users``: jobs whose ``day`` is in ``start_day..end_day``.
-        Ranges over 6 months are split into several calls (each 1 from the ``deletion`` pool)."""
-        jobs: list[DeletionJob] = []
-        seen: set[tuple[int | None, str, str]] = set()
+    def list_deletions(self, start_day: date, end_day: date) -> list[ListedJob]:
+        """``GET /api/2/deletions/users``: jobs whose ``day`` is in ``start_day..end_day``, each
+        held compactly (a job lists every one of its IDs: ``amplitude/listing.py``). Ranges over
+        6 months are split into several calls (each 1 from the ``deletion`` pool)."""
+        jobs: list[ListedJob] = []
+        seen: set[tuple[int | None, str, bytes]] = set()
         for first, last in deletion_windows(start_day, end_day):
             params = {"start_day": first.isoformat(), "end_day": last.isoformat()}
-            data = self._call("GET", DELETIONS, pool="deletion", safe=True, params=params)
-            for job in parse_jobs(data, DELETIONS):
-                key = (job.app, job.day, job.model_dump_json())
+            data = self._call("GET", DELETIONS, pool="deletion", safe=True, params=params, decode=decode_listing)
+            for job in parse_listing(data, DELETIONS):
+                key = (job.app, job.day, job.fingerprint())
                 if key not in seen:
                     seen.add(key)
                     jobs.append(job)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -77,8 +78,15 @@ def _excerpt(response: httpx.Response) -> str:
         return ""
 
 
-def classify(response: httpx.Response, *, pool: str = "", now: float | None = None) -> Any:
-    """Parsed JSON of a 2xx ``response`` (``None`` for an empty body), else raise.
+def classify(
+    response: httpx.Response,
+    *,
+    pool: str = "",
+    now: float | None = None,
+    decode: Callable[[bytes], Any] = json.loads,
+) -> Any:
+    """Parsed JSON of a 2xx ``response`` (``None`` for an empty body; ``decode`` parses it: a
+    deletion listing is decoded compactly, ``amplitude/listing.py``), else raise.
 
     ======================  ===========================================================
     status                  outcome
@@ -104,7 +112,7 @@ def classify(response: httpx.Response, *, pool: str = "", now: float | None = No
         if not response.content.strip():
             return None
         try:
-            return json.loads(response.content)
+            return decode(response.content)
         except ValueError:
             raise MalformedResponse(
                 "Amplitude returned a body that is not JSON",

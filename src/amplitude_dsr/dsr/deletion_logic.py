@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 
+from amplitude_dsr.amplitude.listing import ListedJob
 from amplitude_dsr.amplitude.models import DeletionJob
 from amplitude_dsr.dsr.model import Candidate, VerificationOutcome
 
@@ -53,7 +54,7 @@ def receipt_days(jobs: Iterable[DeletionJob]) -> dict[int, tuple[str, str]]:
 
 
 def reconcile(
-    posted_ids: Sequence[int], jobs: Iterable[DeletionJob], posted_on: date
+    posted_ids: Sequence[int], jobs: Iterable[ListedJob], posted_on: date
 ) -> tuple[dict[int, tuple[str, str]], list[int]]:
     """After an uncertain POST: which IDs Amplitude has (found in a job requested on or after the
     POST day, minus one day of clock skew) and which it does not (safe to submit again)."""
@@ -61,9 +62,9 @@ def reconcile(
     wanted = set(posted_ids)
     found: dict[int, tuple[str, str]] = {}
     for job in jobs:
-        for entry in job.amplitude_ids:
-            if entry.amplitude_id in wanted and (entry.requested_on_day or since) >= since:
-                found.setdefault(entry.amplitude_id, (job.day, job.status))
+        for amplitude_id, requested_on_day, _ in job.entries(wanted):
+            if (requested_on_day or since) >= since:
+                found.setdefault(amplitude_id, (job.day, job.status))
     missing = [i for i in posted_ids if i not in found]
     return found, missing
 
@@ -103,22 +104,22 @@ def relocation_windows(requested_on: date) -> list[tuple[date, date]]:
     return [(first, first + span), (second, second + span)]
 
 
-def find_job(jobs: Iterable[DeletionJob], amplitude_ids: Iterable[int]) -> DeletionJob | None:
+def find_job(jobs: Iterable[ListedJob], amplitude_ids: Iterable[int]) -> ListedJob | None:
     """The job (whatever its day) that holds most of ``amplitude_ids``; the latest day on a tie."""
     ids = set(amplitude_ids)
-    best: tuple[int, str, DeletionJob] | None = None
+    best: tuple[int, str, ListedJob] | None = None
     for job in jobs:
-        held = sum(1 for e in job.amplitude_ids if e.amplitude_id in ids)
+        held = job.count_held(ids)
         if held and (best is None or (held, job.day) > best[:2]):
             best = (held, job.day, job)
     return None if best is None else best[2]
 
 
-def job_status(jobs: Iterable[DeletionJob], day: str, amplitude_ids: Iterable[int]) -> DeletionJob | None:
+def job_status(jobs: Iterable[ListedJob], day: str, amplitude_ids: Iterable[int]) -> ListedJob | None:
     """The job with ``day`` that holds any of ``amplitude_ids``."""
     ids = set(amplitude_ids)
     for job in jobs:
-        if job.day == day and any(e.amplitude_id in ids for e in job.amplitude_ids):
+        if job.day == day and job.holds_any(ids):
             return job
     return None
 

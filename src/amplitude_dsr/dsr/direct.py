@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from amplitude_dsr.amplitude.listing import ListedJob
 from amplitude_dsr.amplitude.models import DeletionJob
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import intake
@@ -86,6 +87,14 @@ def stored_receipt(jobs: Iterable[DeletionJob], amplitude_ids: Iterable[int]) ->
     return out
 
 
+def listed_receipt(jobs: Iterable[ListedJob], amplitude_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The jobs of a listing that hold any of ``amplitude_ids``, as a batch keeps its receipt
+    (:func:`stored_receipt`), each with only the entries of those IDs: a listed job holds every
+    request's IDs, and a receipt is read only for its own (``dsr/evidence.py``)."""
+    own = set(amplitude_ids)
+    return [job.wire(only=own) for job in jobs if job.holds_any(own)]
+
+
 def mapping(jobs: Iterable[DeletionJob], user_ids: Sequence[str]) -> tuple[dict[str, list[int]], list[str]]:
     """From a receipt: user ID -> the Amplitude IDs Amplitude resolved it to, and the submitted
     user IDs it called invalid."""
@@ -111,7 +120,7 @@ def settle_lookups(rt: Runtime, project: str, settled: list[str]) -> None:
     if not pending:
         return
     client = rt.client(project)
-    listing: list[DeletionJob] | None = None
+    listing: list[ListedJob] | None = None
     for lookup in pending:
         term = SearchTerm(Identifier(kind=IdentifierKind.USER_ID, value=lookup.user_id), lookup.user_id,
                           IdentifierKind.USER_ID)  # fmt: skip
@@ -119,14 +128,14 @@ def settle_lookups(rt: Runtime, project: str, settled: list[str]) -> None:
         judged = judge(term, result)
         accepted = [c.amplitude_id for c in judged if c.accepted]
         found: dict[int, tuple[str, str]] = {}
-        jobs: list[DeletionJob] = []
+        receipt_jobs: list[dict[str, Any]] = []
         if accepted:
             if listing is None:
                 start, end = logic.reconcile_window(datetime.now(UTC).date())
                 listing = client.list_deletions(start, end)
             batch = repo.get_batch(rt.engine, lookup.batch_id)
             found, _ = logic.reconcile(accepted, listing, (batch.posted_at or batch.created_at).date())
-            jobs = [j for j in listing if any(e.amplitude_id in found for e in j.amplitude_ids)]
+            receipt_jobs = listed_receipt(listing, found)
             outcome = "mapped" if found else "queued"
         else:
             # An answer about somebody else (a numeric user ID taken for an Amplitude ID) proves
@@ -134,7 +143,7 @@ def settle_lookups(rt: Runtime, project: str, settled: list[str]) -> None:
             outcome = "queued" if is_ambiguous(term, result.type, judged) else "invalid"
         with repo.write_tx(rt.engine) as conn:
             changed = names.finish_lookup(
-                conn, lookup, outcome, ids=list(found), id_days=found, receipt_jobs=stored_receipt(jobs, found)
+                conn, lookup, outcome, ids=list(found), id_days=found, receipt_jobs=receipt_jobs
             )
             for request_id in changed:
                 audit.append(conn, request_id, "deletion_lookup", {"batch_id": lookup.batch_id, "outcome": outcome})

@@ -12,17 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from amplitude_dsr.amplitude.models import DeletionJob
+from amplitude_dsr.amplitude.listing import ListedJob
 from amplitude_dsr.dsr import deletion_logic as logic
 
-Lister = Callable[[date, date], list[DeletionJob]]
+Lister = Callable[[date, date], list[ListedJob]]
 
 
 @dataclass(frozen=True)
 class Located:
     """The job holding the IDs (``None``: not found anywhere) and whether it moved."""
 
-    job: DeletionJob | None
+    job: ListedJob | None
     moved_from: str | None = None
 
 

@@ -209,8 +209,7 @@ def reconcile_uncertain(rt: Runtime, project: str | None = None, *, settled: lis
         start, end = logic.reconcile_window(now.date())
         jobs = rt.client(batch.project).list_deletions(start, end)
         found, missing = logic.reconcile(batch.amplitude_ids, jobs, (batch.posted_at or batch.created_at).date())
-        mine = [j for j in jobs if logic.job_status([j], j.day, batch.amplitude_ids)]
-        receipt = direct.stored_receipt(mine, batch.amplitude_ids)
+        receipt = direct.listed_receipt(jobs, batch.amplitude_ids)
         done = repo.record_receipt(
             rt.engine, batch.id, receipt, found, [], state="reconciled", requeue_ids=missing, from_state=batch.state
         )

@@ -23,7 +23,7 @@ from datetime import date
 import sqlalchemy as sa
 from dbos import DBOS
 
-from amplitude_dsr.amplitude.models import DeletionJob
+from amplitude_dsr.amplitude.listing import ListedJob
 from amplitude_dsr.dsr import deletion_logic as logic
 from amplitude_dsr.dsr import jobs, steps
 from amplitude_dsr.dsr.finish import start_verification
@@ -125,9 +125,9 @@ def _round_lister(rt: Runtime, project: str) -> jobs.Lister:
     """Job listings of ``project`` for one round: a narrow window is served from the shared
     window that holds it, fetched once per round (every job of the next three months costs one
     GET), so tracking does not starve a deletion POST waiting for the same pool."""
-    fetched: dict[tuple[date, date], list[DeletionJob]] = {}
+    fetched: dict[tuple[date, date], list[ListedJob]] = {}
 
-    def listing(start: date, end: date) -> list[DeletionJob]:
+    def listing(start: date, end: date) -> list[ListedJob]:
         first, last = logic.shared_window(start, end) or (start, end)
         if (first, last) not in fetched:
             fetched[(first, last)] = rt.client(project).list_deletions(first, last)

@@ -1,0 +1,215 @@
+"""Deletion job listings (``GET /api/2/deletions/users``), held compactly.
+
+A listed job carries every one of its Amplitude IDs: a company's job of the month may hold a
+hundred thousand. Parsed into one pydantic model per ID, such a listing took about 90 MB of
+Python objects at its peak (the decoded JSON, the models, their JSON dump for de-duplication) and
+about 2 s of CPU, every tracking round (``bench/PROBLEMS.md``, P-8). Here the JSON decoder turns
+each entry into a small tuple as soon as it is read (``object_hook``), and each job into a
+:class:`ListedJob` whose IDs are one ``array('q')`` (8 bytes an ID) with, per ID, the index of its
+``(requested_on_day, requester)`` pair among the job's few distinct pairs (4 bytes). Nothing
+about a job is lost; what would take a model per ID is built only for the IDs asked for.
+
+A body the fast path does not recognise (an unexpected type anywhere) is left as decoded and
+validated with :class:`~amplitude_dsr.amplitude.models.DeletionJob`, so what counts as malformed
+is exactly what the models say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from array import array
+from collections.abc import Iterable, Iterator, Set
+from typing import Any, NamedTuple
+
+from amplitude_dsr.amplitude.caller import parse_model
+from amplitude_dsr.amplitude.models import DeletionEntry, DeletionJob
+from amplitude_dsr.errors import MalformedResponse
+
+Origin = tuple[str | None, str | None]  # (requested_on_day, requester) of an entry
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class _Entry(NamedTuple):
+    """One entry of a job's ``amplitude_ids`` while the body is decoded (JSON has no tuples)."""
+
+    amplitude_id: int
+    origin: Origin
+
+
+class ListedJob:
+    """One job of a listing: ``day``, ``status``, ``app``, ``active_scrub_done_date``,
+    ``invalid_ids`` as in :class:`~amplitude_dsr.amplitude.models.DeletionJob`, and its
+    Amplitude IDs in listing order as ``ids`` (an ``array('q')``)."""
+
+    __slots__ = ("_origin_of", "_origins", "active_scrub_done_date", "app", "day", "ids", "invalid_ids", "status")
+
+    def __init__(
+        self,
+        day: str,
+        status: str,
+        entries: Iterable[tuple[int, Origin]] = (),
+        *,
+        app: int | None = None,
+        active_scrub_done_date: str | None = None,
+        invalid_ids: Iterable[str] = (),
+    ) -> None:
+        self.day = day
+        self.status = status
+        self.app = app
+        self.active_scrub_done_date = active_scrub_done_date
+        self.invalid_ids = tuple(invalid_ids)
+        self.ids = array("q")
+        self._origin_of = array("I")
+        index: dict[Origin, int] = {}
+        for amplitude_id, origin in entries:
+            self.ids.append(amplitude_id)
+            self._origin_of.append(index.setdefault(origin, len(index)))
+        self._origins: tuple[Origin, ...] = tuple(index)
+
+    @classmethod
+    def from_model(cls, job: DeletionJob) -> ListedJob:
+        """The compact form of a parsed job (entries' ``user_id`` and unknown keys dropped)."""
+        entries = [(e.amplitude_id, (e.requested_on_day, e.requester)) for e in job.amplitude_ids]
+        return cls(job.day, job.status, entries, app=job.app, active_scrub_done_date=job.active_scrub_done_date,
+                   invalid_ids=job.invalid_ids)  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"ListedJob(day={self.day!r}, status={self.status!r}, app={self.app!r}, ids={len(self.ids)})"
+
+    def holds_any(self, amplitude_ids: Set[int]) -> bool:
+        """Whether any of ``amplitude_ids`` is in this job."""
+        return any(map(amplitude_ids.__contains__, self.ids))
+
+    def count_held(self, amplitude_ids: Set[int]) -> int:
+        """How many of this job's entries hold one of ``amplitude_ids``."""
+        return sum(map(amplitude_ids.__contains__, self.ids))
+
+    def entries(self, only: Set[int] | None = None) -> Iterator[tuple[int, str | None, str | None]]:
+        """``(amplitude_id, requested_on_day, requester)`` in listing order, of the IDs in
+        ``only`` (every entry when ``None``)."""
+        origins, origin_of = self._origins, self._origin_of
+        for i, amplitude_id in enumerate(self.ids):
+            if only is None or amplitude_id in only:
+                day, requester = origins[origin_of[i]]
+                yield amplitude_id, day, requester
+
+    @property
+    def amplitude_ids(self) -> list[DeletionEntry]:
+        """The entries as models, like ``DeletionJob.amplitude_ids``: one object per ID, so for
+        small jobs and tests; big ones use :attr:`ids`, :meth:`holds_any` or :meth:`entries`."""
+        return [DeletionEntry(amplitude_id=a, requested_on_day=d, requester=r) for a, d, r in self.entries()]
+
+    def wire(self, only: Set[int] | None = None) -> dict[str, Any]:
+        """The job as a stored receipt keeps it (``DeletionJob.model_dump(mode="json")`` without
+        entries' ``user_id``), with only the entries and ``invalid_ids`` of ``only`` when given."""
+        own = None if only is None else {str(i) for i in only}
+        return {
+            "day": self.day, "status": self.status,
+            "amplitude_ids": [{"amplitude_id": a, "requested_on_day": d, "requester": r}
+                              for a, d, r in self.entries(only)],
+            "invalid_ids": [i for i in self.invalid_ids if own is None or i in own],
+            "app": self.app, "active_scrub_done_date": self.active_scrub_done_date,
+        }  # fmt: skip
+
+    def fingerprint(self) -> bytes:
+        """A digest of everything the job says (the same job listed twice has the same one)."""
+        digest = hashlib.sha256(repr((self.app, self.day, self.status, self.active_scrub_done_date,
+                                      self.invalid_ids, self._origins)).encode())  # fmt: skip
+        digest.update(self.ids.tobytes())
+        digest.update(self._origin_of.tobytes())
+        return digest.digest()
+
+
+def _opt_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _amplitude_id(value: Any) -> int | None:
+    """The ID as the models would read it, when it is plainly one (else ``None``: the models decide)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if type(value) is int and _INT64[0] <= value <= _INT64[1]:
+        return value
+    return None
+
+
+class _Compactor:
+    """The ``object_hook`` of one body: entries to :class:`_Entry`, jobs to :class:`ListedJob`;
+    anything else (or anything unexpected) is left as decoded. The ``(requested_on_day,
+    requester)`` pairs are shared, so a hundred thousand entries hold a handful of strings."""
+
+    def __init__(self) -> None:
+        self.origins: dict[Origin, Origin] = {}
+
+    def __call__(self, obj: dict[str, Any]) -> Any:
+        if "day" in obj and "status" in obj:
+            return self._job(obj)
+        if "amplitude_id" in obj:
+            return self._entry(obj)
+        return obj
+
+    def _entry(self, obj: dict[str, Any]) -> Any:
+        amplitude_id = _amplitude_id(obj["amplitude_id"])
+        day, requester, user_id = obj.get("requested_on_day"), obj.get("requester"), obj.get("user_id")
+        if amplitude_id is None or not (_opt_str(day) and _opt_str(requester)):
+            return obj
+        if not (user_id is None or isinstance(user_id, str | int | float)):
+            return obj
+        origin = (day, requester)
+        return _Entry(amplitude_id, self.origins.setdefault(origin, origin))
+
+    def _job(self, obj: dict[str, Any]) -> Any:
+        day, status, entries = obj["day"], obj["status"], obj.get("amplitude_ids", [])
+        app, scrubbed = obj.get("app"), obj.get("active_scrub_done_date")
+        raw = obj.get("invalid_ids", obj.get("invalid_id"))
+        if not (isinstance(day, str) and isinstance(status, str) and isinstance(entries, list)):
+            return obj
+        if not ((app is None or type(app) is int) and _opt_str(scrubbed) and (not raw or isinstance(raw, list))):
+            return obj
+        if not all(type(e) is _Entry for e in entries):
+            return obj
+        invalid = [str(v) for v in raw] if raw else []
+        return ListedJob(day, status, entries, app=app, active_scrub_done_date=scrubbed, invalid_ids=invalid)
+
+
+def decode_listing(content: bytes) -> Any:
+    """A deletion response body decoded with the compact jobs of :class:`_Compactor` (for
+    :meth:`~amplitude_dsr.amplitude.caller.Caller.call`'s ``decode``)."""
+    return json.loads(content, object_hook=_Compactor())
+
+
+def _as_wire(value: Any) -> Any:
+    """A value the fast path left alone, back as JSON data for the models to judge."""
+    if isinstance(value, _Entry):
+        day, requester = value.origin
+        return {"amplitude_id": value.amplitude_id, "requested_on_day": day, "requester": requester}
+    if isinstance(value, ListedJob):
+        return value.wire()
+    if isinstance(value, dict):
+        return {k: _as_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_wire(v) for v in value]
+    return value
+
+
+def _job(item: Any, url: str) -> ListedJob:
+    if isinstance(item, ListedJob):
+        return item
+    model = parse_model(DeletionJob, _as_wire(item), url)
+    try:
+        return ListedJob.from_model(model)
+    except OverflowError:
+        raise MalformedResponse("Amplitude listed an amplitude_id beyond 64 bits", url=url) from None
+
+
+def parse_listing(data: Any, url: str) -> list[ListedJob]:
+    """The jobs of a body decoded by :func:`decode_listing`: one object, or an array of jobs."""
+    if isinstance(data, ListedJob | dict):
+        return [_job(data, url)]
+    if isinstance(data, list):
+        return [_job(item, url) for item in data]
+    raise MalformedResponse("Amplitude deletion response is neither an object nor a list", url=url)

@@ -1,0 +1,96 @@
+"""Deletion job listings held compactly (``amplitude/listing.py``): the same facts as the models,
+in a form whose size does not grow by a Python object per listed ID."""
+
+from __future__ import annotations
+
+import json
+import sys
+from array import array
+from typing import Any
+
+import pytest
+
+from amplitude_dsr.amplitude.listing import ListedJob, decode_listing, parse_listing
+from amplitude_dsr.amplitude.models import DeletionJob
+from amplitude_dsr.errors import MalformedResponse
+
+URL = "/api/2/deletions/users"
+
+
+def entries(n: int, start: int = 356_000_000_000) -> list[dict[str, Any]]:
+    days = ("2026-12-01", "2026-12-02", None)
+    return [{"amplitude_id": start + i, "requested_on_day": days[i % 3], "requester": "dpo@corp"} for i in range(n)]
+
+
+def listed(body: Any) -> list[ListedJob]:
+    return parse_listing(decode_listing(json.dumps(body).encode()), URL)
+
+
+def test_a_listing_of_100000_ids_is_held_in_two_arrays_and_a_few_shared_strings() -> None:
+    job = {"day": "2026-12-20", "status": "staging", "amplitude_ids": entries(100_000), "app": 7}
+    [found] = listed([job])
+    assert (found.day, found.status, found.app, len(found)) == ("2026-12-20", "staging", 7, 100_000)
+    # Structure, not timing: every ID in one array of 8-byte integers, one 4-byte index per ID
+    # into the job's distinct (requested_on_day, requester) pairs: three here, whatever the size.
+    assert isinstance(found.ids, array) and found.ids.typecode == "q" and found.ids.itemsize == 8
+    assert len(found._origin_of) == 100_000 and found._origin_of.itemsize == 4
+    assert len(found._origins) == 3
+    held = sys.getsizeof(found.ids) + sys.getsizeof(found._origin_of)
+    assert held < 100_000 * 13  # 12 bytes an ID and array headroom; a model per ID was ~700
+    assert not hasattr(found, "__dict__")  # slots only: nothing else per job
+
+
+def test_the_compact_job_says_what_the_model_says() -> None:
+    body = {"day": "2026-12-20", "status": "submitted", "amplitude_ids": entries(50), "app": 3,
+            "active_scrub_done_date": "2026-12-22", "invalid_ids": [12, "x"], "extra": {"k": 1}}  # fmt: skip
+    [compact] = listed(body)
+    model = DeletionJob.model_validate(body)
+    assert compact.wire() == {**model.model_dump(mode="json", exclude={"extra"}),
+                              "amplitude_ids": [{k: v for k, v in e.items() if k != "user_id"}
+                                                for e in model.model_dump(mode="json")["amplitude_ids"]]}  # fmt: skip
+    assert [e.amplitude_id for e in compact.amplitude_ids] == [e.amplitude_id for e in model.amplitude_ids]
+    assert compact.invalid_ids == ("12", "x")
+    own = {356_000_000_001, 356_000_000_002, 1}
+    assert compact.holds_any(own) and compact.count_held(own) == 2 and not compact.holds_any({1})
+    assert list(compact.entries({356_000_000_001})) == [(356_000_000_001, "2026-12-02", "dpo@corp")]
+    assert compact.wire(only={356_000_000_001, 12})["invalid_ids"] == ["12"]
+
+
+@pytest.mark.parametrize(
+    ("body", "ids"),
+    [
+        # numeric strings and an org-wide app given as a string go the models' way: still read
+        ({"day": "2026-12-20", "status": "staging", "amplitude_ids": [{"amplitude_id": "42"}]}, [42]),
+        ({"day": "2026-12-20", "status": "staging", "app": "5", "amplitude_ids": [{"amplitude_id": 1.0}]}, [1]),
+        ({"day": "2026-12-20", "status": "staging"}, []),
+        ([], None),
+    ],
+)
+def test_unusual_but_valid_bodies_are_read_as_the_models_read_them(body: Any, ids: list[int] | None) -> None:
+    jobs = listed(body)
+    if ids is None:
+        assert jobs == []
+    else:
+        assert [list(j.ids) for j in jobs] == [ids]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"day": "2026-12-20"},  # no status
+        {"day": 20261220, "status": "staging"},
+        {"day": "2026-12-20", "status": "staging", "amplitude_ids": [{"amplitude_id": "abc"}]},
+        {"day": "2026-12-20", "status": "staging", "amplitude_ids": [{"requester": "x"}]},
+        {"day": "2026-12-20", "status": "staging", "amplitude_ids": [{"amplitude_id": 2**70}]},
+        "staging",
+    ],
+)
+def test_malformed_listings_are_malformed_responses(body: Any) -> None:
+    with pytest.raises(MalformedResponse):
+        listed(body)
+
+
+def test_fingerprint_tells_the_same_job_from_a_changed_one() -> None:
+    a, b, c = listed([{"day": "2026-12-20", "status": s, "amplitude_ids": entries(10)}
+                      for s in ("staging", "staging", "submitted")])  # fmt: skip
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
