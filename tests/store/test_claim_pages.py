@@ -58,3 +58,27 @@ def test_paged_claims_pick_what_the_whole_queue_would(
         posted += batch.amplitude_ids
     assert sorted(posted) == sorted(set(ids))  # every ID in exactly one batch
     engine.dispose()
+
+
+def test_cancel_drops_held_items_and_user_ids_too(tmp_path: Path) -> None:
+    """A deletion put on hold in the console and then cancelled (CLI or console) has nothing left
+    that a release could post: its held IDs and user IDs end cancelled, the user IDs forgotten."""
+    from amplitude_dsr.store import names
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'dsr.sqlite'}")
+    repo.create_tables(engine)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(deletion_items.insert(), [
+            {"request_id": "req_held", "project": "web", "amplitude_id": aid, "org_wide": False, "state": "held",
+             "created_at": now} for aid in (1, 2)
+        ])  # fmt: skip
+    with repo.write_tx(engine) as conn:
+        names.queue_names(conn, "req_held", "web", ["someone@example.org"], org_wide=False)
+        conn.execute(names.deletion_names.update().values(state="held"))
+    assert repo.cancel_items(engine, "req_held", only_queued=True) == 3
+    with engine.connect() as conn:
+        assert {r[0] for r in conn.execute(sa.select(deletion_items.c.state))} == {"cancelled"}
+        assert conn.execute(sa.select(names.deletion_names.c.state, names.deletion_names.c.user_id)).all() == [
+            ("cancelled", None)
+        ]

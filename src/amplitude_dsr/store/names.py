@@ -238,10 +238,10 @@ def busy(conn: sa.Connection, request_id: str) -> bool:
 
 
 def cancel(conn: sa.Connection, request_id: str) -> int:
-    """Drop the request's still-queued user IDs (and forget them)."""
+    """Drop the request's still-queued (or held) user IDs (and forget them)."""
     res = conn.execute(
         deletion_names.update()
-        .where(deletion_names.c.request_id == request_id, deletion_names.c.state == "queued")
+        .where(deletion_names.c.request_id == request_id, deletion_names.c.state.in_(["queued", "held"]))
         .values(state="cancelled", user_id=None)
     )
     return int(res.rowcount)

@@ -592,7 +592,8 @@ def cancel_items(engine: sa.Engine, request_id: str, *, only_queued: bool) -> in
     """Mark a request's items cancelled (only still-queued ones when ``only_queued``). ``None``,
     and nothing changed, when one of its items is in a batch being submitted right now: checked
     in the same transaction, so a flusher cannot claim an item the cancel is about to drop."""
-    states = ["queued"] if only_queued else ["queued", "receipted"]
+    # "held": a deletion put on hold in the console (dsr/holding.py); its IDs were never posted.
+    states = ["queued", "held"] if only_queued else ["queued", "held", "receipted"]
     with write_tx(engine) as conn:
         busy = conn.execute(
             sa.select(sa.func.count())
