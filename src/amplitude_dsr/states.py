@@ -11,9 +11,9 @@ from enum import StrEnum
 class RequestStatus(StrEnum):
     """Where a request is. Access: received → resolving → collecting → completed | failed
     (collecting only while DSAR exports are made; without org keys resolving → completed).
-    Deletion: received → resolving → resolved → queued → staging → submitted → done → verifying →
-    verified | recollected | still_present | nothing_found | cancelled | failed; with approval
-    before erasure, held → received (approved) first."""
+    Deletion: received → resolving → queued (resolved only when nothing matched) → staging →
+    submitted → done → verifying → verified | recollected | still_present | nothing_found |
+    cancelled | failed; with approval before erasure, held → received (approved) first."""
 
     RECEIVED = "received"
     HELD = "held"  # a deletion waiting for a person's approval (``serve --hold-erasures``, dsr/hold.py)
