@@ -70,6 +70,15 @@ async def _action(request: Request, request_id: str, action: str, make: Callable
     return redirect(f"/ui/requests/{request_id}" + (f"?refused={refused}" if refused is not None else ""))
 
 
+def _one_call(request_id: str, call: Callable[..., Any]) -> Callable[[Service, dict[str, str], str, str], Any]:
+    """The ``make`` of an action that is one call ``call(rt, request_id, by=..., reason=...)``."""
+
+    def make(service: Service, _fields: dict[str, str], by: str, reason: str) -> Callable[[], Any]:
+        return lambda: call(service.rt, request_id, by=by, reason=reason)
+
+    return make
+
+
 @router.post("/requests/{request_id}/cancel")
 async def cancel(request: Request, request_id: str) -> Response:
     """Cancel a deletion under today's rules (``dsr.api.cancel``)."""
@@ -103,40 +112,28 @@ async def extend(request: Request, request_id: str) -> Response:
 async def approve(request: Request, request_id: str) -> Response:
     """Approve a held deletion (``serve --hold-erasures``): it starts (``dsr.hold.approve``)."""
 
-    def make(service: Service, _fields: dict[str, str], by: str, reason: str) -> Callable[[], Any]:
-        return lambda: hold.approve(service.rt, request_id, by=by, reason=reason)
-
-    return await _action(request, request_id, "approve", make)
+    return await _action(request, request_id, "approve", _one_call(request_id, hold.approve))
 
 
 @router.post("/requests/{request_id}/retry")
 async def retry_request(request: Request, request_id: str) -> Response:
     """Retry a failed request from where it is safe to restart (``dsr.retry``)."""
 
-    def make(service: Service, _fields: dict[str, str], by: str, reason: str) -> Callable[[], Any]:
-        return lambda: retry.retry(service.rt, request_id, by=by, reason=reason)
-
-    return await _action(request, request_id, "retry", make)
+    return await _action(request, request_id, "retry", _one_call(request_id, retry.retry))
 
 
 @router.post("/requests/{request_id}/hold")
 async def put_on_hold(request: Request, request_id: str) -> Response:
     """Put a started request on hold, where that is truthful (``dsr.holding``)."""
 
-    def make(service: Service, _fields: dict[str, str], by: str, reason: str) -> Callable[[], Any]:
-        return lambda: holding.put_on_hold(service.rt, request_id, by=by, reason=reason)
-
-    return await _action(request, request_id, "hold", make)
+    return await _action(request, request_id, "hold", _one_call(request_id, holding.put_on_hold))
 
 
 @router.post("/requests/{request_id}/release")
 async def release(request: Request, request_id: str) -> Response:
     """Release a request the console put on hold, exactly where it was (``dsr.holding``)."""
 
-    def make(service: Service, _fields: dict[str, str], by: str, reason: str) -> Callable[[], Any]:
-        return lambda: holding.release(service.rt, request_id, by=by, reason=reason)
-
-    return await _action(request, request_id, "release", make)
+    return await _action(request, request_id, "release", _one_call(request_id, holding.release))
 
 
 @router.post("/requests/{request_id}/resume")
@@ -144,7 +141,4 @@ async def resume(request: Request, request_id: str) -> Response:
     """Resume a stuck request's workflow through ``DBOSClient`` (``dsr.unstick``); the form is
     on the Workers page, the outcome on the request's page."""
 
-    def make(service: Service, _fields: dict[str, str], by: str, reason: str) -> Callable[[], Any]:
-        return lambda: unstick.resume(service.rt, request_id, by=by, reason=reason)
-
-    return await _action(request, request_id, "resume", make)
+    return await _action(request, request_id, "resume", _one_call(request_id, unstick.resume))
