@@ -16,7 +16,6 @@ from amplitude_dsr.dsr.runtime import DELETION_QUEUE, Runtime
 from amplitude_dsr.errors import DomainError
 from amplitude_dsr.states import RequestStatus
 from amplitude_dsr.store import audit, repo
-from amplitude_dsr.store.tables import requests
 
 HOLD_QUEUE = "amplitude-dsr-held"  # never listened to: a workflow here waits for approve()
 
@@ -31,12 +30,7 @@ def approve(rt: Runtime, request_id: str, *, by: str, reason: str) -> None:
         raise DomainError("cannot approve: only deletions are held for approval")
     if row.status == RequestStatus.HELD:
         with repo.write_tx(rt.engine) as conn:
-            moved = conn.execute(
-                requests.update()
-                .where(requests.c.id == request_id, requests.c.status == RequestStatus.HELD)
-                .values(status=RequestStatus.RECEIVED, updated_at=repo.utcnow())
-            )
-            if moved.rowcount != 1:
+            if not repo.move_from(conn, request_id, RequestStatus.HELD, RequestStatus.RECEIVED):
                 raise DomainError("cannot approve: the request changed meanwhile; reload and try again")
             audit.append(conn, request_id, "approved", {"by": by, "reason": reason})
     elif row.status != RequestStatus.RECEIVED:

@@ -36,7 +36,7 @@ from amplitude_dsr.dsr.runtime import DELETION_QUEUE, JOBS_QUEUE, QUEUE, Runtime
 from amplitude_dsr.errors import DomainError
 from amplitude_dsr.states import RequestStatus, is_final
 from amplitude_dsr.store import audit, repo
-from amplitude_dsr.store.tables import deletion_items, deletion_names, requests
+from amplitude_dsr.store.tables import deletion_items, deletion_names
 
 S = RequestStatus
 HELD_ITEM = "held"  # an item or user ID of a deletion on hold: never claimed into a batch
@@ -109,12 +109,7 @@ def put_on_hold(rt: Runtime, request_id: str, *, by: str, reason: str) -> str:
         else:
             hold_items(conn, request_id)
             held = "queued IDs"
-        moved = conn.execute(
-            requests.update()
-            .where(requests.c.id == request_id, requests.c.status == row.status)
-            .values(status=S.HELD, updated_at=repo.utcnow())
-        )
-        if moved.rowcount != 1:
+        if not repo.move_from(conn, request_id, row.status, S.HELD):
             raise DomainError("cannot hold: the request changed meanwhile; reload and try again")
         audit.append(conn, request_id, PUT_ON_HOLD, {**detail, "held": held})
     return held
@@ -167,12 +162,7 @@ def release(rt: Runtime, request_id: str, *, by: str, reason: str) -> str:
                     .where(table.c.request_id == request_id, table.c.state == HELD_ITEM)
                     .values(state="queued")
                 )
-        moved = conn.execute(
-            requests.update()
-            .where(requests.c.id == request_id, requests.c.status == S.HELD)
-            .values(status=back, updated_at=repo.utcnow())
-        )
-        if moved.rowcount != 1:
+        if not repo.move_from(conn, request_id, S.HELD, back):
             raise DomainError("cannot release: the request changed meanwhile; reload and try again")
         audit.append(conn, request_id, RELEASED, {"by": by, "reason": reason, "to": str(back)})
     if back == S.QUEUED:

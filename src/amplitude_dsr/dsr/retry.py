@@ -34,7 +34,7 @@ from amplitude_dsr.dsr.runtime import DELETION_QUEUE, QUEUE, VERIFY_QUEUE, Runti
 from amplitude_dsr.errors import DomainError
 from amplitude_dsr.states import WORKFLOW_ACTIVE, WORKFLOW_FINAL, RequestStatus
 from amplitude_dsr.store import audit, repo
-from amplitude_dsr.store.tables import deletion_batches, deletion_items, deletion_names, requests
+from amplitude_dsr.store.tables import deletion_batches, deletion_items, deletion_names
 
 S = RequestStatus
 RETRIED = "retried"
@@ -127,12 +127,7 @@ def retry(rt: Runtime, request_id: str, *, by: str, reason: str) -> str:
             name, queue, status = _workflow_of(row.kind, chosen.restart)
             client.enqueue_in_transaction(conn, rt.enqueue_options(name, queue, workflow_id), request_id)
             detail["workflow"] = workflow_id
-        moved = conn.execute(
-            requests.update()
-            .where(requests.c.id == request_id, requests.c.status == S.FAILED)
-            .values(status=status, error=None, completed_at=None, updated_at=repo.utcnow())
-        )
-        if moved.rowcount != 1:
+        if not repo.move_from(conn, request_id, S.FAILED, status, error=None, completed_at=None):
             raise DomainError("cannot retry: the request changed meanwhile; reload and try again")
         audit.append(conn, request_id, RETRIED, detail)
     if chosen.restart == "submission":

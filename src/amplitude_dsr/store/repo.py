@@ -271,6 +271,17 @@ def advance_in(
     return Change(request_id, before, status, res.rowcount == 1)
 
 
+def move_from(conn: sa.Connection, request_id: str, before: str, status: str, **fields: Any) -> bool:
+    """Compare and set, in the caller's transaction: move the request from ``before`` to
+    ``status`` (with ``fields``); False when it is no longer in ``before`` (moved meanwhile)."""
+    res = conn.execute(
+        requests.update()
+        .where(requests.c.id == request_id, requests.c.status == before)
+        .values(status=status, updated_at=utcnow(), **fields)
+    )
+    return res.rowcount == 1
+
+
 def log_change(change: Change) -> bool:
     """Log a committed :class:`Change`; returns whether it happened."""
     if change.done:
