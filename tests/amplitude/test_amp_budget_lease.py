@@ -1,5 +1,5 @@
-"""What a process keeps of the shared budget between calls (``amplitude/lease.py``): idle slots and
-stashed tokens spent without a transaction, given back by the sweeper, and the limits they keep.
+"""The concurrency slots a process keeps between calls (``amplitude/lease.py``): taken again without
+a transaction, freed by the sweeper, and the caps they keep.
 
 Statements are counted on the budget's own engine; "another process" is a second ``Budget`` on
 the same tables. Runs on SQLite by default and on PostgreSQL when
@@ -55,36 +55,47 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-def test_a_kept_slot_and_stashed_tokens_serve_the_next_calls_without_a_transaction(
+def test_a_kept_slot_serves_the_next_calls_without_claiming_or_freeing(
     make_budget: MakeBudget, clock: FakeClock
 ) -> None:
-    budget = make_budget(clock=clock, sleep=clock.sleep, keep_slots=0.5, stash_calls=4)
-    with statements(budget) as first, budget.acquire("user", SCOPE):
+    budget = make_budget(clock=clock, sleep=clock.sleep, keep_slots=0.5)
+    with statements(budget) as first, budget.acquire("rest", SCOPE):
         pass
     assert first, "the first call claims in the table"
-    assert room(budget, "user") == (18 - 1 - 4, 1)  # one call spent, four stashed, its slot kept
+    assert room(budget, "rest") == (None, 1)  # kept after the call
     with statements(budget) as later:
-        for _ in range(4):
-            with budget.acquire("user", SCOPE):
+        for _ in range(5):
+            with budget.acquire("rest", SCOPE):
                 pass
-    assert later == []
-    with statements(budget) as fifth, budget.acquire("user", SCOPE):
-        pass
-    assert fifth, "the stash is spent: the fifth call goes to the bucket"
+    assert later == []  # ``rest`` has no rate: a kept slot is all a call needs
+    with statements(budget) as user:
+        with budget.acquire("user", SCOPE):
+            pass
+        with budget.acquire("user", SCOPE):
+            pass
+    # The user pool still takes its tokens in the bucket (a 429 anywhere stops the next call),
+    # and claims a user slot once; the kept rest slot is reused and nothing is freed.
+    assert sum(q.startswith("UPDATE") and "_slot" in q for q in user) == 1
+    assert sum(q.startswith("UPDATE") and "_bucket" in q for q in user) == 2
+    assert room(budget, "user") == (16, 1)
 
 
-def test_the_sweeper_gives_back_idle_slots_and_stale_tokens(make_budget: MakeBudget, clock: FakeClock) -> None:
-    budget = make_budget(clock=clock, sleep=clock.sleep, keep_slots=0.5, stash_calls=4)
+def test_the_sweeper_frees_idle_slots(make_budget: MakeBudget, clock: FakeClock) -> None:
+    budget = make_budget(clock=clock, sleep=clock.sleep, keep_slots=0.5)
     with budget.acquire("user", SCOPE):
         pass
-    assert room(budget, "user") == (13, 1)
-    clock.now += 1.5  # past keep_slots and the stash's second; refill at 0.075/s adds ~0.11
-    wait_until(lambda: room(budget, "user")[1] == 0)
-    wait_until(lambda: (room(budget, "user")[0] or 0) >= 17)
-    tokens, _ = room(budget, "user")
-    assert tokens is not None and tokens <= 18  # never above the capacity
-    _, rest_held = room(budget, "rest")
-    assert rest_held == 0
+    assert room(budget, "user")[1] == 1 and room(budget, "rest")[1] == 1
+    clock.now += 0.6
+    wait_until(lambda: room(budget, "user")[1] == 0 and room(budget, "rest")[1] == 0)
+
+
+def test_closing_frees_the_kept_slots(make_budget: MakeBudget, clock: FakeClock) -> None:
+    budget = make_budget(clock=clock, sleep=clock.sleep, keep_slots=30.0)
+    other = make_budget(clock=clock, sleep=clock.sleep)
+    with budget.acquire("user", SCOPE):
+        pass
+    budget.close()
+    assert room(other, "user")[1] == 0 and room(other, "rest")[1] == 0
 
 
 def test_kept_slots_count_against_other_processes_until_given_back(make_budget: MakeBudget, clock: FakeClock) -> None:
@@ -114,7 +125,7 @@ def test_a_slot_held_for_max_hold_goes_back_to_the_table_when_its_call_ends(
 
 
 def test_threads_of_one_process_never_exceed_the_slots(make_budget: MakeBudget) -> None:
-    budget = make_budget(keep_slots=0.2, stash_calls=4, rate_scale=1e6)
+    budget = make_budget(keep_slots=0.2, rate_scale=1e6)
     lock = threading.Lock()
     now_in = 0
     peak = 0
@@ -162,33 +173,22 @@ def test_a_stale_call_does_not_free_a_row_claimed_again_after_its_lease(
     fresh.__exit__(None, None, None)
 
 
-def test_a_429_drops_the_stash(make_budget: MakeBudget, clock: FakeClock) -> None:
-    budget = make_budget(clock=clock, sleep=clock.sleep, keep_slots=0.5, stash_calls=4, max_inline_wait=60)
+def test_a_429_met_by_another_process_stops_the_next_call_even_with_a_kept_slot(
+    make_budget: MakeBudget, clock: FakeClock
+) -> None:
+    budget = make_budget(clock=clock, sleep=clock.sleep, keep_slots=30.0, max_inline_wait=60)
+    other = make_budget(clock=clock, sleep=clock.sleep)
     with budget.acquire("user", SCOPE):
         pass
-    budget.pause("user", SCOPE, clock() + 30)
+    other.pause("user", SCOPE, clock() + 30)
     with budget.acquire("user", SCOPE):
         pass
-    assert clock.sleeps and clock.sleeps[0] == pytest.approx(30.0)  # waited the pause out, stash or not
-
-
-def test_stashed_tokens_keep_the_documented_window(make_budget: MakeBudget, clock: FakeClock) -> None:
-    """Calls started in any hour stay under the documented 360 (user pool, fraction 0.75),
-    stash or not: the burst, the hour's refill and at most a second's worth of stash."""
-    budget = make_budget(clock=clock, sleep=clock.sleep, keep_slots=0.5, stash_calls=4, max_inline_wait=120)
-    starts = []
-    for _ in range(600):
-        with budget.acquire("user", SCOPE):
-            starts.append(clock())
-    for i, t in enumerate(starts):
-        within = sum(1 for u in starts[i:] if u < t + 3600)
-        assert within <= 18 + 270 + 1
+    assert clock.sleeps and clock.sleeps[0] == pytest.approx(30.0)  # waited the pause out
 
 
 def test_nothing_is_kept_when_leasing_is_off() -> None:
-    lease = LocalLease(keep_slots=0.0, max_hold=2.0, stash_calls=0, stash_seconds=1.0)
+    lease = LocalLease(keep_slots=0.0, max_hold=2.0)
     held = lease.claimed("rest", SCOPE, 0, now=0.0)
     assert lease.release(SCOPE, [held], now=0.1) == [held]
     assert lease.take_slots(("rest",), SCOPE, now=0.2) == {}
-    assert lease.extra_tokens(1, left=10.0) == 0.0
     assert not lease.active

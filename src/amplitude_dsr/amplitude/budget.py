@@ -27,9 +27,9 @@ PostgreSQL):
     under its process's holder ID, and releases it afterwards; a crashed process's lease expires
     after ``lease_seconds``.
 
-A process that makes many calls keeps claimed slots and a few spare tokens between them
-(:mod:`~amplitude_dsr.amplitude.lease`, off unless ``keep_slots``/``stash_calls`` are given), so
-most of its calls run no transaction at all; a sweeper thread gives back what stood idle.
+A process that makes many calls keeps its claimed slots between them
+(:mod:`~amplitude_dsr.amplitude.lease`, off unless ``keep_slots`` is given), so most of its calls
+run one transaction instead of two; a sweeper thread gives back the slots that stood idle.
 
 Time is epoch seconds from the injectable ``clock``; tests use a fake clock and sleep.
 """
@@ -54,7 +54,7 @@ from sqlalchemy.engine import Connection, Engine
 from amplitude_dsr.amplitude.adaptive import MIN_RECOVERY_WINDOW, current_factor, decreased
 from amplitude_dsr.amplitude.budget_history import History, Spent
 from amplitude_dsr.amplitude.handoff import Handoff
-from amplitude_dsr.amplitude.lease import HeldSlot, LocalLease, Returned
+from amplitude_dsr.amplitude.lease import HeldSlot, Kept, LocalLease
 from amplitude_dsr.amplitude.limits import (
     POOLS,
     PoolSpec,
@@ -98,9 +98,7 @@ POOL_OVERFLOW = 10
 POOL_TIMEOUT = 3600.0
 POOL_RECYCLE = 1800.0  # seconds: older PostgreSQL connections are replaced at checkout
 KEEP_SLOTS = 0.25  # seconds a process that runs workflows keeps an idle slot for its next call
-STASH_CALLS = 4  # calls' worth of tokens such a process may take ahead (lease.py)
 MAX_HOLD = 2.0  # seconds a process keeps a slot in a row before it goes back to the table
-STASH_SECONDS = 1.0  # seconds stashed tokens stay spendable (lease.py: the bound they keep)
 SWEEP_MIN = 0.05  # seconds: the sweeper never runs more often than this
 
 
@@ -176,7 +174,6 @@ class Budget:
         table_prefix: str = "amplitude_budget",
         pg_engine_options: dict[str, Any] | None = None,
         keep_slots: float = 0.0,
-        stash_calls: int = 0,
     ) -> None:
         if not 0 < fraction <= 1:
             raise ValueError("fraction must be in (0, 1]")
@@ -221,11 +218,8 @@ class Budget:
         self._rng = random.Random()
         self._handoff = Handoff()  # slots freed by this process's callers wake its waiters
         self._holder = uuid.uuid4().hex  # this process's claims in the slot table
-        self._lease = LocalLease(
-            keep_slots=keep_slots, max_hold=min(MAX_HOLD, lease_seconds / 4), stash_calls=stash_calls,
-            stash_seconds=STASH_SECONDS,
-        )  # fmt: skip
-        self._unreturned = Returned()  # what the sweeper could not give back yet (a database fault)
+        self._lease = LocalLease(keep_slots=keep_slots, max_hold=min(MAX_HOLD, lease_seconds / 4))
+        self._unreturned: Kept = []  # slots the sweeper could not free yet (a database fault)
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
 
@@ -263,15 +257,15 @@ class Budget:
                     raise
 
     def close(self) -> None:
-        """Give back the slots and tokens this process kept, write the calls counted in memory
-        (the history), then release the connections."""
+        """Free the slots this process kept, write the calls counted in memory (the history),
+        then release the connections."""
         self._stop.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=10)
         if self._tables_ready:
             try:
                 with self._engine.begin() as conn:
-                    self._give_back(conn, self._lease.drain())
+                    self._free_rows(conn, [*self._unreturned, *self._lease.drain()])
                     self.history.flush(conn, self.clock())
             except sa.exc.DBAPIError:  # kept slots expire by their lease; the last counts are lost
                 pass
@@ -350,7 +344,6 @@ class Budget:
         too many calls at once, not too many per window)."""
         spec = pool_spec(pool)
         self._ensure((pool,), scope)
-        self._lease.drop_tokens(pool, scope)
         with self._engine.begin() as conn:
             row = self._lock_bucket(conn, pool, scope)
             now = self.clock()
@@ -482,16 +475,13 @@ class Budget:
         self._ensure((pool, *holds), scope)
         while True:
             seen = self._handoff.mark(scope)
-            # What this process kept from earlier calls first: no transaction when it is enough
-            # (never for a spaced pool, whose every call stamps its start in the shared row).
+            # Slots this process kept from earlier calls first: a pool without a rate or a gate
+            # (``rest``) then needs no transaction at all; the others claim only what is missing.
             local = self._lease.take_slots(holds, scope, self.clock())
-            if not gap and not reserved and self._lease.take_tokens(pool, scope, cost, self.clock()):
-                reserved = True
-            if not gap and reserved and len(local) == len(holds):
+            if full_rate is None and not gap and len(local) == len(holds):
                 self.history.tally(pool, scope, self.clock())
                 return list(local.values())
             claimed: list[tuple[str, int]] | None = None
-            extra = 0.0
             slot_wait = False
             try:
                 with self._engine.begin() as conn:
@@ -512,18 +502,16 @@ class Budget:
                         reserved = full_rate is None
                     elif not reserved and rate is not None:
                         # Reserve the tokens now (the balance may go negative), then sleep until
-                        # they would have existed: waiting callers are served in order. When the
-                        # bucket holds more, a few calls' worth more go to this process's stash.
+                        # they would have existed: waiting callers are served in order.
                         tokens = min(capacity, row.tokens + max(0.0, now - row.updated_at) * rate)
                         wait = max(0.0, (cost - tokens) / rate)
                         wait = 0.0 if wait < FLOAT_NOISE else wait
                         resume_at = now + wait
                         if waited + wait > self.max_inline_wait:
                             raise self._exhausted(pool, resume_at)
-                        extra = 0.0 if gap else self._lease.extra_tokens(cost, tokens - cost)
                         conn.execute(
                             self._sql.spend,
-                            {"b_pool": pool, "b_scope": scope, "b_tokens": tokens - cost - extra,
+                            {"b_pool": pool, "b_scope": scope, "b_tokens": tokens - cost,
                              "b_updated": max(now, row.updated_at)},
                         )  # fmt: skip
                         reserved = True
@@ -547,8 +535,6 @@ class Budget:
             except BaseException:
                 self._lease.put_back(scope, local)
                 raise
-            if extra:
-                self._lease.stash(pool, scope, extra, now)
             if claimed is not None:
                 return [*local.values(), *(self._lease.claimed(p, scope, n, now) for p, n in claimed)]
             self._lease.put_back(scope, local)
@@ -598,40 +584,24 @@ class Budget:
         if params:
             conn.execute(self._sql.free_row, params)
 
-    def _give_back(self, conn: Connection, back: Returned) -> None:
-        """Free the kept slots and add unspent stashed tokens back to their buckets (never above
-        the capacity), in the caller's transaction."""
-        self._free_rows(conn, back.slots)
-        for pool, scope, tokens in back.tokens:
-            capacity = bucket_capacity(pool_spec(pool), self.fraction, min_call_cost(pool))
-            row = self._lock_bucket(conn, pool, scope)
-            conn.execute(
-                self._sql.spend,
-                {"b_pool": pool, "b_scope": scope, "b_tokens": min(capacity, row.tokens + tokens),
-                 "b_updated": row.updated_at},
-            )  # fmt: skip
-
     def _sweep(self) -> None:
-        """The sweeper thread: gives back what stood idle, and writes the call counts when due."""
-        interval = max(SWEEP_MIN, min(self._lease.keep_slots or STASH_SECONDS, STASH_SECONDS) / 2)
+        """The sweeper thread: frees the slots that stood idle, and writes the call counts when
+        due."""
+        interval = max(SWEEP_MIN, self._lease.keep_slots / 2)
         while not self._stop.wait(interval):
             now = self.clock()
-            back = self._lease.idle(now)
-            pending = self._unreturned
-            pending.slots += back.slots
-            pending.tokens += back.tokens
+            pending = [*self._unreturned, *self._lease.idle(now)]
             if not pending and not self.history.due(now):
                 continue
             try:
                 with self._engine.begin() as conn:
-                    self._give_back(conn, pending)
+                    self._free_rows(conn, pending)
                     if self.history.due(now):
                         self.history.flush(conn, now)
             except sa.exc.SQLAlchemyError:
-                continue  # kept for the next round; the rows' leases bound the harm meanwhile
-            self._unreturned = Returned()
-            for scope in {scope for scope, _ in pending.slots}:
-                self._handoff.freed(scope)
+                self._unreturned = pending  # freed next round; the rows' leases bound the harm
+                continue
+            self._unreturned = []
 
 
 class _Statements:
