@@ -43,7 +43,8 @@ def _post_row(r: dict[str, Any], label: str) -> list[Any]:
     load = r.get("load_before")
     return [
         r["db"], label, p["clients"], p["posts"], p["accepted"], other, p["wall_s"], p["accepted_per_s"], p["p50_ms"],
-        p["p99_ms"], p.get("serve_cpu_ms_per_post"), None if load is None else round(load, 1),
+        p["p99_ms"], p.get("serve_cpu_ms_per_post"), p.get("client_cpu_ms_per_post"),
+        None if load is None else round(load, 1),
     ]  # fmt: skip
 
 
@@ -52,7 +53,7 @@ def section(data: dict[str, Any] | None) -> str:
         return f"{TITLE}\n\nNot run yet: `.venv/bin/python bench/service.py`.\n"
     post = _table(
         ["db", "code", "clients", "POSTs", "201s", "other answers", "wall s", "accepted/s", "p50 ms", "p99 ms",
-         "service CPU ms/POST", "load before"],
+         "service CPU ms/POST", "client CPU ms/POST", "load before"],
         [_post_row(r, label) for label, rows in _post_runs(data) for r in rows],
     )  # fmt: skip
     callbacks = _table(
@@ -77,16 +78,22 @@ def section(data: dict[str, Any] | None) -> str:
 
 **How measured.** `bench/service.py`, per database a fresh database, the emulator in its own
 process (limits x1000, four emulated days per second so erasures finish) and `amplitude-dsr serve`
-with its embedded worker in another, on the same two cores. **Taken under heavy contention**:
-other engineers' benches and test suites ran on the machine at the same time (the *load before*
-column is the one-minute load average when the phase started, on 2 CPUs), so these figures are
-lower bounds of what the code does, not its capacity.
+with its embedded worker in another, on the same two cores. Other engineers' benches may run on
+the machine at the same time (the *load before* column is the one-minute load average when the
+phase started, on 2 CPUs), so these figures are lower bounds of what the code does.
 
-*POST*: 50 client threads, each with its own keep-alive connection, POST access requests (a new
+*POST*: 50 client threads, each with its own keep-alive connection (the standard library's
+`http.client`, bodies encoded before the clock starts), POST access requests (a new
 `subject_request_id` and identity each) until the total is sent, while the embedded worker runs
 the ones already accepted. Accepted/s = 201 answers over the wall time; latency is one POST as its
 client saw it; service CPU = the `serve` process's user + system CPU over the phase (HTTP *and*
-its embedded worker, which runs accepted requests meanwhile) per POST. *before* is the commit
+its embedded worker, which runs accepted requests meanwhile) per POST; client CPU = the bench
+process's own. Until 2026-12-07 the clients were `httpx` clients, which spent more CPU per POST
+(about 1.7 ms, py-spy) than the service's HTTP path on the same two cores: PostgreSQL gave 27/s
+(p99 3.6 s, load 14) then, 19/s beside a second bench (load 4) on the day of the change, and with
+`http.client` 92/s (p99 1.5 s, load 3.3) in the run just after it (`--api-only`, no worker
+anywhere: 116/s with `httpx`, 177/s with `http.client`, the service at 4.8 ms of CPU per POST and
+the client at 0.3). *before*, when shown, is the commit
 named, run just before *after* on the same machine: one transaction per POST plus a separate
 mapping transaction, six pooled connections per POST from the pool the worker's steps use, and
 two signatures with a 3072-bit RSA key. *after*: POSTs that arrive together share one transaction
