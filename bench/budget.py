@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from amplitude_dsr.amplitude import AmplitudeClient, Budget, DsarClient
-from amplitude_dsr.amplitude.budget import KEEP_SLOTS
 from amplitude_dsr.amplitude.limits import POOLS, bucket_capacity, min_call_cost, slot_count
 from amplitude_dsr.config import OrgConfig, ProjectConfig
 from amplitude_dsr.emulator.server import EmulatorServer
@@ -67,7 +66,6 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
         fraction=FRACTION,
         rate_scale=config["rate_scale"],
         table_prefix=config["table_prefix"],
-        keep_slots=KEEP_SLOTS,  # as a worker process builds it (dsr/executor.py)
     )
     budget.create_tables()
     errors: list[str] = []

@@ -62,10 +62,7 @@ def _worker(
     from amplitude_dsr.errors import AmplitudeError, DeferredError
 
     logging.getLogger("amplitude_dsr").setLevel(logging.ERROR)  # 429s are counted from the log
-    from amplitude_dsr.amplitude.budget import KEEP_SLOTS
-
-    # As a worker process builds it (dsr/executor.py): slots kept between calls.
-    budget = Budget(db_url, fraction=FRACTION, rate_scale=scale, keep_slots=KEEP_SLOTS)
+    budget = Budget(db_url, fraction=FRACTION, rate_scale=scale)
     budget.create_tables()
     if pool == "dsar":
         client: Any = DsarClient(common.org_config(doc), budget)

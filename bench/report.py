@@ -382,30 +382,34 @@ DBOS checkpoints, our tables and audit chain, budget transactions, `api.wait` po
 writing each request's report package (its events as JSON and CSV, the HTML report). *Bare DBOS
 step* is the floor measured in the same process: {FLOOR_STEPS_NOTE} *CPU ms/request* is the
 process's own CPU time (user + system, every thread, SQLite's work included; PostgreSQL's server
-is another process) over the timed burst, divided by its requests: it moves less than wall time
-when other work shares the cores, but it does move (SQLite's lock waits, caches). The DBOS system
-tables are not pre-filled (see "Not measured").
+is another process) over the timed burst, divided by its requests: unlike wall time it hardly
+moves when other work shares the cores. The DBOS system tables are not pre-filled (see "Not
+measured").
 
 With bursts of {data["batch"]} requests the table measures throughput (the fixed latencies of
 DBOS's queue polling and `api.wait`'s 0.2 s polling are spread over 400 calls); bursts of 20, as
-the section measured until 2026-12-06, mostly measure latency. Bursts of 20 on a quiet machine on
-2026-12-07, before the budget lease: SQLite 31 to 33 ms per call (CPU 55 to 63 ms per request),
-PostgreSQL 49 to 52 ms (CPU 91 to 97 ms), against 48 to 56 and 60 to 79 ms the day before (P-11):
-checkpoints per access request 8 to 5, a concurrency slot handed to a waiter of the same process
-at once, the budget's statements built once.
+the section measured until 2026-12-06, mostly measure latency. Bursts of 20 on the same quiet
+machine on 2026-12-07, after the changes below: SQLite 31 to 33 ms per call (CPU 55 to 63 ms per
+request), PostgreSQL 49 to 52 ms (CPU 91 to 97 ms), against 48 to 56 and 60 to 79 ms measured the
+day before (P-11). What changed: checkpoints per access request 8 to 5, a concurrency slot handed
+to a waiter of the same process at once, the budget's statements built once. Where the CPU of a
+request went before that last change (py-spy `--gil` on bursts of 200, workflow threads): on
+PostgreSQL the budget's
+transactions (lock the bucket row, spend, take a slot, free it) were half, the two Amplitude calls'
+HTTP under a tenth, the package about an eighth, DBOS's checkpoint writes about an eighth. The
+goal of 5 ms per call is not met; P-11 says why and what is left.
 
-**The budget lease** (`amplitude/lease.py`, docs/client.md): a process that runs workflows keeps
-its claimed slots for 0.25 s and up to four calls' tokens for 1 s, so most calls run no budget
-transaction. Before and after back to back on 2026-12-07 (bursts of 200 at 100 earlier requests,
-two pairs, another engineer's 100,000-request bench on the same two cores, load average 5 to 9):
-PostgreSQL CPU per request 115 and 110 ms before, 79 and 61 ms after; overhead per call 70 and 67
-ms before, 46 and 35 ms after. SQLite 64 and 85 ms of CPU before, 66 and 53 after: inside the
-noise, since its budget transactions were cheaper to start with. Where the CPU of a request goes
-now on PostgreSQL (py-spy `--gil`, burst of 200, share of the process's samples): writing the
-package (events as JSON and CSV, the HTML report) 17%; DBOS's checkpoint writes and its
-already-done checks 17%; the bench's own `api.submit` one by one 8%; DBOS's queue dequeue 8%;
-our status changes with their audit entries 7%; the two Amplitude calls with their budget 5%;
-start-up imports and the pre-fill the rest. The goal of 5 ms per call is not met; P-11 says why.
+**Tried and reverted on 2026-12-07: keeping budget slots between calls.** A worker process kept
+the concurrency slots it had claimed for 0.25 s after each call (and, in a first version, up to
+four calls' tokens for 1 s), so a call ran one budget transaction instead of two. Three
+back-to-back pairs against the commit before, bursts of 200 at 100 earlier requests, on a quiet
+machine (load 2 to 3): CPU per request SQLite 58, 55, 58 ms before and 57, 56, 68 after;
+PostgreSQL 97, 94, 101 before and 98, 99, 109 after; overhead per call 25-27 against 26-31 ms
+(SQLite) and 49-52 against 51-56 ms (PostgreSQL). No gain above the noise, so the code (a lease
+module and a sweeper thread) was not kept. Pairs taken under other engineers' benches (load 5 to
+9) had shown PostgreSQL 110-132 → 61-100 ms: under contention, not in the code alone. The
+token stash also doubled the 429s met while an external consumer took half the user pool
+(section 1's bench, SQLite, 4 processes: 5 without, 10-11 with).
 
 Rerun: `.venv/bin/python bench/overhead.py`.
 

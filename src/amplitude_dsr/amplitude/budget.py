@@ -23,13 +23,8 @@ PostgreSQL):
     added inside the transactions below: a 429 at once with its pause; calls counted in memory
     and added every few seconds with a call that fires.
 ``<prefix>_slot(pool, scope, slot, holder, expires_at)``
-    One row per concurrency slot. A call claims a free (or expired) row for each pool it holds,
-    under its process's holder ID, and releases it afterwards; a crashed process's lease expires
-    after ``lease_seconds``.
-
-A process that makes many calls keeps its claimed slots between them
-(:mod:`~amplitude_dsr.amplitude.lease`, off unless ``keep_slots`` is given), so most of its calls
-run one transaction instead of two; a sweeper thread gives back the slots that stood idle.
+    One row per concurrency slot. A call claims a free (or expired) row for each pool it holds
+    and releases it afterwards; a crashed process's lease expires after ``lease_seconds``.
 
 Time is epoch seconds from the injectable ``clock``; tests use a fake clock and sleep.
 """
@@ -54,7 +49,6 @@ from sqlalchemy.engine import Connection, Engine
 from amplitude_dsr.amplitude.adaptive import MIN_RECOVERY_WINDOW, current_factor, decreased
 from amplitude_dsr.amplitude.budget_history import History, Spent
 from amplitude_dsr.amplitude.handoff import Handoff
-from amplitude_dsr.amplitude.lease import HeldSlot, Kept, LocalLease
 from amplitude_dsr.amplitude.limits import (
     POOLS,
     PoolSpec,
@@ -97,9 +91,6 @@ POOL_SIZE = 5
 POOL_OVERFLOW = 10
 POOL_TIMEOUT = 3600.0
 POOL_RECYCLE = 1800.0  # seconds: older PostgreSQL connections are replaced at checkout
-KEEP_SLOTS = 0.25  # seconds a process that runs workflows keeps an idle slot for its next call
-MAX_HOLD = 2.0  # seconds a process keeps a slot in a row before it goes back to the table
-SWEEP_MIN = 0.05  # seconds: the sweeper never runs more often than this
 
 
 def _make_engine(url: str, pg_options: dict[str, Any] | None = None) -> Engine:
@@ -173,7 +164,6 @@ class Budget:
         lease_seconds: float = 90.0,
         table_prefix: str = "amplitude_budget",
         pg_engine_options: dict[str, Any] | None = None,
-        keep_slots: float = 0.0,
     ) -> None:
         if not 0 < fraction <= 1:
             raise ValueError("fraction must be in (0, 1]")
@@ -217,11 +207,6 @@ class Budget:
         self._lock = threading.Lock()
         self._rng = random.Random()
         self._handoff = Handoff()  # slots freed by this process's callers wake its waiters
-        self._holder = uuid.uuid4().hex  # this process's claims in the slot table
-        self._lease = LocalLease(keep_slots=keep_slots, max_hold=min(MAX_HOLD, lease_seconds / 4))
-        self._unreturned: Kept = []  # slots the sweeper could not free yet (a database fault)
-        self._stop = threading.Event()
-        self._sweeper: threading.Thread | None = None
 
     # --- setup -------------------------------------------------------------------------
 
@@ -257,17 +242,12 @@ class Budget:
                     raise
 
     def close(self) -> None:
-        """Free the slots this process kept, write the calls counted in memory (the history),
-        then release the connections."""
-        self._stop.set()
-        if self._sweeper is not None:
-            self._sweeper.join(timeout=10)
+        """Write the calls counted in memory (the history), then release the connections."""
         if self._tables_ready:
             try:
                 with self._engine.begin() as conn:
-                    self._free_rows(conn, [*self._unreturned, *self._lease.drain()])
                     self.history.flush(conn, self.clock())
-            except sa.exc.DBAPIError:  # kept slots expire by their lease; the last counts are lost
+            except sa.exc.DBAPIError:  # the counts of the last seconds are lost, nothing else
                 pass
         self._engine.dispose()
 
@@ -276,11 +256,6 @@ class Budget:
             with self._lock:
                 if not self._tables_ready:
                     self.create_tables()
-        if self._sweeper is None and self._lease.active:
-            with self._lock:
-                if self._sweeper is None and not self._stop.is_set():
-                    self._sweeper = threading.Thread(target=self._sweep, name="budget-sweeper", daemon=True)
-                    self._sweeper.start()
 
     def _ensure(self, pools: tuple[str, ...], scope: str) -> None:
         """Create the bucket and slot rows of ``pools``/``scope`` once per process, in their own
@@ -448,12 +423,13 @@ class Budget:
 
     @contextmanager
     def _acquire(self, pool: str, scope: str, cost: int) -> Iterator[None]:
-        claimed = self._wait_and_claim(pool, scope, cost)
+        holder = uuid.uuid4().hex
+        claimed = self._wait_and_claim(pool, scope, cost, holder)
         try:
             yield
         finally:
             if claimed:
-                self._release(scope, claimed)
+                self._release(scope, holder, claimed)
 
     def _exhausted(self, pool: str, resume_at: float) -> BudgetExhausted:
         when = datetime.fromtimestamp(resume_at, UTC)
@@ -463,7 +439,7 @@ class Budget:
             pool=pool,
         )
 
-    def _wait_and_claim(self, pool: str, scope: str, cost: int) -> list[HeldSlot]:
+    def _wait_and_claim(self, pool: str, scope: str, cost: int, holder: str) -> list[str]:
         spec = pool_spec(pool)
         full_rate = bucket_rate(spec, self.fraction, self.rate_scale, min_call_cost(pool))
         window = self._window(spec)
@@ -471,83 +447,67 @@ class Budget:
         gap = min_interval(spec, self.rate_scale, self.fraction)
         holds = tuple(p for p in spec.holds if slot_count(pool_spec(p), self.fraction))
         started = self.clock()
-        reserved = full_rate is None  # a pool without a rate has no tokens to take
+        reserved = False
         self._ensure((pool, *holds), scope)
         while True:
             seen = self._handoff.mark(scope)
-            # Slots this process kept from earlier calls first: a pool without a rate or a gate
-            # (``rest``) then needs no transaction at all; the others claim only what is missing.
-            local = self._lease.take_slots(holds, scope, self.clock())
-            if full_rate is None and not gap and len(local) == len(holds):
-                self.history.tally(pool, scope, self.clock())
-                return list(local.values())
-            claimed: list[tuple[str, int]] | None = None
             slot_wait = False
-            try:
-                with self._engine.begin() as conn:
-                    row = self._lock_bucket(conn, pool, scope)
-                    now = self.clock()
-                    waited = now - started
-                    rate = (
-                        None
-                        if full_rate is None
-                        else full_rate * current_factor(row.factor, row.factor_at, now, window, self._min_recovery)
-                    )
-                    wait = 0.0
-                    resume_at = now
-                    if row.paused_until > now:
-                        # Paused after a 429: wait it out and queue again afterwards (the pause
-                        # emptied the bucket and forgot earlier reservations, ours included).
-                        wait, resume_at = row.paused_until - now, row.paused_until
-                        reserved = full_rate is None
-                    elif not reserved and rate is not None:
-                        # Reserve the tokens now (the balance may go negative), then sleep until
-                        # they would have existed: waiting callers are served in order.
-                        tokens = min(capacity, row.tokens + max(0.0, now - row.updated_at) * rate)
+            with self._engine.begin() as conn:
+                row = self._lock_bucket(conn, pool, scope)
+                now = self.clock()
+                waited = now - started
+                rate = (
+                    None
+                    if full_rate is None
+                    else full_rate * current_factor(row.factor, row.factor_at, now, window, self._min_recovery)
+                )
+                wait = 0.0
+                resume_at = now
+                if row.paused_until > now:
+                    # Paused after a 429: wait it out and queue again afterwards (the pause
+                    # emptied the bucket and forgot earlier reservations, ours included).
+                    wait, resume_at = row.paused_until - now, row.paused_until
+                    reserved = False
+                elif not reserved:
+                    # Reserve the tokens now (the balance may go negative), then sleep until
+                    # they would have existed: waiting callers are served in order.
+                    tokens = row.tokens
+                    if rate is not None:
+                        tokens = min(capacity, tokens + max(0.0, now - row.updated_at) * rate)
                         wait = max(0.0, (cost - tokens) / rate)
                         wait = 0.0 if wait < FLOAT_NOISE else wait
-                        resume_at = now + wait
-                        if waited + wait > self.max_inline_wait:
-                            raise self._exhausted(pool, resume_at)
+                    resume_at = now + wait
+                    if waited + wait > self.max_inline_wait:
+                        raise self._exhausted(pool, resume_at)
+                    if rate is not None:
                         conn.execute(
                             self._sql.spend,
                             {"b_pool": pool, "b_scope": scope, "b_tokens": tokens - cost,
                              "b_updated": max(now, row.updated_at)},
                         )  # fmt: skip
-                        reserved = True
-                    if wait <= 0:
-                        # Tokens are ours: fire now unless the spacing gate or a busy slot says no.
-                        gate = row.last_fire + gap - now
-                        if gate > 0:
-                            wait, resume_at = gate, now + gate
-                        else:
-                            claimed = self._claim(conn, tuple(p for p in holds if p not in local), scope, now)
-                            if claimed is not None:
-                                if gap:
-                                    conn.execute(self._sql.fired, {"b_pool": pool, "b_scope": scope, "b_now": now})
-                                self.history.count(conn, pool, scope, now)
-                            else:
-                                wait = self._rng.uniform(SLOT_POLL_MIN, SLOT_POLL_MAX)
-                                resume_at = now + SLOT_POLL_MAX
-                                slot_wait = True
-                    if claimed is None and waited + wait > self.max_inline_wait:
-                        raise self._exhausted(pool, resume_at)
-            except BaseException:
-                self._lease.put_back(scope, local)
-                raise
-            if claimed is not None:
-                return [*local.values(), *(self._lease.claimed(p, scope, n, now) for p, n in claimed)]
-            self._lease.put_back(scope, local)
-            if local:
-                self._handoff.freed(scope)  # they are idle again: a waiter here may take them
+                    reserved = True
+                if wait <= 0:
+                    # Tokens are ours: fire now unless the spacing gate or a busy slot says no.
+                    gate = row.last_fire + gap - now
+                    if gate > 0:
+                        wait, resume_at = gate, now + gate
+                    elif not holds or self._claim(conn, holds, scope, holder, now):
+                        if gap:
+                            conn.execute(self._sql.fired, {"b_pool": pool, "b_scope": scope, "b_now": now})
+                        self.history.count(conn, pool, scope, now)
+                        return list(holds)
+                    else:
+                        wait = self._rng.uniform(SLOT_POLL_MIN, SLOT_POLL_MAX)
+                        resume_at = now + SLOT_POLL_MAX
+                        slot_wait = True
+                if waited + wait > self.max_inline_wait:
+                    raise self._exhausted(pool, resume_at)
             if slot_wait and self.sleep is time.sleep:
                 self._handoff.wait(scope, seen, wait)  # woken as soon as a caller here frees one
             else:
                 self.sleep(wait)
 
-    def _claim(self, conn: Connection, holds: tuple[str, ...], scope: str, now: float) -> list[tuple[str, int]] | None:
-        """A free (or expired) slot of each of ``holds``, claimed for this process, or ``None``
-        (nothing claimed) when one of them has none."""
+    def _claim(self, conn: Connection, holds: tuple[str, ...], scope: str, holder: str, now: float) -> bool:
         picks: list[tuple[str, int]] = []
         for pool in holds:
             slots = slot_count(pool_spec(pool), self.fraction)
@@ -555,53 +515,20 @@ class Budget:
                 self._sql.free_slot, {"b_pool": pool, "b_scope": scope, "b_slots": slots, "b_now": now}
             ).scalar()
             if free is None:
-                return None
-            picks.append((pool, int(free)))
+                return False
+            picks.append((pool, free))
         for pool, number in picks:
             conn.execute(
                 self._sql.take_slot,
-                {"b_pool": pool, "b_scope": scope, "b_slot": number, "b_holder": self._holder,
+                {"b_pool": pool, "b_scope": scope, "b_slot": number, "b_holder": holder,
                  "b_expires": now + self.lease_seconds},
             )  # fmt: skip
-        return picks
+        return True
 
-    def _release(self, scope: str, slots: list[HeldSlot]) -> None:
-        """A call ended: its slots stay with this process for its next calls, or go back to the
-        table (held long enough, or nothing is kept); either way a waiter here is woken."""
-        to_free = self._lease.release(scope, slots, self.clock())
-        if to_free:
-            with self._engine.begin() as conn:
-                self._free_rows(conn, [(scope, held) for held in to_free])
+    def _release(self, scope: str, holder: str, pools: list[str]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(self._sql.free_held, {"b_scope": scope, "b_pools": pools, "b_holder": holder})
         self._handoff.freed(scope)
-
-    def _free_rows(self, conn: Connection, slots: list[tuple[str, HeldSlot]]) -> None:
-        """Free these rows if this process still holds them (a row whose lease ran out may be
-        another process's by now)."""
-        params = [
-            {"b_pool": held.pool, "b_scope": scope, "b_slot": held.slot, "b_holder": self._holder}
-            for scope, held in slots
-        ]
-        if params:
-            conn.execute(self._sql.free_row, params)
-
-    def _sweep(self) -> None:
-        """The sweeper thread: frees the slots that stood idle, and writes the call counts when
-        due."""
-        interval = max(SWEEP_MIN, self._lease.keep_slots / 2)
-        while not self._stop.wait(interval):
-            now = self.clock()
-            pending = [*self._unreturned, *self._lease.idle(now)]
-            if not pending and not self.history.due(now):
-                continue
-            try:
-                with self._engine.begin() as conn:
-                    self._free_rows(conn, pending)
-                    if self.history.due(now):
-                        self.history.flush(conn, now)
-            except sa.exc.SQLAlchemyError:
-                self._unreturned = pending  # freed next round; the rows' leases bound the harm
-                continue
-            self._unreturned = []
 
 
 class _Statements:
@@ -642,12 +569,11 @@ class _Statements:
             )
             .values(holder=sa.bindparam("b_holder"), expires_at=sa.bindparam("b_expires"))
         )
-        self.free_row = (
+        self.free_held = (
             slot.update()
             .where(
-                s.pool == sa.bindparam("b_pool"),
                 s.scope == sa.bindparam("b_scope"),
-                s.slot == sa.bindparam("b_slot"),
+                s.pool.in_(sa.bindparam("b_pools", expanding=True)),
                 s.holder == sa.bindparam("b_holder"),
             )
             .values(holder=None, expires_at=0.0)

@@ -68,21 +68,12 @@ class History:
     def count(self, conn: Connection, pool: str, scope: str, now: float) -> None:
         """A call fired: count it; every :data:`FLUSH_SECONDS`, write the counts in the caller's
         transaction."""
-        if self.tally(pool, scope, now):
-            self.flush(conn, now)
-
-    def tally(self, pool: str, scope: str, now: float) -> bool:
-        """A call fired without a transaction of its own: count it in memory; whether a flush
-        is due (the budget's sweeper writes the counts then)."""
         with self._lock:
             key = (pool, scope, bucket_of(now))
             self._pending[key] = self._pending.get(key, 0) + 1
-            return now - self._flushed_at >= FLUSH_SECONDS
-
-    def due(self, now: float) -> bool:
-        """Whether counts wait to be written and the last flush is :data:`FLUSH_SECONDS` old."""
-        with self._lock:
-            return bool(self._pending) and now - self._flushed_at >= FLUSH_SECONDS
+            due = now - self._flushed_at >= FLUSH_SECONDS
+        if due:
+            self.flush(conn, now)
 
     def flush(self, conn: Connection, now: float) -> None:
         """Write the calls counted so far, in the caller's transaction."""

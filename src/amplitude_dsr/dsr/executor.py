@@ -149,13 +149,9 @@ def _open(
     budget_options = pg_engine_options(
         footprint.budget, application_name(kind, "budget"), timeout=budget_module.POOL_TIMEOUT
     )
-    # Processes that run workflows make most of the calls: they keep their slots
-    # between calls (amplitude/lease.py); the others claim and free per call.
-    keeps = kind in ("worker", "foreground")
     budget = Budget(
-        url, fraction=settings.budget_fraction, rate_scale=settings.rate_scale, pg_engine_options=budget_options,
-        keep_slots=budget_module.KEEP_SLOTS if keeps else 0.0,
-    )  # fmt: skip
+        url, fraction=settings.budget_fraction, rate_scale=settings.rate_scale, pg_engine_options=budget_options
+    )
     try:
         repo.create_tables(engine)
         create_audit_tables(engine)

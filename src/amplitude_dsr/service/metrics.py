@@ -83,10 +83,7 @@ def exposition(service: Service) -> str:
         "budget_paused_seconds", "gauge", "Seconds a pool stays paused after a 429.", per_pool("paused_for")
     )
     lines += family(
-        "budget_slots_held",
-        "gauge",
-        "Concurrency slots of a pool held by calls in flight or kept by a process for its next call.",
-        per_pool("slots_held"),
+        "budget_slots_held", "gauge", "Concurrency slots of a pool held by calls in flight.", per_pool("slots_held")
     )
     lines += family(
         "amplitude_429_total", "counter",
