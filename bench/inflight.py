@@ -1,13 +1,14 @@
 """Bench: N deletion requests in flight on one executor: peak memory, threads, POSTs, 429s.
 
 Each size runs in a fresh process (one DBOS runtime per process). N anonymous users are added to
-the emulator, then N deletion requests and their queued Amplitude IDs are written in bulk (resolution
-skipped: its cost is the user pool's, measured in section 2), then one in-process executor
-opens: its sweep starts the project's flusher, which posts every ID in batches of 100, and the
-project's tracker follows the jobs. The emulator runs at
-real clock speed, so every job stays ``staging``: all N requests wait on their jobs, which is the
-state a company's deletions spend weeks in. Measured in the executor process: peak RSS (VmHWM and
-sampled VmRSS), threads (sampled), seconds until every ID is receipted, then two more tracking
+the emulator, then N deletion requests and their queued Amplitude IDs are written in bulk
+(resolution skipped: its cost is the user pool's, measured in section 2), both by a process of
+their own so the measured one starts as a worker's does. Then one in-process executor opens:
+its sweep starts the project's flusher, which posts every ID in batches of 100, and the
+project's tracker follows the jobs. The emulator runs at real clock speed, so every job stays
+``staging``: all N requests wait on their jobs, which is the state a company's deletions spend
+weeks in. Measured in the executor process: peak RSS (VmHWM and sampled VmRSS), threads
+(sampled), seconds until every ID is receipted, then two more tracking
 rounds; POSTs and 429s from the emulator's log.
 
     .venv/bin/python bench/inflight.py                       # 1,000 / 10,000 / 100,000 on SQLite
@@ -81,6 +82,31 @@ def _write_requests(engine: Any, amplitude_ids: list[int]) -> None:
             conn.execute(deletion_items.insert(), items)
 
 
+def setup(base_url: str, db_url: str, n: int) -> float:
+    """Tables, ``n`` users in the emulator and ``n`` requests written in bulk; the seconds the writing took."""
+    import sqlalchemy as sa
+
+    from amplitude_dsr.store import repo
+
+    engine = sa.create_engine(common.normalize_database_url(db_url))
+    repo.create_tables(engine)
+    amplitude_ids = add_users(base_url, n)
+    written_at = time.perf_counter()
+    _write_requests(engine, amplitude_ids)
+    engine.dispose()
+    return time.perf_counter() - written_at
+
+
+def _setup_elsewhere(base_url: str, db_url: str, n: int) -> float:
+    """:func:`setup` in a process of its own, so the executor's process starts as a worker's does
+    (not with the heap the bulk writing of ``n`` requests left behind)."""
+    proc = subprocess.run(
+        [common.PYTHON, __file__, "--setup", base_url, db_url, str(n)],
+        check=True, capture_output=True, text=True, cwd=common.REPO, env=os.environ.copy(),
+    )  # fmt: skip
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
 def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
     import sqlalchemy as sa
 
@@ -94,13 +120,7 @@ def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
         common.fresh_database(db, tmp) as db_url,
     ):
         settings = common.settings_for(emu.doc, db_url, rate_scale=SCALE, poll_interval=POLL, max_linger=1.0)
-        engine = sa.create_engine(common.normalize_database_url(db_url))
-        repo.create_tables(engine)
-        amplitude_ids = add_users(emu.base_url, n)
-        written_at = time.perf_counter()
-        _write_requests(engine, amplitude_ids)
-        write_seconds = time.perf_counter() - written_at
-        engine.dispose()
+        write_seconds = _setup_elsewhere(emu.base_url, db_url, n)
         emu.admin.clear_log()
         rss_before = _rss_kib("VmRSS")
         peak = {"threads": threading.active_count(), "rss_kib": rss_before}
@@ -153,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--max-seconds", type=float, default=3600.0)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--setup", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.setup:
+        print(setup(args.setup[0], args.setup[1], int(args.setup[2])), flush=True)
+        return 0
     if args.one:
         print(json.dumps(one(args.one, args.db, args.max_seconds)), flush=True)
         return 0
