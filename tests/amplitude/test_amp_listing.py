@@ -3,6 +3,7 @@ in a form whose size does not grow by a Python object per listed ID."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from array import array
@@ -128,7 +129,7 @@ def test_a_listing_read_a_window_at_a_time_is_the_listing_decoded_whole(
 
 
 def listing_stream_result(content: bytes) -> Any:
-    result = listing._streamed(content)  # the fast path itself, not its fallback
+    result = listing._streamed(listing_stream.Reader(listing_stream.windows(content)))  # the fast path itself
     assert isinstance(result, ListedJob | list)
     return result
 
@@ -186,3 +187,23 @@ def test_any_plain_listing_reads_the_same_a_window_at_a_time(body: Any, window: 
         _same(parse_listing(listing_stream_result(content), URL), _ordinary(content))
     finally:
         listing_stream.WINDOW = saved
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=st.lists(_job, max_size=3), cuts=st.lists(st.integers(0, 400), max_size=8))
+def test_a_listing_read_from_chunks_as_they_arrive_is_the_listing_decoded_whole(body: Any, cuts: list[int]) -> None:
+    content = json.dumps(body, ensure_ascii=False).encode()
+    bounds = sorted({0, len(content), *(c for c in cuts if c < len(content))})
+    chunks = [content[a:b] for a, b in itertools.pairwise(bounds)]
+    jobs, whole = listing.read_listing(iter(chunks))
+    assert whole is None
+    _same(parse_listing(jobs, URL), _ordinary(content))
+
+
+def test_an_error_of_the_connection_while_reading_is_raised_as_it_is() -> None:
+    def chunks() -> Any:
+        yield b'[{"day":"d","status":"s","amplitude_ids":[{"amplitude_id":1},'
+        raise ConnectionResetError("dropped")
+
+    with pytest.raises(ConnectionResetError):
+        listing.read_listing(chunks())

@@ -201,20 +201,47 @@ def _job_fields(obj: dict[str, Any]) -> tuple[str, str, int | None, str | None, 
     return day, status, app, scrubbed, [str(v) for v in raw] if raw else []
 
 
+UNUSUAL = (
+    stream.Unusual,
+    ValueError,
+    TypeError,
+    KeyError,
+    OverflowError,
+    RecursionError,
+)  # what the fast path may raise
+
+
 def decode_listing(content: bytes) -> Any:
     """A deletion response body decoded with the compact jobs of :class:`_Compactor` (for
     :meth:`~amplitude_dsr.amplitude.caller.Caller.call`'s ``decode``). A body of the plain shape
     is read a window at a time (``listing_stream.py``: no copy of the body, no list of entries);
     anything else is decoded whole, which also judges what is malformed."""
     try:
-        return _streamed(content)
-    except Exception:  # not the plain shape: the ordinary decoder says what it is
+        return _streamed(stream.Reader(stream.windows(content)))
+    except UNUSUAL:  # not the plain shape: the ordinary decoder says what it is
         return json.loads(content, object_hook=_Compactor())
 
 
-def _streamed(content: bytes) -> ListedJob | list[ListedJob]:
-    """The body's job, or array of jobs, read by a :class:`~listing_stream.Reader`."""
-    reader = stream.Reader(content)
+def read_listing(chunks: Iterator[bytes]) -> tuple[Any, bytes | None]:
+    """A deletion response body read from its chunks as they arrive (for ``Caller.call``'s
+    ``stream``): ``(jobs, None)`` for a body of the plain shape, which is never held whole; else
+    ``(None, body)``, the whole body, for :func:`decode_listing` to judge. An error of the
+    connection while reading is raised as it is."""
+    kept: list[bytes] = []
+
+    def keep() -> Iterator[bytes]:
+        for chunk in chunks:
+            kept.append(chunk)
+            yield chunk
+
+    try:
+        return _streamed(stream.Reader(keep())), None
+    except UNUSUAL:
+        return None, b"".join([*kept, *chunks])
+
+
+def _streamed(reader: stream.Reader) -> ListedJob | list[ListedJob]:
+    """The body's job, or array of jobs, read by ``reader``."""
     compactor = _Compactor()
     result: ListedJob | list[ListedJob]
     if reader.peek() == "{":

@@ -19,6 +19,7 @@ import codecs
 import json
 import re
 from array import array
+from collections.abc import Iterator
 from json.scanner import make_scanner
 from typing import Any
 
@@ -30,26 +31,42 @@ class Unusual(Exception):
     """The body is not in the plain shape this reader handles (read it the ordinary way)."""
 
 
-class Reader:
-    """JSON values of one body, read from a text window over it."""
+def windows(content: bytes) -> Iterator[bytes]:
+    """``content`` in pieces of :data:`WINDOW` bytes."""
+    for start in range(0, len(content), WINDOW):
+        yield content[start : start + WINDOW]
 
-    def __init__(self, content: bytes) -> None:
-        if json.detect_encoding(content) != "utf-8":
+
+class Reader:
+    """JSON values of one body, read from its pieces (a window of it, or chunks as they arrive)
+    as text decoded a piece at a time."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        head = b""
+        for piece in pieces:  # the encoding is told by the first four bytes (as json.loads does)
+            head += piece
+            if len(head) >= 4:
+                break
+        if json.detect_encoding(head) != "utf-8":
             raise Unusual
-        self._content = content
-        self._fed = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
         self._scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # the C scanner takes a decoder
-        self.buf = ""
+        self.buf = self._decoder.decode(head)
         self.pos = 0
+        self._ended = False
 
     def _more(self) -> bool:
-        """Decode the next window onto the text still unread; ``False`` at the end of the body."""
-        if self._fed >= len(self._content):
+        """Decode the next piece onto the text still unread; ``False`` at the end of the body."""
+        if self._ended:
             return False
-        chunk = self._content[self._fed : self._fed + WINDOW]
-        self._fed += len(chunk)
-        self.buf = self.buf[self.pos :] + self._decoder.decode(chunk, final=self._fed >= len(self._content))
+        piece = next(self._pieces, None)
+        if piece is None:
+            self._ended = True
+            text = self._decoder.decode(b"", final=True)
+        else:
+            text = self._decoder.decode(piece)
+        self.buf = self.buf[self.pos :] + text
         self.pos = 0
         return True
 
