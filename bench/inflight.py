@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,20 @@ def _rss_kib(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+def _sqlite_memory_kib() -> dict[str, int | None]:
+    """SQLite's own allocations in this process (all connections): now and at their peak, from
+    ``sqlite3_memory_used`` / ``sqlite3_memory_highwater`` of the library ``sqlite3`` uses."""
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL("libsqlite3.so.0")
+        lib.sqlite3_memory_used.restype = lib.sqlite3_memory_highwater.restype = ctypes.c_int64
+        return {"sqlite_used_kib": lib.sqlite3_memory_used() // 1024,
+                "sqlite_peak_kib": lib.sqlite3_memory_highwater(0) // 1024}  # fmt: skip
+    except (OSError, AttributeError):
+        return {"sqlite_used_kib": None, "sqlite_peak_kib": None}
 
 
 def add_users(base_url: str, n: int) -> list[int]:
@@ -107,7 +122,12 @@ def _setup_elsewhere(base_url: str, db_url: str, n: int) -> float:
     return float(proc.stdout.strip().splitlines()[-1])
 
 
-def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
+Then = Callable[[Any, Any, dict[str, int]], dict[str, Any]]  # (runtime, emulator, peaks so far) -> more figures
+
+
+def one(n: int, db: str, max_seconds: float, then: Then | None = None) -> dict[str, Any]:
+    """One size; ``then`` runs before the executor closes (``inflight_done.py``: jobs to ``done``)
+    and its figures are added to the row."""
     import sqlalchemy as sa
 
     from amplitude_dsr.dsr.executor import open_runtime
@@ -150,6 +170,8 @@ def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
             statuses = {
                 s: repo.count_requests_in(rt.engine, "deletion", [s]) for s in ("queued", "staging", "submitted")
             }
+            more = {} if then is None else then(rt, emu, dict(peak))
+            sqlite_memory = _sqlite_memory_kib()
         finally:
             stop.set()
             sampler.join()
@@ -163,7 +185,7 @@ def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
         "any_429": sum(1 for e in log if e["status"] == 429),
         "deletion_gets": sum(1 for e in log if e["path"] == DELETIONS and e["method"] == "GET"),
         "peak_threads": peak["threads"], "rss_before_kib": rss_before, "peak_rss_kib": peak["rss_kib"],
-        "vmhwm_kib": _rss_kib("VmHWM"), "statuses": statuses,
+        "vmhwm_kib": _rss_kib("VmHWM"), "statuses": statuses, **sqlite_memory, **more,
     }  # fmt: skip
 
 
