@@ -52,10 +52,13 @@ def to_done(rt: Any, emu: Any, staging_peak: dict[str, int]) -> dict[str, Any]:
         sampler.join()
     with rt.engine.connect() as conn:
         entries = int(conn.execute(sa.select(sa.func.count()).where(dsr_audit.c.kind == "job_status")).scalar_one())
-    return {"staging_peak_rss_kib": staging_peak["rss_kib"], "done_seconds": seconds,
-            "done_peak_rss_kib": peak["rss_kib"], "job_status_entries": entries,
-            "after_done": {s: repo.count_requests_in(rt.engine, "deletion", [s])
-                           for s in ("done", "verifying", "verified")}}  # fmt: skip
+    found = {"staging_peak_rss_kib": staging_peak["rss_kib"], "done_seconds": seconds,
+             "done_peak_rss_kib": peak["rss_kib"], "job_status_entries": entries,
+             "after_done": {s: repo.count_requests_in(rt.engine, "deletion", [s])
+                            for s in ("done", "verifying", "verified")}}  # fmt: skip
+    # Printed now: verifications still running may hold files in the run's directory when it goes.
+    print("done phase", json.dumps(found), flush=True)
+    return found
 
 
 def main(argv: list[str]) -> int:
