@@ -1,13 +1,14 @@
 """Bench: N deletion requests in flight on one executor: peak memory, threads, POSTs, 429s.
 
 Each size runs in a fresh process (one DBOS runtime per process). N anonymous users are added to
-the emulator, then N deletion requests and their queued Amplitude IDs are written in bulk (resolution
-skipped: its cost is the user pool's, measured in section 2), then one in-process executor
-opens: its sweep starts the project's flusher, which posts every ID in batches of 100, and the
-project's tracker follows the jobs. The emulator runs at
-real clock speed, so every job stays ``staging``: all N requests wait on their jobs, which is the
-state a company's deletions spend weeks in. Measured in the executor process: peak RSS (VmHWM and
-sampled VmRSS), threads (sampled), seconds until every ID is receipted, then two more tracking
+the emulator, then N deletion requests and their queued Amplitude IDs are written in bulk
+(resolution skipped: its cost is the user pool's, measured in section 2), both by a process of
+their own so the measured one starts as a worker's does. Then one in-process executor opens:
+its sweep starts the project's flusher, which posts every ID in batches of 100, and the
+project's tracker follows the jobs. The emulator runs at real clock speed, so every job stays
+``staging``: all N requests wait on their jobs, which is the state a company's deletions spend
+weeks in. Measured in the executor process: peak RSS (VmHWM and sampled VmRSS), threads
+(sampled), seconds until every ID is receipted, then two more tracking
 rounds; POSTs and 429s from the emulator's log.
 
     .venv/bin/python bench/inflight.py                       # 1,000 / 10,000 / 100,000 on SQLite
@@ -24,6 +25,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,20 @@ def _rss_kib(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+def _sqlite_memory_kib() -> dict[str, int | None]:
+    """SQLite's own allocations in this process (all connections): now and at their peak, from
+    ``sqlite3_memory_used`` / ``sqlite3_memory_highwater`` of the library ``sqlite3`` uses."""
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL("libsqlite3.so.0")
+        lib.sqlite3_memory_used.restype = lib.sqlite3_memory_highwater.restype = ctypes.c_int64
+        return {"sqlite_used_kib": lib.sqlite3_memory_used() // 1024,
+                "sqlite_peak_kib": lib.sqlite3_memory_highwater(0) // 1024}  # fmt: skip
+    except (OSError, AttributeError):
+        return {"sqlite_used_kib": None, "sqlite_peak_kib": None}
 
 
 def add_users(base_url: str, n: int) -> list[int]:
@@ -81,7 +97,37 @@ def _write_requests(engine: Any, amplitude_ids: list[int]) -> None:
             conn.execute(deletion_items.insert(), items)
 
 
-def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
+def setup(base_url: str, db_url: str, n: int) -> float:
+    """Tables, ``n`` users in the emulator and ``n`` requests written in bulk; the seconds the writing took."""
+    import sqlalchemy as sa
+
+    from amplitude_dsr.store import repo
+
+    engine = sa.create_engine(common.normalize_database_url(db_url))
+    repo.create_tables(engine)
+    amplitude_ids = add_users(base_url, n)
+    written_at = time.perf_counter()
+    _write_requests(engine, amplitude_ids)
+    engine.dispose()
+    return time.perf_counter() - written_at
+
+
+def _setup_elsewhere(base_url: str, db_url: str, n: int) -> float:
+    """:func:`setup` in a process of its own, so the executor's process starts as a worker's does
+    (not with the heap the bulk writing of ``n`` requests left behind)."""
+    proc = subprocess.run(
+        [common.PYTHON, __file__, "--setup", base_url, db_url, str(n)],
+        check=True, capture_output=True, text=True, cwd=common.REPO, env=os.environ.copy(),
+    )  # fmt: skip
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+Then = Callable[[Any, Any, dict[str, int]], dict[str, Any]]  # (runtime, emulator, peaks so far) -> more figures
+
+
+def one(n: int, db: str, max_seconds: float, then: Then | None = None) -> dict[str, Any]:
+    """One size; ``then`` runs before the executor closes (``inflight_done.py``: jobs to ``done``)
+    and its figures are added to the row."""
     import sqlalchemy as sa
 
     from amplitude_dsr.dsr.executor import open_runtime
@@ -94,13 +140,7 @@ def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
         common.fresh_database(db, tmp) as db_url,
     ):
         settings = common.settings_for(emu.doc, db_url, rate_scale=SCALE, poll_interval=POLL, max_linger=1.0)
-        engine = sa.create_engine(common.normalize_database_url(db_url))
-        repo.create_tables(engine)
-        amplitude_ids = add_users(emu.base_url, n)
-        written_at = time.perf_counter()
-        _write_requests(engine, amplitude_ids)
-        write_seconds = time.perf_counter() - written_at
-        engine.dispose()
+        write_seconds = _setup_elsewhere(emu.base_url, db_url, n)
         emu.admin.clear_log()
         rss_before = _rss_kib("VmRSS")
         peak = {"threads": threading.active_count(), "rss_kib": rss_before}
@@ -130,6 +170,8 @@ def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
             statuses = {
                 s: repo.count_requests_in(rt.engine, "deletion", [s]) for s in ("queued", "staging", "submitted")
             }
+            more = {} if then is None else then(rt, emu, dict(peak))
+            sqlite_memory = _sqlite_memory_kib()
         finally:
             stop.set()
             sampler.join()
@@ -143,7 +185,7 @@ def one(n: int, db: str, max_seconds: float) -> dict[str, Any]:
         "any_429": sum(1 for e in log if e["status"] == 429),
         "deletion_gets": sum(1 for e in log if e["path"] == DELETIONS and e["method"] == "GET"),
         "peak_threads": peak["threads"], "rss_before_kib": rss_before, "peak_rss_kib": peak["rss_kib"],
-        "vmhwm_kib": _rss_kib("VmHWM"), "statuses": statuses,
+        "vmhwm_kib": _rss_kib("VmHWM"), "statuses": statuses, **sqlite_memory, **more,
     }  # fmt: skip
 
 
@@ -153,7 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--max-seconds", type=float, default=3600.0)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--setup", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.setup:
+        print(setup(args.setup[0], args.setup[1], int(args.setup[2])), flush=True)
+        return 0
     if args.one:
         print(json.dumps(one(args.one, args.db, args.max_seconds)), flush=True)
         return 0

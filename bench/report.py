@@ -648,10 +648,13 @@ def inflight_section(data: dict[str, Any] | None) -> str:
     if not data:
         return f"{title}\n\nNot run yet: `.venv/bin/python bench/inflight.py`.\n"
     headers = ["db", "requests in flight", "POSTs", "max IDs per POST", "429s", "s to every receipt",
-               "job listings", "peak threads", "RSS before MB", "peak RSS MB", "waiting on jobs"]  # fmt: skip
+               "job listings", "peak threads", "RSS before MB", "peak RSS MB", "peak - before MB", "SQLite peak MB",
+               "waiting on jobs"]  # fmt: skip
     rows = [
         [r["db"], r["n"], r["posts"], r["ids_per_post_max"], r["any_429"], round(r["seconds_to_receipts"], 1),
          r["deletion_gets"], r["peak_threads"], round(r["rss_before_kib"] / 1024), round(r["peak_rss_kib"] / 1024),
+         round((r["peak_rss_kib"] - r["rss_before_kib"]) / 1024),
+         "-" if r.get("sqlite_peak_kib") is None or r["db"] != "sqlite" else round(r["sqlite_peak_kib"] / 1024, 1),
          r["statuses"].get("staging", 0) + r["statuses"].get("submitted", 0)]
         for r in data["rows"]
     ]  # fmt: skip
@@ -660,11 +663,14 @@ def inflight_section(data: dict[str, Any] | None) -> str:
 **How measured.** `bench/inflight.py`, one fresh process per size: N anonymous users are added to the
 emulator (its own process, x1000 limits, real-time clock so every job stays `staging`), N deletion
 requests with one queued Amplitude ID each are written in bulk (resolution skipped; its cost is the
-user pool's, section 2), then one in-process executor opens. Its sweep starts the project's flusher
+user pool's, section 2), both by a process of their own, then one in-process executor opens in the
+measured process. Its sweep starts the project's flusher
 (POSTs of 100) and tracker (one job listing per round, poll interval 2 s). Threads and RSS of the
 executor process are sampled every 0.25 s until every ID is receipted and two more tracking rounds
-have run; POSTs, 429s and listings come from the emulator's log. Before the job-centric redesign a
-deletion held a workflow thread until its job was `done` (about 720 MB RSS at 10,000, P-5).
+have run; POSTs, 429s and listings come from the emulator's log. "SQLite peak" is SQLite's own
+allocations at their highest (`sqlite3_memory_highwater`, every connection of the process).
+Before the job-centric redesign a deletion held a workflow thread until its job was `done` (about
+720 MB RSS at 10,000, P-5).
 
 Rerun: `.venv/bin/python bench/inflight.py [--sizes 1000,10000,100000] [--db sqlite|postgres]`.
 Where the memory goes: `.venv/bin/python bench/inflight_profile.py --n 30000` (one size under
@@ -677,12 +683,14 @@ Where the memory goes: `.venv/bin/python bench/inflight_profile.py --n 30000` (o
 # What the table above was measured after, and on what (kept beside the section's code: the
 # results file holds figures only).
 INFLIGHT_NOTE = """
-Measured after P-8's fixes (job listings held compactly, a batch claimed from pages of the queue)
-on 2026-12-06/07, SQLite 23:41 to 23:58 UTC, PostgreSQL 23:59 to 00:18 UTC, on the two cores
-shared with other engineers' test suites and ours (load average 5 to 15), so the seconds are slow;
-memory is what this section is for. Before the fixes (same bench, SQLite): peak RSS 118, 144 and
-269 MB at 1,000, 10,000 and 100,000 (MiB, as in the table; no PostgreSQL figures before). Still
-growing from 1,000 up: see P-8.
+SQLite measured on 2026-12-07, 03:10 to 03:17 UTC, after P-8's second round of fixes (listings read
+from their chunks as they arrive, no whole-body text for error excerpts, SQLite page cache of 256
+KiB a connection, the bench's writing in a process of its own), load average 2 to 3. Peak RSS
+115 → 120 → 136 MiB at 1,000 → 10,000 → 100,000: before this round (same bench, 2026-12-06/07,
+load 5 to 15) 117 → 146 → 203, and before the first round 118 → 144 → 269. PostgreSQL 1,000 and
+10,000 rerun after the fixes (03:41 to 03:43 UTC, load 2 to 3): 111 → 114 MiB (before: 113 → 134);
+its 100,000 row is still the previous round's (2026-12-07 00:18 UTC, load 5 to 15): the rerun was
+stopped for lack of time. Still 21 MiB from 1,000 to 100,000 on SQLite: see P-8 for what remains.
 """
 
 

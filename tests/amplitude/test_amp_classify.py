@@ -175,3 +175,21 @@ def test_transport_errors(exc: httpx.TransportError, not_sent: bool, word: str) 
     assert word in str(error)
     assert "jane" not in str(error)
     assert request_was_not_sent(error) is not_sent
+
+
+@pytest.mark.parametrize(
+    ("text", "charset"),
+    [("é" * 3000, "utf-8"), ("mail a@b.example " * 400, "utf-8"), ("ü" * 2000, "latin-1"), ("short", "utf-8")],
+)
+def test_the_excerpt_decodes_only_the_head_of_a_body_and_reads_as_the_whole_text(text: str, charset: str) -> None:
+    def response() -> httpx.Response:
+        return httpx.Response(
+            503, content=text.encode(charset), headers={"content-type": f"text/plain; charset={charset}"}
+        )
+
+    with pytest.raises(ServerError) as caught:
+        classify(response())
+    assert caught.value.body_excerpt == scrub(response().text)
+    big = httpx.Response(200, content=b'{"k": "' + b"x" * 100_000 + b'"}')
+    assert classify(big) == {"k": "x" * 100_000}
+    assert getattr(big, "_text", None) is None  # the 2xx body was never decoded to text whole

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from json import loads as json_loads
 from types import TracebackType
@@ -118,14 +118,17 @@ class Caller:
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
         decode: Callable[[bytes], Any] = json_loads,
+        stream: StreamRead | None = None,
     ) -> Any:
         """Send ``method path`` within ``pool``'s budget and return the JSON body parsed by ``decode``.
 
-        ``safe`` says whether repeating the call after a 5xx or timeout is harmless.
+        ``safe`` says whether repeating the call after a 5xx or timeout is harmless. ``stream``
+        reads a 2xx body from its chunks as they arrive (a job listing: ``listing.read_listing``);
+        a body it gives back whole goes to ``decode`` as any other.
         """
         url = redact_url(httpx.URL(path, params=dict(params or {})))
         return self.run(
-            lambda: self._send(method, path, params=params, json=json, pool=pool, decode=decode),
+            lambda: self._send(method, path, params=params, json=json, pool=pool, decode=decode, stream=stream),
             pool=pool,
             safe=safe,
             cost=cost,
@@ -196,9 +199,25 @@ class Caller:
         json: Any,
         pool: str,
         decode: Callable[[bytes], Any] = json_loads,
+        stream: StreamRead | None = None,
     ) -> Any:
         try:
-            response = self.http.request(method, path, params=params, json=json)
+            if stream is None:
+                response = self.http.request(method, path, params=params, json=json)
+            else:
+                streamed = self.http.send(self.http.build_request(method, path, params=params, json=json), stream=True)
+                try:
+                    response = streamed
+                    if 200 <= streamed.status_code < 300:
+                        data, whole = stream(streamed.iter_bytes())
+                        if whole is None:
+                            log.debug("%s %s -> %d", method, redact_url(streamed.request.url), streamed.status_code)
+                            return data
+                        response = _with_body(streamed, whole)
+                    else:
+                        streamed.read()
+                finally:
+                    streamed.close()
         except httpx.TransportError as exc:
             raise transport_error(exc, httpx.URL(path)) from exc
         except httpx.DecodingError as exc:
@@ -207,6 +226,18 @@ class Caller:
             raise UnexpectedStatus("too many redirects", url=redact_url(path)) from exc
         log.debug("%s %s -> %d", method, redact_url(response.request.url), response.status_code)
         return classify(response, pool=pool, now=self.budget.clock(), decode=decode)
+
+
+StreamRead = Callable[[Iterator[bytes]], tuple[Any, bytes | None]]  # (data, None) or (None, the whole body)
+
+
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
+    """``response`` as if read whole: the same status and headers (but how its body was
+    encoded on the wire: ``body`` is already decoded) with ``body``."""
+    headers = [
+        (k, v) for k, v in response.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")
+    ]
+    return httpx.Response(response.status_code, headers=headers, content=body, request=response.request)
 
 
 class CallerOwner:

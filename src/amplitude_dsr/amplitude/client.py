@@ -21,7 +21,7 @@ from amplitude_dsr.amplitude.limits import (
     MAX_IDS_PER_DELETION,
     USER_ACTIVITY_MAX_LIMIT,
 )
-from amplitude_dsr.amplitude.listing import ListedJob, decode_listing, parse_listing
+from amplitude_dsr.amplitude.listing import ListedJob, decode_listing, parse_listing, read_listing
 from amplitude_dsr.amplitude.models import (
     DeletionJob,
     DeletionRemoval,
@@ -235,7 +235,9 @@ class AmplitudeClient(CallerOwner):
         seen: set[tuple[int | None, str, bytes]] = set()
         for first, last in deletion_windows(start_day, end_day):
             params = {"start_day": first.isoformat(), "end_day": last.isoformat()}
-            data = self._call("GET", DELETIONS, pool="deletion", safe=True, params=params, decode=decode_listing)
+            data = self._call(
+                "GET", DELETIONS, pool="deletion", safe=True, params=params, decode=decode_listing, stream=read_listing
+            )
             for job in parse_listing(data, DELETIONS):
                 key = (job.app, job.day, job.fingerprint())
                 if key not in seen:

@@ -22,6 +22,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Set
 from typing import Any, NamedTuple
 
+from amplitude_dsr.amplitude import listing_stream as stream
 from amplitude_dsr.amplitude.caller import parse_model
 from amplitude_dsr.amplitude.models import DeletionEntry, DeletionJob
 from amplitude_dsr.errors import MalformedResponse
@@ -66,6 +67,22 @@ class ListedJob:
             self.ids.append(amplitude_id)
             self._origin_of.append(index.setdefault(origin, len(index)))
         self._origins: tuple[Origin, ...] = tuple(index)
+
+    @classmethod
+    def _of(
+        cls,
+        day: str,
+        status: str,
+        read: stream.Origins,
+        *,
+        app: int | None,
+        active_scrub_done_date: str | None,
+        invalid_ids: Iterable[str],
+    ) -> ListedJob:
+        """A job from entries already held in arrays (``listing_stream.Origins``)."""
+        job = cls(day, status, app=app, active_scrub_done_date=active_scrub_done_date, invalid_ids=invalid_ids)
+        job.ids, job._origin_of, job._origins = read.ids, read.origin_of, tuple(read.index)
+        return job
 
     @classmethod
     def from_model(cls, job: DeletionJob) -> ListedJob:
@@ -163,23 +180,134 @@ class _Compactor:
         return _Entry(amplitude_id, self.origins.setdefault(origin, origin))
 
     def _job(self, obj: dict[str, Any]) -> Any:
-        day, status, entries = obj["day"], obj["status"], obj.get("amplitude_ids", [])
-        app, scrubbed = obj.get("app"), obj.get("active_scrub_done_date")
-        raw = obj.get("invalid_ids", obj.get("invalid_id"))
-        if not (isinstance(day, str) and isinstance(status, str) and isinstance(entries, list)):
+        entries = obj.get("amplitude_ids", [])
+        fields = _job_fields(obj)
+        if fields is None or not isinstance(entries, list) or not all(type(e) is _Entry for e in entries):
             return obj
-        if not ((app is None or type(app) is int) and _opt_str(scrubbed) and (not raw or isinstance(raw, list))):
-            return obj
-        if not all(type(e) is _Entry for e in entries):
-            return obj
-        invalid = [str(v) for v in raw] if raw else []
+        day, status, app, scrubbed, invalid = fields
         return ListedJob(day, status, entries, app=app, active_scrub_done_date=scrubbed, invalid_ids=invalid)
+
+
+def _job_fields(obj: dict[str, Any]) -> tuple[str, str, int | None, str | None, list[str]] | None:
+    """A job's fields but its entries (``day``, ``status``, ``app``, ``active_scrub_done_date``,
+    ``invalid_ids`` as text) when each is plainly what the models expect, else ``None``."""
+    day, status = obj["day"], obj["status"]
+    app, scrubbed = obj.get("app"), obj.get("active_scrub_done_date")
+    raw = obj.get("invalid_ids", obj.get("invalid_id"))
+    if not (isinstance(day, str) and isinstance(status, str)):
+        return None
+    if not ((app is None or type(app) is int) and _opt_str(scrubbed) and (not raw or isinstance(raw, list))):
+        return None
+    return day, status, app, scrubbed, [str(v) for v in raw] if raw else []
+
+
+UNUSUAL = (
+    stream.Unusual,
+    ValueError,
+    TypeError,
+    KeyError,
+    OverflowError,
+    RecursionError,
+)  # what the fast path may raise
 
 
 def decode_listing(content: bytes) -> Any:
     """A deletion response body decoded with the compact jobs of :class:`_Compactor` (for
-    :meth:`~amplitude_dsr.amplitude.caller.Caller.call`'s ``decode``)."""
-    return json.loads(content, object_hook=_Compactor())
+    :meth:`~amplitude_dsr.amplitude.caller.Caller.call`'s ``decode``). A body of the plain shape
+    is read a window at a time (``listing_stream.py``: no copy of the body, no list of entries);
+    anything else is decoded whole, which also judges what is malformed."""
+    try:
+        return _streamed(stream.Reader(stream.windows(content)))
+    except UNUSUAL:  # not the plain shape: the ordinary decoder says what it is
+        return json.loads(content, object_hook=_Compactor())
+
+
+def read_listing(chunks: Iterator[bytes]) -> tuple[Any, bytes | None]:
+    """A deletion response body read from its chunks as they arrive (for ``Caller.call``'s
+    ``stream``): ``(jobs, None)`` for a body of the plain shape, which is never held whole; else
+    ``(None, body)``, the whole body, for :func:`decode_listing` to judge. An error of the
+    connection while reading is raised as it is."""
+    kept: list[bytes] = []
+
+    def keep() -> Iterator[bytes]:
+        for chunk in chunks:
+            kept.append(chunk)
+            yield chunk
+
+    try:
+        return _streamed(stream.Reader(keep())), None
+    except UNUSUAL:
+        return None, b"".join([*kept, *chunks])
+
+
+def _streamed(reader: stream.Reader) -> ListedJob | list[ListedJob]:
+    """The body's job, or array of jobs, read by ``reader``."""
+    compactor = _Compactor()
+    result: ListedJob | list[ListedJob]
+    if reader.peek() == "{":
+        result = _streamed_job(reader, compactor)
+    else:
+        reader.expect("[")
+        result = []
+        if reader.peek() == "]":
+            reader.pos += 1
+        else:
+            while True:
+                result.append(_streamed_job(reader, compactor))
+                if reader.expect(",", "]") == "]":
+                    break
+    if reader.peek():
+        raise stream.Unusual  # extra data after the value
+    return result
+
+
+def _streamed_job(reader: stream.Reader, compactor: _Compactor) -> ListedJob:
+    reader.expect("{")
+    fields: dict[str, Any] = {}
+    origins = stream.Origins()
+    if reader.peek() != "}":
+        while True:
+            key = reader.value()
+            if not isinstance(key, str) or key in fields:
+                raise stream.Unusual  # a duplicate key: the last one would win
+            reader.expect(":")
+            fields[key] = None if key == "amplitude_ids" else reader.value()
+            if key == "amplitude_ids":
+                _streamed_entries(reader, compactor, origins)
+            elif key in ("invalid_ids", "invalid_id") and _holds_object(fields[key]):
+                raise stream.Unusual  # an object among them: the hook would have changed it
+            if reader.expect(",", "}") == "}":
+                break
+    else:
+        reader.pos += 1
+    if "day" not in fields or "status" not in fields:
+        raise stream.Unusual
+    plain = _job_fields(fields)
+    if plain is None:
+        raise stream.Unusual
+    day, status, app, scrubbed, invalid = plain
+    return ListedJob._of(day, status, origins, app=app, active_scrub_done_date=scrubbed, invalid_ids=invalid)
+
+
+def _holds_object(value: Any) -> bool:
+    return isinstance(value, dict) or (isinstance(value, list) and any(map(_holds_object, value)))
+
+
+def _streamed_entries(reader: stream.Reader, compactor: _Compactor, origins: stream.Origins) -> None:
+    reader.expect("[")
+    if reader.peek() == "]":
+        reader.pos += 1
+        return
+    while True:
+        if reader.peek() != "{":
+            raise stream.Unusual
+        obj = reader.value()
+        entry = None if "day" in obj and "status" in obj else compactor(obj)
+        if type(entry) is not _Entry:
+            raise stream.Unusual
+        origins.add(entry.amplitude_id, entry.origin)
+        if reader.expect(",", "]") == "]":
+            return
 
 
 def _as_wire(value: Any) -> Any:

@@ -9,6 +9,7 @@ secret, an email or a user ID.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import re
@@ -72,9 +73,17 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 def _excerpt(response: httpx.Response) -> str:
+    """:func:`scrub` of the body's text. Only its head is decoded: ``response.text`` would decode
+    (and keep) the whole body, 10 MB for a job listing of 100,000 IDs (``bench/PROBLEMS.md`` P-8).
+    The head holds at least the characters :func:`scrub` reads (4 bytes a character at most)."""
     try:
-        return scrub(response.text)
-    except (httpx.ResponseNotRead, UnicodeDecodeError):
+        content = response.content
+        head = content[: EXCERPT_CHARS * 8]
+        if len(head) == len(content):
+            return scrub(response.text)
+        decoder = codecs.getincrementaldecoder(response.encoding or "utf-8")(errors="replace")
+        return scrub(decoder.decode(head))
+    except (httpx.ResponseNotRead, UnicodeDecodeError, LookupError):
         return ""
 
 

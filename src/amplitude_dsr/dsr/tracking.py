@@ -16,7 +16,7 @@ when no job is left open. The executor's sweep
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -69,11 +69,17 @@ def track_workflow(rt: Runtime, project: str) -> int:
     return rounds
 
 
+READY_PER_ROUND = 1000  # verifications a round hands on at most; the sweep starts the rest
+
+
 @DBOS.step(retries_allowed=False)
 def track_round_step(rt: Runtime, project: str) -> TrackRound:
     """One round over every open job of ``project``. Every job is located first (a failed
     listing writes nothing); then moves and status changes are stored, with their audit entries,
-    in one transaction; then the requests of the changed jobs move to their aggregate status."""
+    in one transaction; then the requests of the changed jobs move to their aggregate
+    status. A job's requests are read a page at a time (``jobs_store.PAGE``), whatever its size,
+    and at most :data:`READY_PER_ROUND` requests ready to verify are returned (the executor's
+    sweep starts the others' verifications)."""
     open_jobs = jobs_store.open_jobs(rt.engine, project)
     listing = _round_lister(rt, project)
     fresh = rt.client(project).list_deletions
@@ -82,7 +88,7 @@ def track_round_step(rt: Runtime, project: str) -> TrackRound:
         requested_on = job.first_requested.date() if job.first_requested else date.today()
         sample = jobs_store.job_sample(rt.engine, project, job.day)
         located.append((job, jobs.locate(listing, job.day, sample, requested_on, fresh=fresh)))
-    touched: set[str] = set()
+    changed_days: list[str] = []
     still_open = 0
     with write_tx(rt.engine) as conn:
         for job, found in located:
@@ -92,25 +98,50 @@ def track_round_step(rt: Runtime, project: str) -> TrackRound:
                 continue
             if now.status != logic.FINAL_JOB_STATUS:
                 still_open += 1
-            if found.moved_from is not None:
-                request_ids = jobs_store.requests_in_job(conn, project, job.day)
-                jobs_store.update_job(conn, project, job.day, job_day=now.day, job_status=now.status)
-                detail: dict[str, object] = {"project": project, "from_day": job.day, "day": now.day,
-                                             "status": now.status}  # fmt: skip
-                _audit_all(conn, request_ids, "job_moved", detail, f"{project}:{job.day}>{now.day}")
-                log.info("Amplitude moved a %s job from %s to %s", project, job.day, now.day)
-            elif now.status != job.status:
-                request_ids = jobs_store.requests_in_job(conn, project, job.day)
-                jobs_store.update_job(conn, project, job.day, job_status=now.status)
-                detail = {"project": project, "day": job.day, "status": now.status,
-                          "active_scrub_done_date": now.active_scrub_done_date}  # fmt: skip
-                _audit_all(conn, request_ids, "job_status", detail, f"{project}:{job.day}:{now.status}")
-            else:
-                continue
-            touched.update(request_ids)
-    changed = sorted(touched | set(jobs_store.unsettled_requests(rt.engine, project)))
-    jobs_store.advance_waiting(rt.engine, jobs_store.aggregate_statuses(rt.engine, changed))
-    return TrackRound(still_open, jobs_store.ready_requests(rt.engine, changed) if changed else [])
+            if found.moved_from is not None or now.status != job.status:
+                _store_change(conn, project, job, now, moved=found.moved_from is not None)
+                changed_days.append(now.day)
+    ready: list[str] = []
+    for request_ids in _pages_of(rt, project, changed_days):
+        jobs_store.advance_waiting(rt.engine, jobs_store.aggregate_statuses(rt.engine, request_ids))
+        if len(ready) < READY_PER_ROUND:
+            ready += jobs_store.ready_requests(rt.engine, request_ids, limit=READY_PER_ROUND - len(ready))
+    return TrackRound(still_open, ready[:READY_PER_ROUND])
+
+
+def _store_change(conn: sa.Connection, project: str, job: jobs_store.Job, now: ListedJob, *, moved: bool) -> None:
+    """A job's move or new status on its items, and its entry in the trail of each of its open
+    requests (read a page at a time), in the round's transaction."""
+    if moved:
+        detail: dict[str, object] = {"project": project, "from_day": job.day, "day": now.day, "status": now.status}
+        kind, key, values = (
+            "job_moved",
+            f"{project}:{job.day}>{now.day}",
+            {"job_day": now.day, "job_status": now.status},
+        )
+    else:
+        detail = {"project": project, "day": job.day, "status": now.status,
+                  "active_scrub_done_date": now.active_scrub_done_date}  # fmt: skip
+        kind, key, values = "job_status", f"{project}:{job.day}:{now.status}", {"job_status": now.status}
+    after = ""
+    while page := jobs_store.requests_in_job(conn, project, job.day, after=after):
+        _audit_all(conn, page, kind, detail, key)
+        after = page[-1]
+    jobs_store.update_job(conn, project, job.day, **values)
+    if moved:
+        log.info("Amplitude moved a %s job from %s to %s", project, job.day, now.day)
+
+
+def _pages_of(rt: Runtime, project: str, days: Sequence[str]) -> Iterator[list[str]]:
+    """The requests to move this round, a page at a time: those waiting on each changed job, then
+    those left ``queued`` with every ID settled (``jobs_store.unsettled_requests``)."""
+    for day in days:
+        after = ""
+        while page := jobs_store.waiting_in_job(rt.engine, project, day, after=after):
+            yield page
+            after = page[-1]
+    if unsettled := sorted(jobs_store.unsettled_requests(rt.engine, project)):
+        yield unsettled
 
 
 def _audit_all(

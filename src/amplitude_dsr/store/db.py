@@ -26,6 +26,10 @@ from sqlalchemy import event
 from amplitude_dsr.config import normalize_database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# SQLite's page cache per connection (2 MB by default, and a pool holds several): filled as the
+# database grows, so a worker's memory grew with the requests stored (bench/PROBLEMS.md, P-8).
+# Reads that miss it come from the operating system's file cache.
+SQLITE_CACHE_KIB = 256
 PG_CONNECT_TIMEOUT = 10  # seconds to open a connection before the attempt fails (and is retried)
 # A pooled connection older than this is closed and replaced at its next checkout, so a proxy's or
 # firewall's idle cut never reaches a step.
@@ -110,8 +114,8 @@ def redacted_url(url: str) -> str:
 
 def make_engine(url: str, *, pool: Pool = COMMAND_POOL, application_name: str | None = None) -> sa.Engine:
     """An engine for ``url``. PostgreSQL gets :func:`pg_engine_options` with ``pool``; SQLite gets
-    WAL, a busy timeout and its parent directory (its connections are file handles, not server
-    slots, so its pool keeps SQLAlchemy's defaults)."""
+    WAL, a busy timeout, a page cache of :data:`SQLITE_CACHE_KIB` and its parent directory (its
+    connections are file handles, not server slots, so its pool keeps SQLAlchemy's defaults)."""
     url = normalize_database_url(url)
     path = sqlite_path(url)
     if path is None:
@@ -126,6 +130,7 @@ def make_engine(url: str, *, pool: Pool = COMMAND_POOL, application_name: str | 
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cur.close()
 
     # For every engine of the process, DBOS's and the budget's SQLite engines included.

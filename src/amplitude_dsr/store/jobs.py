@@ -172,15 +172,42 @@ def job_sample(engine: sa.Engine, project: str, day: str, limit: int = SAMPLE_ID
         return [int(a) for a in conn.execute(query).scalars()]
 
 
-def requests_in_job(conn: sa.Connection, project: str, day: str) -> list[str]:
-    """The open requests with an item in the job of ``project`` at ``day``."""
+PAGE = 1000  # requests of one job read at a time (a job may hold a hundred thousand)
+
+
+def requests_in_job(conn: sa.Connection, project: str, day: str, *, after: str = "", limit: int = PAGE) -> list[str]:
+    """The open requests with an item in the job of ``project`` at ``day``: up to ``limit`` of
+    them, in ID order, after ``after`` (a page; the next page starts after its last ID)."""
     query = (
         sa.select(deletion_items.c.request_id)
         .join(requests, requests.c.id == deletion_items.c.request_id)
-        .where(*_open_conditions(project), deletion_items.c.job_day == day)
+        .where(*_open_conditions(project), deletion_items.c.job_day == day, deletion_items.c.request_id > after)
         .distinct()
+        .order_by(deletion_items.c.request_id)
+        .limit(limit)
     )
-    return sorted(conn.execute(query).scalars())
+    return list(conn.execute(query).scalars())
+
+
+def waiting_in_job(engine: sa.Engine, project: str, day: str, *, after: str = "", limit: int = PAGE) -> list[str]:
+    """The requests still waiting on their jobs (:data:`WAITING`) with a receipted item in the job
+    of ``project`` at ``day``, whatever its status: up to ``limit``, in ID order, after ``after``."""
+    query = (
+        sa.select(deletion_items.c.request_id)
+        .join(requests, requests.c.id == deletion_items.c.request_id)
+        .where(
+            deletion_items.c.project == project,
+            deletion_items.c.job_day == day,
+            deletion_items.c.state == "receipted",
+            requests.c.status.in_(list(WAITING)),
+            deletion_items.c.request_id > after,
+        )
+        .distinct()
+        .order_by(deletion_items.c.request_id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return list(conn.execute(query).scalars())
 
 
 def update_job(conn: sa.Connection, project: str, day: str, **values: str) -> int:
