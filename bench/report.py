@@ -688,9 +688,9 @@ from their chunks as they arrive, no whole-body text for error excerpts, SQLite 
 KiB a connection, the bench's writing in a process of its own), load average 2 to 3. Peak RSS
 115 → 120 → 136 MiB at 1,000 → 10,000 → 100,000: before this round (same bench, 2026-12-06/07,
 load 5 to 15) 117 → 146 → 203, and before the first round 118 → 144 → 269. PostgreSQL 1,000 and
-10,000 rerun after the fixes (03:41 to 03:43 UTC, load 2 to 3): 111 → 114 MiB (before: 113 → 134);
-its 100,000 row is still the previous round's (2026-12-07 00:18 UTC, load 5 to 15): the rerun was
-stopped for lack of time. Still 21 MiB from 1,000 to 100,000 on SQLite: see P-8 for what remains.
+10,000 rerun after the fixes (03:41 to 03:43 UTC, load 2 to 3) and 100,000 at 04:45 to 04:59 UTC
+(load 1 to 1.3): 111 → 114 → 126 MiB (before: 113 → 134 → 177), 15 MiB from 1,000 to 100,000.
+Still 21 MiB from 1,000 to 100,000 on SQLite: see P-8 for what remains.
 """
 
 
