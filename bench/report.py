@@ -536,6 +536,16 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
             + ", ".join(f"{r['approx_bytes'] / MB:.0f} MB: {r['vm_hwm'] / MB:.0f} MB" for r in m["runs"])
             + " |"
         )
+    inflight = results["inflight"]
+    if inflight:
+        per_db: dict[str, list[str]] = {}
+        for r in sorted(inflight["rows"], key=lambda r: (r["db"], r["n"])):
+            per_db.setdefault(r["db"], []).append(f"{r['peak_rss_kib'] / 1024:.0f}")
+        lines.append(
+            "| peak RSS (MiB) with 1,000 / 10,000 / 100,000 deletions in flight, one worker | < 300 MB, flat | "
+            + "; ".join(f"{db}: {' / '.join(v)}" for db, v in per_db.items())
+            + " |"
+        )
     o5 = results["overhead"]
     if o5:
         lines.append(
