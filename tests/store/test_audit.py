@@ -109,6 +109,24 @@ def test_append_many_continues_the_chain_like_single_appends(db: Db) -> None:
         audit.append_many(conn, [("req-c", "received", {"api_key": "x"})])
 
 
+def test_append_many_with_write_keys_skips_what_is_written_and_keeps_the_chain(db: Db) -> None:
+    items = [("req-a", "job_status", {"s": "done"}), ("req-b", "job_status", {"s": "done"})]
+    keys = ["job_status:req-a:web:d:done", "job_status:req-b:web:d:done"]
+    with db.engine.begin() as conn:
+        first = audit.append_many(conn, items[:1], write_keys=keys[:1])
+    with db.engine.begin() as conn:  # the page again after a crash, now with one more request
+        second = audit.append_many(conn, items, write_keys=keys)
+        assert audit.append_many(conn, items, write_keys=keys) == []
+    assert [e.request_id for e in first] == ["req-a"] and [e.request_id for e in second] == ["req-b"]
+    assert second[0].prev_hash == first[0].hash
+    with db.engine.connect() as conn:
+        assert [e.request_id for e in entries(conn)] == ["req-a", "req-b"]
+        assert verify(conn) == second[0].hash
+        assert audit.written(conn, keys[1]) == second[0]
+    with pytest.raises(ValueError, match="one write key per item"), db.engine.begin() as conn:
+        audit.append_many(conn, items, write_keys=keys[:1])
+
+
 def test_append_inside_orm_session_and_explicit_time(db: Db) -> None:
     from sqlalchemy.orm import Session
 

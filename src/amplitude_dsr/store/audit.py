@@ -186,13 +186,23 @@ def append(
 
 
 def append_many(
-    conn: Connection, items: Sequence[tuple[str, str, Mapping[str, Any]]], *, at: datetime | None = None
+    conn: Connection,
+    items: Sequence[tuple[str, str, Mapping[str, Any]]],
+    *,
+    at: datetime | None = None,
+    write_keys: Sequence[str] | None = None,
 ) -> list[AuditEntry]:
     """Append several entries, ``(request_id, kind, detail)`` in order, inside the caller's
     transaction: the same chain as that many :func:`append` calls, in four statements instead of
     four per entry (a group of submissions appends its ``received`` entries at once). Same
     locking: the writer lock (PostgreSQL) or the inserts (SQLite) come before the previous hash
-    is read, so no other appender can come between."""
+    is read, so no other appender can come between.
+
+    ``write_keys`` (one per item) makes it idempotent as :func:`append` is: an item whose key is
+    already written is skipped (its entry is not returned), so a page of a job's entries can be
+    written again after a crash without a second entry for anyone."""
+    if write_keys is not None and len(write_keys) != len(items):
+        raise ValueError("append_many: one write key per item")
     if not items:
         return []
     stamp = _iso(at or datetime.now(UTC))
@@ -203,9 +213,24 @@ def append_many(
         cleans.append(clean)
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+    keys: Sequence[str | None] = write_keys if write_keys is not None else [None] * len(items)
+    if write_keys is not None:
+        done = _written_keys(conn, write_keys)
+        kept = [i for i, key in enumerate(write_keys) if key not in done]
+        items, cleans, keys = [items[i] for i in kept], [cleans[i] for i in kept], [write_keys[i] for i in kept]
+        if not items:
+            return []
     rows = [
-        {"request_id": rid, "at": stamp, "kind": kind, "detail": canonical_json(clean), "prev_hash": "", "hash": ""}
-        for (rid, kind, _), clean in zip(items, cleans, strict=True)
+        {
+            "request_id": rid,
+            "at": stamp,
+            "kind": kind,
+            "detail": canonical_json(clean),
+            "prev_hash": "",
+            "hash": "",
+            "write_key": key,
+        }
+        for (rid, kind, _), clean, key in zip(items, cleans, keys, strict=True)
     ]
     ids = [
         int(i)
@@ -227,6 +252,15 @@ def append_many(
         [{"_id": e.id, "_prev": e.prev_hash, "_hash": e.hash} for e in out],
     )
     return out
+
+
+def _written_keys(conn: Connection, write_keys: Sequence[str]) -> set[str]:
+    """Those of ``write_keys`` that an entry already carries (looked up 500 at a time)."""
+    found: set[str] = set()
+    for start in range(0, len(write_keys), 500):
+        chunk = list(write_keys[start : start + 500])
+        found.update(conn.execute(select(dsr_audit.c.write_key).where(dsr_audit.c.write_key.in_(chunk))).scalars())
+    return found
 
 
 def written(conn: Connection, write_key: str) -> AuditEntry | None:

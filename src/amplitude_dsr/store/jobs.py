@@ -175,23 +175,28 @@ def job_sample(engine: sa.Engine, project: str, day: str, limit: int = SAMPLE_ID
 PAGE = 1000  # requests of one job read at a time (a job may hold a hundred thousand)
 
 
-def requests_in_job(conn: sa.Connection, project: str, day: str, *, after: str = "", limit: int = PAGE) -> list[str]:
-    """The open requests with an item in the job of ``project`` at ``day``: up to ``limit`` of
-    them, in ID order, after ``after`` (a page; the next page starts after its last ID)."""
+def requests_in_job(
+    conn: sa.Connection, project: str, day: str, *, after: str = "", limit: int | None = None
+) -> list[str]:
+    """The open requests with an item in the job of ``project`` at ``day``: up to ``limit``
+    (:data:`PAGE`, read at call time) of them, in ID order, after ``after`` (a page; the next
+    page starts after its last ID)."""
     query = (
         sa.select(deletion_items.c.request_id)
         .join(requests, requests.c.id == deletion_items.c.request_id)
         .where(*_open_conditions(project), deletion_items.c.job_day == day, deletion_items.c.request_id > after)
         .distinct()
         .order_by(deletion_items.c.request_id)
-        .limit(limit)
+        .limit(limit or PAGE)
     )
     return list(conn.execute(query).scalars())
 
 
-def waiting_in_job(engine: sa.Engine, project: str, day: str, *, after: str = "", limit: int = PAGE) -> list[str]:
+def waiting_in_job(
+    engine: sa.Engine, project: str, day: str, *, after: str = "", limit: int | None = None
+) -> list[str]:
     """The requests still waiting on their jobs (:data:`WAITING`) with a receipted item in the job
-    of ``project`` at ``day``, whatever its status: up to ``limit``, in ID order, after ``after``."""
+    of ``project`` at ``day``, whatever its status: up to ``limit`` (:data:`PAGE`), in ID order, after ``after``."""
     query = (
         sa.select(deletion_items.c.request_id)
         .join(requests, requests.c.id == deletion_items.c.request_id)
@@ -204,7 +209,7 @@ def waiting_in_job(engine: sa.Engine, project: str, day: str, *, after: str = ""
         )
         .distinct()
         .order_by(deletion_items.c.request_id)
-        .limit(limit)
+        .limit(limit or PAGE)
     )
     with engine.connect() as conn:
         return list(conn.execute(query).scalars())
