@@ -346,3 +346,37 @@ def test_non_json_body_is_malformed(client_for: Callable[..., AmplitudeClient]) 
     rec = Recorder(httpx.Response(200, content=b"<html>"))
     with pytest.raises(MalformedResponse):
         client_for(rec).list_deletions(date(2024, 1, 1), date(2024, 1, 2))
+
+
+def _raw(body: bytes) -> httpx.Response:
+    return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+
+_ENTRIES = ",".join(f'{{"amplitude_id":{n},"requested_on_day":"2024-06-01"}}' for n in range(200))
+_PLAIN = f'[{{"day":"2024-06-14","status":"staging","amplitude_ids":[{_ENTRIES}]}}]'.encode()
+# Valid JSON but not the plain shape (a key twice, late in the body): the ordinary decoder keeps the last.
+_TWICE = f'[{{"day":"2024-06-14","status":"staging","amplitude_ids":[{_ENTRIES}],"status":"done"}}]'.encode()
+
+
+def test_a_long_listing_not_plain_past_what_is_kept_is_asked_for_again_and_read_whole(
+    client_for: Callable[..., AmplitudeClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amplitude_dsr.amplitude import listing
+
+    monkeypatch.setattr(listing, "KEEP", 1024)  # the body is 11 KB: its chunks are not kept
+    rec = Recorder(_raw(_TWICE))
+    jobs = client_for(rec).list_deletions(date(2024, 6, 1), date(2024, 7, 1))
+    assert len(rec.requests) == 2  # the streamed read gave up, the second GET was decoded whole
+    assert [(j.status, len(j.amplitude_ids)) for j in jobs] == [("done", 200)]
+    rec = Recorder(_raw(_PLAIN))
+    jobs = client_for(rec).list_deletions(date(2024, 6, 1), date(2024, 7, 1))
+    assert len(rec.requests) == 1 and [(j.status, len(j.amplitude_ids)) for j in jobs] == [("staging", 200)]
+
+
+def test_a_listing_not_plain_within_what_is_kept_is_read_whole_from_the_same_answer(
+    client_for: Callable[..., AmplitudeClient],
+) -> None:
+    rec = Recorder(_raw(_TWICE))
+    jobs = client_for(rec).list_deletions(date(2024, 6, 1), date(2024, 7, 1))
+    assert len(rec.requests) == 1
+    assert [(j.status, len(j.amplitude_ids)) for j in jobs] == [("done", 200)]

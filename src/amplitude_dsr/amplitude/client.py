@@ -6,6 +6,7 @@ from its documented pool through the shared :class:`~amplitude_dsr.amplitude.bud
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
@@ -21,7 +22,7 @@ from amplitude_dsr.amplitude.limits import (
     MAX_IDS_PER_DELETION,
     USER_ACTIVITY_MAX_LIMIT,
 )
-from amplitude_dsr.amplitude.listing import ListedJob, decode_listing, parse_listing, read_listing
+from amplitude_dsr.amplitude.listing import ListedJob, ReadAgain, decode_listing, parse_listing, read_listing
 from amplitude_dsr.amplitude.models import (
     DeletionJob,
     DeletionRemoval,
@@ -33,6 +34,7 @@ from amplitude_dsr.config import ProjectConfig
 from amplitude_dsr.errors import AmplitudeError, MalformedResponse, UncertainOutcome
 
 T = TypeVar("T")
+log = logging.getLogger("amplitude_dsr.amplitude")
 
 USERSEARCH = "/api/2/usersearch"
 USERACTIVITY = "/api/2/useractivity"
@@ -235,9 +237,12 @@ class AmplitudeClient(CallerOwner):
         seen: set[tuple[int | None, str, bytes]] = set()
         for first, last in deletion_windows(start_day, end_day):
             params = {"start_day": first.isoformat(), "end_day": last.isoformat()}
-            data = self._call(
-                "GET", DELETIONS, pool="deletion", safe=True, params=params, decode=decode_listing, stream=read_listing
-            )
+            get = {"pool": "deletion", "safe": True, "params": params, "decode": decode_listing}
+            try:
+                data = self._call("GET", DELETIONS, **get, stream=read_listing)
+            except ReadAgain:  # a long body not of the plain shape: one more GET, decoded whole
+                log.info("a deletion listing was not of the usual shape; asking for it again to read it whole")
+                data = self._call("GET", DELETIONS, **get)
             for job in parse_listing(data, DELETIONS):
                 key = (job.app, job.day, job.fingerprint())
                 if key not in seen:
