@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from amplitude_dsr.errors import AuditTamperDetected
 from amplitude_dsr.store import audit
@@ -187,6 +188,67 @@ def test_reordered_rows_are_detected(db: Db) -> None:
     with db.engine.connect() as conn, pytest.raises(AuditTamperDetected) as caught:
         verify(conn)
     assert caught.value.row_id == a.id
+
+
+def test_chain_watch_walks_only_what_was_appended_since_and_agrees_with_verify(db: Db) -> None:
+    watch = audit.ChainWatch()
+    assert watch.verified_head(db.engine) == GENESIS_HASH  # an empty trail
+    first = _fill(db, 4)
+    assert watch.verified_head(db.engine) == first[-1].hash
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    more = _fill(db, 3)
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert watch.verified_head(db.engine) == more[-1].hash
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    with db.engine.connect() as conn:
+        assert verify(conn) == more[-1].hash
+    walks = [s for s in statements if "ORDER BY" in s.upper()]
+    assert walks and all("id >" in " ".join(s.split()) for s in walks)  # from the last row verified
+
+
+def test_chain_watch_finds_an_edit_among_new_rows_and_a_rewritten_or_truncated_tail(db: Db) -> None:
+    watch = audit.ChainWatch()
+    written = _fill(db, 5)
+    watch.verified_head(db.engine)
+    more = _fill(db, 2)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"UPDATE {db.table} SET detail = :d WHERE id = :id"), {"d": '{"i":99}', "id": more[0].id})
+    with pytest.raises(AuditTamperDetected) as caught:
+        watch.verified_head(db.engine)
+    assert caught.value.row_id == more[0].id
+    with pytest.raises(AuditTamperDetected):  # still found on the next call
+        watch.verified_head(db.engine)
+
+    watch = audit.ChainWatch()
+    with db.engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {db.table} WHERE id >= :id"), {"id": more[0].id})
+    assert watch.verified_head(db.engine) == written[-1].hash
+    with db.engine.begin() as conn:  # the last row verified, rewritten (hash recomputed or not)
+        conn.execute(text(f"UPDATE {db.table} SET kind = 'forged' WHERE id = :id"), {"id": written[-1].id})
+    with pytest.raises(AuditTamperDetected) as caught:
+        watch.verified_head(db.engine)
+    assert caught.value.row_id == written[-1].id
+    with pytest.raises(AuditTamperDetected):  # and on every later call
+        watch.verified_head(db.engine)
+
+
+def test_chain_watch_finds_the_tail_cut_off_below_the_last_row_it_verified(db: Db) -> None:
+    watch = audit.ChainWatch()
+    written = _fill(db, 5)
+    assert watch.verified_head(db.engine) == written[-1].hash
+    with db.engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {db.table} WHERE id >= :id"), {"id": written[-2].id})
+    with db.engine.connect() as conn:
+        assert verify(conn) == written[-3].hash  # the shorter chain verifies on its own
+    with pytest.raises(AuditTamperDetected) as caught:
+        watch.verified_head(db.engine)
+    assert caught.value.row_id == written[-1].id
 
 
 def test_secret_looking_detail_is_refused(db: Db) -> None:

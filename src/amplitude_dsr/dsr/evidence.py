@@ -53,10 +53,11 @@ def receipts_for(engine: sa.Engine, request_id: str) -> list[Receipt]:
     return receipts
 
 
-def history_for(engine: sa.Engine, request_id: str) -> tuple[list[StatusChange], str]:
-    """Status changes of the request from its audit entries, and the verified chain head."""
+def history_for(engine: sa.Engine, request_id: str, chain: audit.ChainWatch) -> tuple[list[StatusChange], str]:
+    """Status changes of the request from its audit entries, and the verified chain head (what
+    was appended since ``chain`` last verified it is walked, not the whole chain)."""
+    head = chain.verified_head(engine)
     with engine.connect() as conn:
-        head = audit.verify(conn)
         entries = audit.entries(conn, request_id)
     history = []
     for entry in entries:
@@ -76,12 +77,12 @@ def history_for(engine: sa.Engine, request_id: str) -> tuple[list[StatusChange],
 
 
 def build_deletion_result(
-    engine: sa.Engine, request_id: str, status: str, verifications: list[Verification]
+    engine: sa.Engine, request_id: str, status: str, verifications: list[Verification], chain: audit.ChainWatch
 ) -> DeletionResult:
     """Everything the certificate states, read back from the store."""
     req = repo.get_request(engine, request_id)
     resolution = Resolution.model_validate((req.result or {}).get("resolution", {}))
-    history, head = history_for(engine, request_id)
+    history, head = history_for(engine, request_id, chain)
     return DeletionResult(
         request_id=request_id, created_at=req.created_at, completed_at=datetime.now(UTC),
         regulation="ccpa" if req.regulation == "ccpa" else "gdpr",

@@ -93,7 +93,7 @@ def refusal_step(rt: Runtime, request_id: str) -> str | None:
 
 @DBOS.step()
 def certificate_step(rt: Runtime, request_id: str, status: str, verifications: list[Verification], out_dir: str) -> str:
-    result = build_deletion_result(rt.engine, request_id, status, verifications)
+    result = build_deletion_result(rt.engine, request_id, status, verifications, rt.chain)
     return str(write_certificate(result, Path(out_dir), operator_dir=rt.data_dir / "operator"))
 
 

@@ -49,6 +49,7 @@ from amplitude_dsr.dsr.connections import ExecutorLock
 from amplitude_dsr.dsr.sealing import SealedSerializer
 from amplitude_dsr.errors import ShuttingDown
 from amplitude_dsr.states import WORKFLOW_ACTIVE
+from amplitude_dsr.store.audit import ChainWatch
 from amplitude_dsr.store.db import private_dir, sqlite_path
 
 QUEUE = "amplitude-dsr"
@@ -148,6 +149,8 @@ class Runtime:
     # in post_batch for each (dsr/submission.py): a batch this process left 'posting' and no thread
     # of it holds any more lost its receipt to a fault, and is reconciled at once.
     posting_now: Counter[str] = field(default_factory=Counter)
+    # The audit chain as far as this process has verified it (certificates: store/audit.py).
+    chain: ChainWatch = field(default_factory=ChainWatch)
     resolve_gate: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(RESOLVE_CONCURRENCY)
     )
