@@ -4,7 +4,9 @@ requests changes status (for P-8). After the bench's own run (every ID receipted
 ``done``; measured until no request still waits on ``queued``/``staging``/``submitted`` (each moved
 to ``done`` or on to its verification), then two more tracking rounds: seconds, peak RSS of that
 phase (sampled VmRSS, as the bench's), and the trail entries written. Verifications started
-meanwhile run as they would in a worker. Prints one JSON line; writes no results file.
+meanwhile run as they would in a worker. Prints one JSON line and keeps it in
+``bench/results/inflight_done.json`` (replacing the row of the same size and database; section
+10's second table).
 
     .venv/bin/python bench/inflight_done.py 100000 [sqlite|postgres]
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
 import inflight
 
 WAITING = ("queued", "staging", "submitted")
@@ -65,7 +68,12 @@ def main(argv: list[str]) -> int:
     n, db = int(argv[0]), (argv[1] if len(argv) > 1 else "sqlite")
     row = inflight.one(n, db, 3600.0, then=to_done)
     keys = (*KEYS, "staging_peak_rss_kib", "done_seconds", "done_peak_rss_kib", "job_status_entries", "after_done")
-    print(json.dumps({k: row[k] for k in keys}), flush=True)
+    found = {k: row[k] for k in keys}
+    print(json.dumps(found), flush=True)
+    data: dict[str, Any] = common.load_result("inflight_done") or {"rows": []}
+    data["rows"] = [r for r in data["rows"] if (r["n"], r["db"]) != (n, db)] + [found]
+    data["rows"].sort(key=lambda r: (r["db"], r["n"]))
+    common.write_result("inflight_done", {"rows": data["rows"]})
     return 0
 
 
