@@ -693,14 +693,16 @@ Where the memory goes: `.venv/bin/python bench/inflight_profile.py --n 30000` (o
 # What the table above was measured after, and on what (kept beside the section's code: the
 # results file holds figures only).
 INFLIGHT_NOTE = """
-SQLite measured on 2026-12-07, 03:10 to 03:17 UTC, after P-8's second round of fixes (listings read
-from their chunks as they arrive, no whole-body text for error excerpts, SQLite page cache of 256
-KiB a connection, the bench's writing in a process of its own), load average 2 to 3. Peak RSS
-115 → 120 → 136 MiB at 1,000 → 10,000 → 100,000: before this round (same bench, 2026-12-06/07,
-load 5 to 15) 117 → 146 → 203, and before the first round 118 → 144 → 269. PostgreSQL 1,000 and
-10,000 rerun after the fixes (03:41 to 03:43 UTC, load 2 to 3) and 100,000 at 04:45 to 04:59 UTC
-(load 1 to 1.3): 111 → 114 → 126 MiB (before: 113 → 134 → 177), 15 MiB from 1,000 to 100,000.
-Still 21 MiB from 1,000 to 100,000 on SQLite: see P-8 for what remains.
+SQLite measured on 2026-12-07, 06:17 to 06:23 UTC, after P-8's third round (a listing's chunks
+kept only up to 1 MiB; the round in which a job changes status written a page per transaction),
+load average 1 to 2: peak RSS 115 → 120 → 126 MiB at 1,000 → 10,000 → 100,000, 11 MiB from 1,000
+to 100,000. After the second round (03:10 to 03:17 UTC: listings read from their chunks as they
+arrive, no whole-body text for error excerpts, SQLite page cache of 256 KiB a connection, the
+bench's writing in a process of its own) 115 → 120 → 136; before it (load 5 to 15) 117 → 146 →
+203, and before the first round 118 → 144 → 269. PostgreSQL, from before the third round (1,000 and
+10,000 at 03:41 to 03:43 UTC, 100,000 at 04:45 to 04:59 UTC, load 1 to 3): 111 → 114 → 126 MiB
+(before the second round: 113 → 134 → 177); the second table's PostgreSQL row, after the third
+round, peaked at 117 MiB at 100,000 while staging.
 """
 
 
