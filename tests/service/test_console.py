@@ -86,7 +86,7 @@ def test_sign_in_roles_csrf_and_sessions(start_service: Any, make_token: Any, se
     assert posted.status_code == 201
     reading = sign_in(svc, reader)
     cookie = reading.cookies.get("adsr_console")
-    assert cookie is not None and reader.split("_")[2] not in cookie  # the secret is not in the cookie
+    assert cookie is not None and reader.split("_", 2)[2] not in cookie  # the secret is not in the cookie
     page = reading.get("/ui/requests")
     assert page.status_code == 200 and "read-only" in page.text
     [request_id] = re.findall(r'data-request="([^"]+)"', page.text)
