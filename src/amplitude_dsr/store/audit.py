@@ -357,15 +357,12 @@ class ChainWatch:
         """The head hash, every row after the last one verified checked; raises
         :class:`AuditTamperDetected` as :func:`verify` does."""
         with self._lock, engine.connect() as conn:
-            if self._upto is None:
-                self._upto = _walk(conn, 0, GENESIS_HASH)
-            else:
-                last_id, last_hash = self._upto
-                if last_id:
-                    row = conn.execute(select(dsr_audit).where(dsr_audit.c.id == last_id)).first()
-                    if row is None or row.hash != last_hash or not _hash_holds(row):
-                        raise AuditTamperDetected(last_id)  # and again on every later call
-                self._upto = _walk(conn, last_id, last_hash)
+            last_id, last_hash = self._upto or (0, GENESIS_HASH)
+            if last_id:
+                row = conn.execute(select(dsr_audit).where(dsr_audit.c.id == last_id)).first()
+                if row is None or row.hash != last_hash or not _hash_holds(row):
+                    raise AuditTamperDetected(last_id)  # and again on every later call
+            self._upto = _walk(conn, last_id, last_hash)
             return self._upto[1]
 
 
